@@ -1,0 +1,84 @@
+"""Detector + weights -> a model ready to score, with the weights' identity recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from bench.errors import BenchError
+from detectors.base import Detector
+from detectors.checkpoints import load_state_dict_strict, read_state_dict
+from detectors.registry import get_detector
+from detectors.weights import all_weights, get_weights_entry, local_path, sha256_of, verify
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    name: str | None
+    """``family:tag`` for named weights, None for a file given by path."""
+    path: Path
+    sha256: str
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.path)
+
+
+@dataclass
+class LoadedDetector:
+    detector: Detector
+    model: nn.Module
+    weights: ResolvedWeights
+
+
+def weights_name_for(detector: Detector, spec: str) -> str:
+    """``official`` -> ``lfm:official`` for detectors of the lfm family; full names pass through."""
+    return spec if ":" in spec else f"{detector.weights_family}:{spec}"
+
+
+def resolve_weights(detector: Detector, spec: str | None) -> ResolvedWeights:
+    """``--weights`` value (a path, a full name, a tag, or None for the default) -> a verified local file.
+
+    Named weights that are not on this machine are an error with the fetch command; nothing is
+    downloaded implicitly here (``bench weights fetch`` does that)."""
+    if spec is None:
+        if detector.default_weights is None:
+            available = [e.name for e in all_weights() if e.family == detector.weights_family]
+            raise BenchError(
+                f"detector {detector.name!r} has no default weights. Pass --weights PATH or NAME"
+                + (f" (available: {', '.join(available)})" if available else "")
+                + f", or train one with `bench train --detector {detector.name}`."
+            )
+        spec = detector.default_weights
+    as_path = Path(spec).expanduser()
+    if as_path.is_file():
+        sha256 = sha256_of(as_path)
+        # a local copy of a registered file keeps its name, so results stay comparable across machines
+        known = next((e.name for e in all_weights() if e.sha256 == sha256), None)
+        return ResolvedWeights(name=known, path=as_path.resolve(), sha256=sha256)
+    if ("/" in spec or spec.endswith((".pth", ".pt", ".ckpt"))) and ":" not in spec:
+        raise BenchError(f"weights file {spec} does not exist")
+    entry = get_weights_entry(weights_name_for(detector, spec))
+    if entry.family != detector.weights_family:
+        raise BenchError(
+            f"weights {entry.name} belong to the {entry.family!r} family, not to detector {detector.name!r} "
+            f"(family {detector.weights_family!r})"
+        )
+    path = local_path(entry)
+    if path is None:
+        raise BenchError(
+            f"weights {entry.name} are not on this machine. Run `bench weights fetch {entry.name}` "
+            f"(downloads {entry.url}), or put {entry.filename} in a folder and set BENCH_WEIGHTS_DIR to it."
+        )
+    return ResolvedWeights(name=entry.name, path=path, sha256=verify(entry, path))
+
+
+def load_detector(name_or_detector: str | Detector, weights: str | None = None) -> LoadedDetector:
+    """Build the detector and load its weights strictly. Never returns a randomly initialised model."""
+    detector = get_detector(name_or_detector) if isinstance(name_or_detector, str) else name_or_detector
+    resolved = resolve_weights(detector, weights)
+    model = detector.build_model()
+    load_state_dict_strict(model, read_state_dict(resolved.path), detector, resolved.path)
+    return LoadedDetector(detector=detector, model=model.eval(), weights=resolved)

@@ -1,0 +1,196 @@
+"""Named weights as data (URL, sha256, licence, source), kept apart from the architectures.
+
+A name is ``<family>:<tag>`` (``lfm:official``). Files are looked up, in order: bundled inside the package
+(the ``demo`` weights), ``$BENCH_WEIGHTS_DIR/<filename>`` (a folder of pre-downloaded files), then the
+cache ``$BENCH_CACHE/weights/<filename>`` (default ``~/.cache/lfm-bench``), where ``fetch`` downloads them.
+Every file is checked against its pinned sha256; an entry whose hash is not known yet records the hash it
+saw beside the cached file and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from bench.errors import BenchError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    family: str
+    tag: str
+    filename: str
+    url: str | None
+    sha256: str | None
+    licence: str
+    source: str
+    bundled: bool = False
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}:{self.tag}"
+
+
+WEIGHTS: tuple[WeightsEntry, ...] = (
+    WeightsEntry(
+        family="lfm",
+        tag="official",
+        filename="lfm_official_bs_model.pth",
+        url="https://github.com/lmlpy/LFM/raw/main/weights/bs_model.pth",
+        sha256="903036979adb186c6baf48b6214092540161d7b0194d1b7bea5592a072b49317",
+        licence="Apache-2.0",
+        source="github.com/lmlpy/LFM weights/bs_model.pth (commit 8676325), trained on ProGAN 4-class",
+    ),
+    WeightsEntry(
+        family="npr",
+        tag="official",
+        filename="NPR.pth",
+        url="https://github.com/chuangchuangtan/NPR-DeepfakeDetection/raw/main/NPR.pth",
+        sha256=None,
+        licence="see github.com/chuangchuangtan/NPR-DeepfakeDetection",
+        source="github.com/chuangchuangtan/NPR-DeepfakeDetection NPR.pth, trained on ProGAN 4-class",
+    ),
+    WeightsEntry(
+        family="cnndetection",
+        tag="blur_jpg_prob0.5",
+        filename="blur_jpg_prob0.5.pth",
+        url="https://www.dropbox.com/s/2g2jagq2jn1fd0i/blur_jpg_prob0.5.pth?dl=1",
+        sha256=None,
+        licence="CC BY-NC-SA 4.0",
+        source="github.com/PeterWang512/CNNDetection README (weights/download_weights.sh)",
+    ),
+    WeightsEntry(
+        family="cnndetection",
+        tag="blur_jpg_prob0.1",
+        filename="blur_jpg_prob0.1.pth",
+        url="https://www.dropbox.com/s/h7tkpcgiwuftb6g/blur_jpg_prob0.1.pth?dl=1",
+        sha256=None,
+        licence="CC BY-NC-SA 4.0",
+        source="github.com/PeterWang512/CNNDetection README (weights/download_weights.sh)",
+    ),
+)
+
+
+def _bundled_entries() -> tuple[WeightsEntry, ...]:
+    """Demo weights shipped inside the package, listed in bench/demo/weights/manifest.json."""
+    try:
+        manifest = resources.files("bench.demo").joinpath("weights/manifest.json")
+        if not manifest.is_file():
+            return ()
+        records = json.loads(manifest.read_text())
+    except ModuleNotFoundError:
+        return ()
+    return tuple(
+        WeightsEntry(
+            family=r["family"], tag=r["tag"], filename=r["filename"], url=None, sha256=r["sha256"],
+            licence="Apache-2.0 (this project)", source=r["source"], bundled=True, note=r.get("note", ""),
+        )
+        for r in records
+    )
+
+
+def all_weights() -> tuple[WeightsEntry, ...]:
+    return WEIGHTS + _bundled_entries()
+
+
+def get_weights_entry(name: str) -> WeightsEntry:
+    entries = {entry.name: entry for entry in all_weights()}
+    if name not in entries:
+        raise UnknownNameError("weights", name, entries)
+    return entries[name]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BENCH_CACHE") or Path.home() / ".cache" / "lfm-bench") / "weights"
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _bundled_path(entry: WeightsEntry) -> Path:
+    return Path(str(resources.files("bench.demo").joinpath("weights", entry.filename)))
+
+
+def local_path(entry: WeightsEntry) -> Path | None:
+    """Where the entry's file already is on this machine, or None."""
+    if entry.bundled:
+        path = _bundled_path(entry)
+        return path if path.is_file() else None
+    weights_dir = os.environ.get("BENCH_WEIGHTS_DIR")
+    candidates = [Path(weights_dir) / entry.filename] if weights_dir else []
+    candidates.append(cache_dir() / entry.filename)
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def verify(entry: WeightsEntry, path: Path) -> str:
+    """Check the file's sha256 against the pinned one; return the hash seen."""
+    seen = sha256_of(path)
+    if entry.sha256 and seen != entry.sha256:
+        raise BenchError(
+            f"weights {entry.name} at {path} have sha256 {seen}, expected {entry.sha256}: the file is corrupt "
+            f"or a different checkpoint. Delete it and run `bench weights fetch {entry.name}`."
+        )
+    if not entry.sha256:
+        record = path.with_name(path.name + ".sha256")
+        if not record.exists() and os.access(path.parent, os.W_OK):
+            record.write_text(seen + "\n")
+    return seen
+
+
+def fetch(entry: WeightsEntry, *, progress: bool = True, timeout: float = 60.0) -> Path:
+    """Download the entry into the cache (once), verify it, and return its path."""
+    existing = local_path(entry)
+    if existing is not None:
+        verify(entry, existing)
+        return existing
+    if entry.url is None:
+        raise BenchError(f"weights {entry.name} have no download URL and are not on this machine")
+    target = cache_dir() / entry.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
+
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{entry.filename}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(entry.url, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=entry.name, disable=not progress or None) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        temp_path = Path(temp_name)
+        seen = sha256_of(temp_path)
+        if entry.sha256 and seen != entry.sha256:
+            raise BenchError(
+                f"downloaded {entry.name} from {entry.url} but its sha256 is {seen}, expected {entry.sha256}; "
+                "the file was not kept. The source may have changed: report it."
+            )
+        shutil.move(temp_path, target)
+    except (urllib.error.URLError, OSError, TimeoutError) as error:
+        raise BenchError(
+            f"could not download {entry.name} from {entry.url} ({error}). Download the file by hand and put it "
+            f"at {target}, or into a folder named by $BENCH_WEIGHTS_DIR as {entry.filename}."
+        ) from error
+    finally:
+        Path(temp_name).unlink(missing_ok=True)
+    if not entry.sha256:
+        target.with_name(target.name + ".sha256").write_text(seen + "\n")
+        print(
+            f"note: {entry.name} has no pinned sha256 yet; recorded the hash seen, {seen}, in {target}.sha256",
+            file=sys.stderr,
+        )
+    return target
