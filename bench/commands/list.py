@@ -1,0 +1,52 @@
+"""Show what is registered: detectors, suites and named weights."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.textable import format_table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", nargs="?", choices=["detectors", "suites", "weights"], help="default: all three")
+
+
+def list_detectors_table() -> str:
+    from detectors import get_detector, list_detectors
+
+    rows = []
+    for name in list_detectors():
+        d = get_detector(name)
+        rows.append([name, d.display_name, d.weights_family, d.default_weights or "-", d.description])
+    return format_table(["detector", "display name", "weights family", "default weights", "what it is"], rows)
+
+
+def list_suites_table() -> str:
+    from bench.suites import GROUPS, SUITES
+
+    rows = [
+        [s.name, ", ".join(s.aliases) or "-", s.split, "native" if s.resize is None else f"{s.resize}x{s.resize}",
+         s.folder, str(len(s.generators)) if s.generators else "from disk"]
+        for s in SUITES.values()
+    ]
+    table = format_table(["suite", "aliases", "split", "size", "folder under the data root", "generators"], rows)
+    groups = "\n".join(f"  {g} = {' + '.join(members)}" for g, members in GROUPS.items())
+    return f"{table}\n\ngroups:\n{groups}"
+
+
+def list_weights_table() -> str:
+    from detectors.weights import all_weights, local_path
+
+    rows = [
+        [e.name, "bundled" if e.bundled else ("yes" if local_path(e) else "no"),
+         (e.sha256 or "not pinned")[:16], e.licence, e.source]
+        for e in all_weights()
+    ]
+    return format_table(["weights", "on this machine", "sha256", "licence", "source"], rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    sections = {"detectors": list_detectors_table, "suites": list_suites_table, "weights": list_weights_table}
+    chosen = [args.what] if args.what else list(sections)
+    print("\n\n".join(sections[name]() for name in chosen))
+    return 0
