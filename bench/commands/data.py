@@ -1,0 +1,215 @@
+"""Inspect a data root: which suites are there, their generators with real/fake counts, and the files
+that `bench run` would have to skip.
+
+`bench data check` with no `--suite` looks at the five paper suites (each reported, found or missing,
+with where to download it) and at any demo or training set that is present. Each file is opened and
+verified (`--full` decodes every file as `bench run` does, which also catches truncated JPEGs).
+
+Exit status: 2 when a suite named explicitly (by name, alias or PATH) is missing or has no usable
+generator, or when none of the suites looked at is usable; 0 otherwise. Suites reached through a group
+(or the default listing) that are missing are reported, not an error. Damaged files, one-class or empty
+generators are reported and do not change the exit status: `bench run` skips and lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import EXIT_OK, EXIT_USAGE
+
+SHOWN_PER_SUITE = 20
+README_DATA_SECTION = "README.md, section 'Getting the paper's data'"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["check"], help="check: report suites, generators and unusable files")
+    parser.add_argument("--data-root", help="default: $BENCH_DATA or ./datasets")
+    parser.add_argument(
+        "--suite", action="append", metavar="NAME|GROUP|PATH",
+        help="repeatable or comma-separated; default: the paper suites, plus demo and training sets present",
+    )
+    parser.add_argument("--full", action="store_true", help="decode every file completely (slower, thorough)")
+    parser.add_argument("--workers", type=int, default=None, help="threads for the file pass (default: min(8, CPUs))")
+
+
+@dataclass
+class GeneratorReport:
+    name: str
+    n_real: int
+    n_fake: int
+    extra: bool
+    bad: list[tuple[Path, str]] = field(default_factory=list)
+    bad_real: int = 0
+    bad_fake: int = 0
+
+    @property
+    def usable_real(self) -> int:
+        return self.n_real - self.bad_real
+
+    @property
+    def usable_fake(self) -> int:
+        return self.n_fake - self.bad_fake
+
+    @property
+    def usable(self) -> bool:
+        return self.usable_real > 0 and self.usable_fake > 0
+
+    def problem(self) -> str:
+        if self.usable:
+            return ""
+        if not self.usable_real and not self.usable_fake:
+            return "empty: no usable image"
+        return f"one class only: no usable {'real' if not self.usable_real else 'fake'} image"
+
+
+def _show(path: Path) -> str:
+    # undecodable bytes in a file name must not crash the report
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _default_specs(data_root: Path) -> list[tuple[str, bool]]:
+    from bench.suites import PAPER_SUITES, SUITES
+
+    specs = [(name, False) for name in PAPER_SUITES]
+    specs += [(s.name, False) for s in SUITES.values() if s.name not in PAPER_SUITES and (data_root / s.folder).is_dir()]
+    return specs
+
+
+def _requested(args: argparse.Namespace, data_root: Path) -> list:
+    """[(ResolvedSuite, named explicitly?)] in the order asked, each suite once."""
+    from bench.suites import GROUPS, resolve_suites
+
+    if not args.suite:
+        pairs = _default_specs(data_root)
+    else:
+        tokens = [t.strip() for value in args.suite for t in value.split(",") if t.strip()]
+        pairs = [(t, t.lower() not in GROUPS) for t in tokens]
+    chosen: dict[Path, tuple] = {}
+    for token, explicit in pairs:
+        for resolved in resolve_suites(token, data_root):
+            previous = chosen.get(resolved.root)
+            chosen[resolved.root] = (resolved, explicit or (previous is not None and previous[1]))
+    return list(chosen.values())
+
+
+def check_files(generators, resize: int | None, full: bool, workers: int, label: str) -> list[GeneratorReport]:
+    """Open (and verify, or fully decode) every image file; collect the unusable ones per generator."""
+    from tqdm import tqdm
+
+    from bench.data import UnusableImage, check_image
+
+    def check(path: Path) -> str | None:
+        try:
+            check_image(path, resize, full=full)
+        except UnusableImage as error:
+            return error.reason
+        return None
+
+    reports = []
+    total = sum(len(g.real) + len(g.fake) for g in generators)
+    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(
+        total=total, unit="file", desc=label, file=sys.stderr, leave=False, disable=None
+    ) as bar:
+        for g in generators:
+            report = GeneratorReport(g.name, len(g.real), len(g.fake), g.extra)
+            for path in g.other:
+                hidden = path.name.startswith(".")
+                report.bad.append((path, "hidden file (not read)" if hidden else f"not an image file ({path.suffix or 'no extension'})"))
+            for kind, paths in (("real", g.real), ("fake", g.fake)):
+                for path, reason in zip(paths, pool.map(check, paths), strict=True):
+                    bar.update()
+                    if reason is not None:
+                        report.bad.append((path, reason))
+                        setattr(report, f"bad_{kind}", getattr(report, f"bad_{kind}") + 1)
+            reports.append(report)
+    return reports
+
+
+def _protocol(resize: int | None) -> str:
+    return "native size (odd sizes cropped to even)" if resize is None else f"resized to {resize}x{resize}"
+
+
+def report_suite(resolved, full: bool, workers: int) -> tuple[bool, list[str]]:
+    """(usable?, report lines) for one suite."""
+    from bench.suites import discover
+    from bench.textable import format_table
+
+    suite = resolved.suite
+    head = f"## {suite.name}" + (f" ({', '.join(suite.aliases)})" if suite.aliases else "") + f": {suite.title}"
+    if not resolved.exists:
+        return False, [
+            head, f"MISSING: expected at {_show(resolved.root)}",
+            f"published at {suite.source}", f"how to get it: {README_DATA_SECTION}",
+        ]
+    lines = [head, f"found at {_show(resolved.root)}; {suite.split} split, {_protocol(suite.resize)}"]
+    generators = discover(resolved.root, suite)
+    if not generators:
+        lines.append("UNUSABLE: no generator folder with 0_real/1_fake below it")
+        return False, lines
+    reports = check_files(generators, suite.resize, full, workers, suite.name)
+    rows = [
+        [r.name + (" (extra)" if r.extra else ""), r.n_real, r.n_fake, r.bad_real + r.bad_fake,
+         len(r.bad) - r.bad_real - r.bad_fake, r.problem()]
+        for r in reports
+    ]
+    lines.append(format_table(["generator", "real", "fake", "unusable", "not images", "problem"], rows,
+                              [False, True, True, True, True, False]))
+    on_disk = {g.name for g in generators}
+    absent = [g for g in suite.generators if g not in on_disk]
+    if absent:
+        lines.append(f"missing generators (listed columns not on disk): {', '.join(absent)}")
+    extras = [r.name for r in reports if r.extra]
+    if extras:
+        lines.append(f"extra generators (not columns of this suite; evaluated after them): {', '.join(extras)}")
+    bad = [(path, reason) for r in reports for path, reason in r.bad]
+    if bad:
+        lines.append(f"unusable files: {len(bad)}")
+        for path, reason in bad[:SHOWN_PER_SUITE]:
+            shown = path.relative_to(resolved.root) if path.is_relative_to(resolved.root) else path
+            lines.append(f"  {_show(shown)}: {reason}")
+        if len(bad) > SHOWN_PER_SUITE:
+            lines.append(f"  ... and {len(bad) - SHOWN_PER_SUITE} more")
+    usable = any(r.usable for r in reports)
+    if not usable:
+        lines.append("UNUSABLE: no generator has both usable real and usable fake images")
+    return usable, lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.errors import BenchError
+    from bench.suites import default_data_root
+
+    if args.action != "check":  # argparse enforces the choice; kept for direct callers
+        raise BenchError(f"unknown action {args.action!r}; use `bench data check`")
+    if args.workers is not None and args.workers < 1:
+        raise BenchError("--workers must be at least 1")
+    workers = args.workers or min(8, os.cpu_count() or 1)
+    data_root = (Path(args.data_root).expanduser() if args.data_root else default_data_root()).absolute()
+    requested = _requested(args, data_root)
+    print(f"data root: {_show(data_root)}" + ("" if data_root.is_dir() else " (does not exist)"))
+    failures = []
+    n_usable = 0
+    for resolved, explicit in requested:
+        usable, lines = report_suite(resolved, args.full, workers)
+        print("\n" + "\n".join(lines), flush=True)
+        n_usable += usable
+        if explicit and not usable:
+            state = "missing" if not resolved.exists else "unusable"
+            failures.append(f"{resolved.suite.name} is {state}")
+    print(f"\nsummary: {n_usable} of {len(requested)} suites usable")
+    if failures:
+        print(f"bench data check: error: {'; '.join(failures)}", file=sys.stderr)
+        return EXIT_USAGE
+    if n_usable == 0:
+        print(
+            f"bench data check: error: no usable suite under {_show(data_root)}. Download the suites (see "
+            f"{README_DATA_SECTION}) or pass --data-root; `bench run` falls back to the synthetic demo suites.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return EXIT_OK

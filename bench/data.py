@@ -1,0 +1,243 @@
+"""Decoding image files exactly as the paper's test code does, to uint8 pixels.
+
+The LFM/NPR test scripts do `Image.open(path).convert("RGB")`, then torchvision `Resize((256, 256))`
+(PIL bilinear on the PIL image), `ToTensor()` and ImageNet `Normalize`. Here the same steps stop at
+uint8 (`decode_image`); `normalize` (or bench.inference on the model's device) does the rest, with the
+same arithmetic as ToTensor + Normalize.
+
+Decisions, each matching what the official code gets:
+- Any PIL mode goes through `convert("RGB")`, nothing else: alpha is dropped (not composited), palettes
+  are expanded, CMYK uses PIL's conversion, EXIF orientation is ignored. 16-bit greyscale (`I;16`) is
+  *clipped* by PIL to 0..255 (not rescaled): a typical 16-bit photo turns mostly white. That is what the
+  official pipeline feeds its model, so it is what we feed ours.
+- Native size (no resize): odd sizes lose their last row/column (top-left anchored), since the NPR
+  residual needs even sizes; images under 2x2 after that are unusable. A resized image is always usable.
+- Truncated files are skipped by default ("truncated image"); `load_truncated=True` loads them as the
+  official code does (`ImageFile.LOAD_TRUNCATED_IMAGES = True`), set only for the duration of the decode.
+- Decompression bombs follow PIL: above `Image.MAX_IMAGE_PIXELS` PIL warns and the image is decoded
+  (Python shows the warning; under `-W error` it becomes an error and the image is unusable); above twice
+  that PIL refuses and the image is unusable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+# What PIL raises on a damaged file, besides OSError: plugins parse headers with struct and raise
+# SyntaxError ("broken PNG file"), ValueError or EOFError on inconsistent data.
+_DECODE_ERRORS = (SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+
+
+class UnusableImage(Exception):
+    """A file that cannot be fed to a detector; `reason` says why in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    pixels: torch.Tensor
+    """uint8 [3, H, W]."""
+    original_size: tuple[int, int]
+    """(width, height) of the file."""
+    cropped_to_even: bool
+
+
+_truncated_lock = threading.Lock()
+
+
+@contextmanager
+def _truncated_images(allowed: bool) -> Iterator[None]:
+    """PIL reads the flag as a module global; set it only around this decode and restore it after.
+    The lock keeps two such decodes in threads from restoring each other's value too early."""
+    if not allowed:
+        yield
+        return
+    with _truncated_lock:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _bomb_reason(error: Image.DecompressionBombError) -> str:
+    numbers = re.findall(r"\((\d+) pixels\).*?limit of (\d+)", str(error))
+    if numbers:
+        pixels, limit = numbers[0]
+        return f"decompression bomb ({pixels} pixels > limit {limit})"
+    return f"decompression bomb ({error})"
+
+
+def _damage_reason(error: Exception) -> str:
+    text = str(error)
+    if "truncated" in text.lower():
+        return "truncated image"
+    return f"corrupt image ({type(error).__name__}: {text})" if text else f"corrupt image ({type(error).__name__})"
+
+
+@contextmanager
+def _reasons() -> Iterator[None]:
+    """Turn PIL's exceptions for a bad file into UnusableImage with a short reason."""
+    try:
+        yield
+    except UnusableImage:
+        raise
+    except Image.DecompressionBombError as error:
+        raise UnusableImage(_bomb_reason(error)) from error
+    except Image.DecompressionBombWarning as error:  # only when warnings are errors (-W error)
+        raise UnusableImage(f"decompression bomb ({error})") from error
+    except UnidentifiedImageError as error:
+        raise UnusableImage("not an image (cannot identify image file)") from error
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as error:
+        raise UnusableImage(f"cannot read file ({error.strerror})") from error
+    except OSError as error:
+        raise UnusableImage(_damage_reason(error)) from error
+    except _DECODE_ERRORS as error:
+        raise UnusableImage(_damage_reason(error)) from error
+
+
+def _check_not_empty(path: Path) -> None:
+    with _reasons():
+        if os.stat(path).st_size == 0:
+            raise UnusableImage("empty file")
+
+
+def _to_uint8_chw(img: Image.Image) -> torch.Tensor:
+    # as torchvision's pil_to_tensor, but contiguous CHW (the batch is stacked from it anyway)
+    array = np.asarray(img)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def decode_image(
+    path: str | os.PathLike, resize: int | None, even_crop: bool = True, load_truncated: bool = False
+) -> DecodedImage:
+    """One file -> uint8 [3, H, W] under the paper's test preprocessing; raises UnusableImage."""
+    path = Path(path)
+    _check_not_empty(path)
+    with _reasons(), Image.open(path) as img:
+        with _truncated_images(load_truncated):
+            img.load()  # decode now: a damaged file must fail here, not later inside a batch
+        original_size = img.size
+        try:
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+        except ValueError as error:
+            raise UnusableImage(f"unsupported image mode {img.mode}") from error
+        cropped = False
+        if resize is not None:
+            # torchvision Resize((h, w)) on a PIL image is img.resize((w, h), BILINEAR), and it returns
+            # the image untouched when it already has that size (PIL would return an equal copy)
+            if rgb.size != (resize, resize):
+                rgb = rgb.resize((resize, resize), Image.BILINEAR)
+        else:
+            width, height = original_size
+            if even_crop and (width % 2 or height % 2):
+                width, height = width - width % 2, height - height % 2
+                cropped = True
+            if width < 2 or height < 2:
+                raise UnusableImage(f"too small ({original_size[0]}x{original_size[1]})")
+            if cropped:
+                rgb = rgb.crop((0, 0, width, height))  # keep the top-left, drop the last row/column
+        pixels = _to_uint8_chw(rgb)
+    return DecodedImage(pixels, original_size, cropped)
+
+
+def check_image(path: str | os.PathLike, resize: int | None = None, full: bool = False) -> tuple[int, int]:
+    """A fast usability check for `bench data check`: open + verify (PNG checksums, headers).
+
+    `verify()` cannot see every problem (a truncated JPEG passes) and flags some a decoder shrugs off
+    (a PNG missing its end chunk), so when it fails, and always with `full=True`, the file is decoded
+    as `bench run` would and that decides. Returns (width, height); raises UnusableImage."""
+    path = Path(path)
+    if full:
+        return decode_image(path, resize).original_size
+    _check_not_empty(path)
+    with _reasons(), Image.open(path) as img:
+        size = img.size
+        try:
+            img.verify()
+        except (OSError, *_DECODE_ERRORS):
+            return decode_image(path, resize).original_size
+    if resize is None and (size[0] - size[0] % 2 < 2 or size[1] - size[1] % 2 < 2):
+        raise UnusableImage(f"too small ({size[0]}x{size[1]})")
+    return size
+
+
+def normalize(
+    batch_uint8: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
+) -> torch.Tensor:
+    """uint8 [B, 3, H, W] (or [3, H, W]) -> float32 `(x / 255 - mean) / std`: ToTensor + Normalize."""
+    x = batch_uint8.float().div(255)
+    mean_t = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    return x.sub(mean_t).div(std_t)
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """(path, label) items -> decoded samples; a bad file gives `pixels=None` and a reason, never raises."""
+
+    def __init__(
+        self, items: Sequence[tuple[Path, int]], resize: int | None, even_crop: bool = True,
+        load_truncated: bool = False,
+    ) -> None:
+        self.items = list(items)
+        self.resize = resize
+        self.even_crop = even_crop
+        self.load_truncated = load_truncated
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.items[index][0]
+        try:
+            decoded = decode_image(path, self.resize, self.even_crop, self.load_truncated)
+        except UnusableImage as error:
+            return {"index": index, "pixels": None, "reason": error.reason, "cropped": False}
+        return {"index": index, "pixels": decoded.pixels, "reason": None, "cropped": decoded.cropped_to_even}
+
+
+@dataclass
+class Batch:
+    groups: list[tuple[list[int], torch.Tensor]] = field(default_factory=list)
+    """(dataset indices, uint8 [B, 3, H, W]) per image size, in order of first appearance."""
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    """(dataset index, reason) for each file that could not be used."""
+    cropped: list[int] = field(default_factory=list)
+    """Dataset indices of the images cropped to an even size."""
+
+    def pin_memory(self) -> Batch:
+        # DataLoader(pin_memory=True) calls this on custom batch types
+        return Batch([(i, t.pin_memory()) for i, t in self.groups], self.failed, self.cropped)
+
+
+def collate_by_size(samples: Sequence[dict]) -> Batch:
+    """Group a batch's decoded samples by (H, W) so that native-size suites with mixed sizes stack."""
+    by_size: dict[tuple[int, int], tuple[list[int], list[torch.Tensor]]] = {}
+    batch = Batch()
+    for sample in samples:
+        if sample["pixels"] is None:
+            batch.failed.append((sample["index"], sample["reason"]))
+            continue
+        if sample["cropped"]:
+            batch.cropped.append(sample["index"])
+        indices, tensors = by_size.setdefault(tuple(sample["pixels"].shape[1:]), ([], []))
+        indices.append(sample["index"])
+        tensors.append(sample["pixels"])
+    batch.groups = [(indices, torch.stack(tensors)) for indices, tensors in by_size.values()]
+    return batch

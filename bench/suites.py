@@ -1,0 +1,298 @@
+"""The paper's test suites, the training sets and the demo suites: names, folders, generator columns,
+and discovery of the image files on disk.
+
+Every suite is a folder of generators, each holding `0_real` (label 0) and `1_fake` (label 1) folders at
+any depth below it: category subfolders (ForenSynths `progan/airplane/0_real`, DiffusionForensics
+`adm/imagenet/0_real`) merge into their generator. A folder that holds `0_real`/`1_fake` itself is one
+generator, named after the folder.
+
+`--suite` takes a name or alias, a group, a comma list of those, or a PATH. Names win over paths: a
+folder in the cwd called `demo` is reached as `./demo`. A PATH that ends with a registered suite's folder
+(e.g. `/data/Generalization_Test/GANGen-Detection`, or just `.../GANGen-Detection` for a test suite)
+is that suite, with its columns and protocol; any other folder is evaluated at 256x256 like most suites.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from bench.errors import BenchError, UnknownNameError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+"""Files with these extensions (any case) are image candidates; others are reported, not read."""
+LABEL_FOLDERS = {"0_real": 0, "1_fake": 1}
+SKIPPED_FOLDERS = {"__MACOSX"}  # macOS zip debris: mirrors the tree with `._*` resource-fork files
+
+NPR_SOURCE = "https://github.com/chuangchuangtan/NPR-DeepfakeDetection (README: test set downloads)"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    aliases: tuple[str, ...]
+    folder: str
+    """Relative to the data root (absolute for a PATH suite)."""
+    generators: tuple[str, ...]
+    """The paper's table columns in order; empty = whatever folders are on disk, sorted."""
+    resize: int | None
+    """256 = Resize((256, 256)) as the paper's test code; None = native size."""
+    title: str
+    source: str
+    demo: bool = False
+    split: str = "test"
+    listed_only: bool = False
+    """Only the listed generators count (progan4 = 4 of ForenSynths' 20 training classes)."""
+
+
+@dataclass(frozen=True)
+class ResolvedSuite:
+    suite: Suite
+    root: Path
+    exists: bool
+
+
+@dataclass
+class GeneratorFiles:
+    name: str
+    real: list[Path]
+    fake: list[Path]
+    other: list[Path] = field(default_factory=list)
+    """Files under 0_real/1_fake that are not image candidates (other extensions, hidden `.` files)."""
+    extra: bool = False
+    """A folder that is not one of the suite's listed generators (not a paper column)."""
+
+
+def _suite(name: str, alias: str, folder: str, generators: str, resize: int | None, title: str, source: str) -> Suite:
+    return Suite(name, (alias,), f"Generalization_Test/{folder}", tuple(generators.split()), resize, title, source)
+
+
+_PAPER = [
+    _suite("forensynths", "testset1", "ForenSynths_test",
+           "progan stylegan stylegan2 biggan cyclegan stargan gaugan deepfake", 256,
+           "Test Set 1: ForenSynths (GAN table)", "https://github.com/PeterWang512/CNNDetection (README: test set download)"),
+    _suite("gangen", "testset2", "GANGen-Detection",
+           "AttGAN BEGAN CramerGAN InfoMaxGAN MMDGAN RelGAN S3GAN SNGAN STGAN", None,
+           "Test Set 2: GANGen-Detection (GAN table, native size)",
+           f"https://github.com/chuangchuangtan/GANGen-Detection; {NPR_SOURCE}"),
+    _suite("diffusionforensics", "testset3", "DiffusionForensics",
+           "adm ddpm iddpm ldm pndm vqdiffusion sdv1_new sdv2", 256,
+           "Test Set 3: DiffusionForensics (diffusion table)", f"https://github.com/ZhendongWang6/DIRE; {NPR_SOURCE}"),
+    _suite("ufd", "testset4", "UniversalFakeDetect",
+           "dalle glide_100_10 glide_100_27 glide_50_27 guided ldm_100 ldm_200 ldm_200_cfg", 256,
+           "Test Set 4: UniversalFakeDetect (diffusion table)",
+           f"https://github.com/WisconsinAIVision/UniversalFakeDetect; {NPR_SOURCE}"),
+    _suite("diffusion1kstep", "testset5", "Diffusion1kStep",
+           "DALLE ddpm guided-diffusion improved-diffusion midjourney", 256,
+           "Test Set 5: Diffusion1kStep", f"https://github.com/chuangchuangtan/GANGen-Detection; {NPR_SOURCE}"),
+]
+
+_DEMO_SOURCE = "synthetic, written by the harness (bench.demo) under <data root>/demo/"
+_FORENSYNTHS_TRAIN = "https://github.com/PeterWang512/CNNDetection (README: training set download)"
+_OTHERS = [
+    Suite("demo-gan", (), "demo/demo-gan", (), None, "Demo: synthetic GAN-like images", _DEMO_SOURCE, demo=True),
+    Suite("demo-diffusion", (), "demo/demo-diffusion", (), None, "Demo: synthetic diffusion-like images",
+          _DEMO_SOURCE, demo=True),
+    Suite("progan4", (), "ForenSynths_train_val/train", ("car", "cat", "chair", "horse"), 256,
+          "ForenSynths ProGAN training set, 4 classes", _FORENSYNTHS_TRAIN, split="train", listed_only=True),
+    Suite("progan4-val", (), "ForenSynths_train_val/val", ("car", "cat", "chair", "horse"), 256,
+          "ForenSynths ProGAN validation set, 4 classes", _FORENSYNTHS_TRAIN, split="val", listed_only=True),
+    Suite("demo-train", (), "demo/demo-train", (), None, "Demo: synthetic training set", _DEMO_SOURCE,
+          demo=True, split="train"),
+    Suite("demo-val", (), "demo/demo-val", (), None, "Demo: synthetic validation set", _DEMO_SOURCE,
+          demo=True, split="val"),
+]
+
+SUITES: dict[str, Suite] = {s.name: s for s in [*_PAPER, *_OTHERS]}
+PAPER_SUITES: tuple[str, ...] = tuple(s.name for s in _PAPER)
+GROUPS: dict[str, list[str]] = {
+    "gan": ["forensynths", "gangen"],
+    "diffusion": ["diffusionforensics", "ufd"],
+    "all": list(PAPER_SUITES),
+    "demo": ["demo-gan", "demo-diffusion"],
+}
+
+
+def default_data_root() -> Path:
+    """`$BENCH_DATA`, else `./datasets` in the current directory."""
+    return Path(os.environ.get("BENCH_DATA") or "datasets").expanduser().absolute()
+
+
+def _by_name() -> dict[str, Suite]:
+    table = {}
+    for suite in SUITES.values():
+        table[suite.name] = suite
+        for alias in suite.aliases:
+            table[alias] = suite
+    return table
+
+
+def known_names() -> list[str]:
+    """Everything `--suite` accepts besides a PATH: names, aliases and groups."""
+    return sorted([*_by_name(), *GROUPS])
+
+
+def get_suite(name: str) -> Suite:
+    suite = _by_name().get(name.lower())
+    if suite is None:
+        raise UnknownNameError("suite", name, known_names())
+    return suite
+
+
+def _looks_like_path(token: str) -> bool:
+    return os.sep in token or "/" in token or token.startswith((".", "~"))
+
+
+def suite_for_path(path: Path) -> Suite:
+    """The registered suite a folder is (matched on its trailing folder names), else an ad-hoc one."""
+    parts = path.parts
+    for suite in SUITES.values():
+        wanted = tuple(Path(suite.folder).parts)
+        ends_with_folder = parts[-len(wanted):] == wanted
+        # test-suite folder names are distinctive enough on their own; `train`/`val` are not
+        same_test_folder = suite.split == "test" and path.name == wanted[-1]
+        if ends_with_folder or same_test_folder:
+            return replace(suite, folder=str(path))
+    return Suite(
+        name=path.name or str(path), aliases=(), folder=str(path), generators=(), resize=256,
+        title=f"folder {path}", source="a local folder",
+    )
+
+
+def resolve_suites(spec: str, data_root: Path) -> list[ResolvedSuite]:
+    """`--suite` -> suites with their roots, in the order given, each once.
+
+    Unknown names raise UnknownNameError (with did-you-mean); a PATH that does not exist raises
+    BenchError. Missing registered suites come back with `exists=False`: the caller decides."""
+    tokens = [t.strip() for t in spec.split(",") if t.strip()]
+    if not tokens:
+        raise BenchError(f"no suite given; use a name, a group or a folder (known: {', '.join(known_names())})")
+    by_name = _by_name()
+    resolved: list[ResolvedSuite] = []
+    seen: set[Path] = set()
+
+    def add(suite: Suite, root: Path) -> None:
+        if root not in seen:
+            seen.add(root)
+            resolved.append(ResolvedSuite(suite, root, root.is_dir()))
+
+    for token in tokens:
+        key = token.lower()
+        if key in GROUPS:
+            for name in GROUPS[key]:
+                add(SUITES[name], Path(data_root) / SUITES[name].folder)
+        elif key in by_name:
+            suite = by_name[key]
+            add(suite, Path(data_root) / suite.folder)
+        else:
+            path = Path(token).expanduser()
+            if path.is_dir():
+                path = path.absolute()
+                add(suite_for_path(path), path)
+            elif path.exists():
+                raise BenchError(f"--suite {token}: is a file; a suite is a folder of generators with 0_real/1_fake")
+            elif _looks_like_path(token):
+                raise BenchError(f"--suite {token}: no such folder")
+            else:
+                raise UnknownNameError("suite", token, known_names())
+    return resolved
+
+
+def _label_of(parts: tuple[str, ...]) -> int | None:
+    """The label of a folder: that of its innermost `0_real`/`1_fake` ancestor (or itself)."""
+    for part in reversed(parts):
+        if part in LABEL_FOLDERS:
+            return LABEL_FOLDERS[part]
+    return None
+
+
+def _is_image_candidate(name: str) -> bool:
+    # hidden files include macOS `._name.png` resource forks, which are not images despite the name
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def scan_generator(folder: Path, name: str) -> GeneratorFiles | None:
+    """All files under `0_real`/`1_fake` folders below `folder`, sorted; None when it has no such folder."""
+    real: list[Path] = []
+    fake: list[Path] = []
+    other: list[Path] = []
+    found_label_folder = False
+    visited = {os.path.realpath(folder)}
+    # followlinks: data roots are often symlink farms; `visited` stops loops and double counting
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith(".") or d in SKIPPED_FOLDERS:
+                continue
+            real_path = os.path.realpath(os.path.join(dirpath, d))
+            if real_path not in visited:
+                visited.add(real_path)
+                keep.append(d)
+        dirnames[:] = keep
+        label = _label_of(Path(dirpath).relative_to(folder).parts)
+        if label is None:
+            continue
+        found_label_folder = True
+        for filename in filenames:
+            path = Path(dirpath, filename)
+            if _is_image_candidate(filename):
+                (fake if label == 1 else real).append(path)
+            else:
+                other.append(path)
+    if not found_label_folder:
+        return None
+    return GeneratorFiles(name, sorted(real, key=str), sorted(fake, key=str), sorted(other, key=str))
+
+
+def generator_folders(root: Path) -> dict[str, Path]:
+    """Folder name -> folder for each candidate generator under a suite root (or the root itself when
+    it holds `0_real`/`1_fake` directly)."""
+    if any((root / label).is_dir() for label in LABEL_FOLDERS):
+        return {root.name: root}
+    return {
+        child.name: child
+        for child in sorted(root.iterdir(), key=lambda p: p.name)
+        if child.is_dir() and not child.name.startswith(".") and child.name not in SKIPPED_FOLDERS
+    }
+
+
+def discover(root: Path, suite: Suite | None = None, *, extras: bool | None = None) -> list[GeneratorFiles]:
+    """The generators under a suite root with their real and fake image files.
+
+    Order: the suite's columns first (names matched case-insensitively and reported in the suite's
+    spelling), then folders that are not columns, sorted and marked `extra=True`. `extras=False` leaves
+    those out; the default keeps them except for `listed_only` suites (progan4: 4 classes of 20).
+    Folders with no `0_real`/`1_fake` anywhere below them are not generators and are left out."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BenchError(f"{root} is not a folder")
+    suite = suite or suite_for_path(root.absolute())
+    if extras is None:
+        extras = not suite.listed_only
+    folders = generator_folders(root)
+    # exact folder names first, so that `dalle` and `DALLE` both on disk give the column to the exact one
+    canonical = {name: name for name in folders if name in suite.generators}
+    taken = set(canonical.values())
+    columns = {g.lower(): g for g in suite.generators}
+    for name in folders:
+        column = columns.get(name.lower())
+        if name not in canonical and column is not None and column not in taken:
+            canonical[name] = column
+            taken.add(column)
+    listed: dict[str, GeneratorFiles] = {}
+    others: list[GeneratorFiles] = []
+    for folder_name, folder in folders.items():
+        column = canonical.get(folder_name)
+        if column is None and not extras:
+            continue
+        found = scan_generator(folder, column or folder_name)
+        if found is None:
+            continue
+        if column is None:
+            found.extra = bool(suite.generators)
+            others.append(found)
+        else:
+            listed[column] = found
+    ordered = [listed[g] for g in suite.generators if g in listed]
+    return ordered + sorted(others, key=lambda g: g.name)
