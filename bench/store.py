@@ -1,0 +1,171 @@
+"""The results store: run folders, the per-generator score cache, atomic writes.
+
+```
+<root>/runs/<run-id>/{run.json, scores.parquet, metrics.json, skipped.csv}
+<root>/cache/<key>/{key.json, part-*.parquet, scores.parquet}
+```
+A cache entry holds the scores of one unit of work, keyed by (detector, weights sha256, suite, generator,
+protocol, perturbation, file list, ...). While a generator is being scored its rows land in numbered
+part files, each written atomically; `scores.parquet` appears (atomically) only when the generator is
+complete, and is what later runs reuse. A killed run leaves only whole part files, which the next run
+reads back, skipping the paths they hold: no row is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+SCORE_COLUMNS = ["suite", "generator", "path", "label", "logit", "prob"]
+SKIP_COLUMNS = ["path", "reason"]
+
+
+def default_results_root() -> Path:
+    return Path(os.environ.get("BENCH_RESULTS") or "results")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return _json_safe(value.item())
+    return value
+
+
+def atomic_write_json(path: Path, payload: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(_json_safe(payload), indent=1, sort_keys=False) + "\n").encode())
+
+
+def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        frame.to_parquet(temp, index=False)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write_bytes(path, frame.to_csv(index=False).encode())
+
+
+def work_key(fields: dict) -> str:
+    """A short stable hash of the fields that determine a unit of work's scores."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def file_list_fingerprint(rows: Iterable[tuple[str, int, int]]) -> str:
+    """Hash of (relative path, label, size in bytes): a changed data set never reuses stale scores."""
+    digest = hashlib.sha256()
+    for rel, label, size in rows:
+        digest.update(f"{rel}\t{label}\t{size}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+@dataclass
+class CacheEntry:
+    """One unit of work (a detector x weights x generator x protocol) in the cache."""
+
+    folder: Path
+
+    @property
+    def final_path(self) -> Path:
+        return self.folder / "scores.parquet"
+
+    def is_complete(self) -> bool:
+        return self.final_path.is_file()
+
+    def ensure(self, key_fields: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        key_file = self.folder / "key.json"
+        if not key_file.exists():
+            atomic_write_json(key_file, key_fields)
+
+    def parts(self) -> list[Path]:
+        return sorted(self.folder.glob("part-*.parquet"))
+
+    def read_partial(self) -> pd.DataFrame:
+        """Rows already scored by an interrupted run (deduplicated by path, first wins)."""
+        frames = [pd.read_parquet(p) for p in self.parts()]
+        if not frames:
+            return pd.DataFrame(columns=[*SCORE_COLUMNS, "reason"])
+        return pd.concat(frames, ignore_index=True).drop_duplicates("path", keep="first")
+
+    def append_part(self, rows: pd.DataFrame) -> None:
+        if rows.empty:
+            return
+        index = len(self.parts())
+        atomic_write_parquet(self.folder / f"part-{index:06d}.parquet", rows)
+
+    def finish(self, rows: pd.DataFrame) -> None:
+        atomic_write_parquet(self.final_path, rows)
+        for part in self.parts():
+            part.unlink()
+
+    def read(self) -> pd.DataFrame:
+        return pd.read_parquet(self.final_path)
+
+
+class ResultsStore:
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_results_root()
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    def cache_entry(self, key: str) -> CacheEntry:
+        return CacheEntry(self.root / "cache" / key)
+
+    def new_run_dir(self, run_id: str) -> Path:
+        folder = self.runs_dir / run_id
+        suffix = 1
+        while folder.exists():
+            suffix += 1
+            folder = self.runs_dir / f"{run_id}-{suffix}"
+        folder.mkdir(parents=True)
+        return folder
+
+    def finished_runs(self) -> list[tuple[Path, dict]]:
+        """(folder, run.json) of every finished run, oldest first."""
+        runs = []
+        for run_json in sorted(self.runs_dir.glob("*/run.json")):
+            try:
+                info = json.loads(run_json.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue  # a foreign or damaged file is not a finished run
+            if info.get("status") == "finished":
+                runs.append((run_json.parent, info))
+        runs.sort(key=lambda item: item[1].get("finished_at") or "")
+        return runs
