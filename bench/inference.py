@@ -59,14 +59,13 @@ class FastScorer(nn.Module):
         super().__init__()
         self.model = model
         self.channels_last = channels_last
-        mean = torch.tensor(preprocessing.mean).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(preprocessing.std).view(1, 3, 1, 1) * 255.0
-        self.register_buffer("mean255", mean, persistent=False)
-        self.register_buffer("std255", std, persistent=False)
+        self.register_buffer("mean", torch.tensor(preprocessing.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(preprocessing.std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        # (x/255 - mean)/std == (x - 255 mean)/(255 std): one subtraction and one division on the device
-        x = (pixels.float() - self.mean255) / self.std255
+        # exactly ToTensor's x/255 then Normalize's (x - mean)/std, in that order: the NPR residual subtracts
+        # neighbouring pixels, so even a re-associated normalisation moves logits by ~1e-5
+        x = (pixels.float() / 255.0 - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x).float()
