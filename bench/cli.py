@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from bench import __version__
-from bench.errors import EXIT_USAGE, BenchError
+from bench.errors import BenchError
 
 # verb -> module under bench.commands; each module has add_arguments(parser) and run(args) -> int
 COMMANDS = {

@@ -1,0 +1,222 @@
+"""Assemble a paper table: reported rows from bench.reported, reproduced rows from the results store.
+
+The result is plain data (`Table`) that the jinja2 templates lay out; nothing here knows LaTeX or
+Markdown. Ranks (best bold, second underlined) are computed over the reported rows only, so adding
+reproduced rows never changes how the paper's block looks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench import reported
+from bench.reported import MEAN, TableSpec
+from bench.tables.reproduced import ReproducedModel, SuiteResult
+
+HIGHER_IS_BETTER = {"acc": True, "ap": True, "flops": False, "params": False}
+
+
+@dataclass
+class Cell:
+    value: float | None  # None prints as a dash
+    metric: str  # acc, ap, flops or params
+    text: str = ""
+    rank: int | None = None  # 1 best, 2 second best within the reported rows
+
+
+@dataclass
+class Row:
+    label: str
+    kind: str  # "reported", "reproduced" or "delta"
+    cells: list[Cell]
+
+
+@dataclass
+class HeaderGroup:
+    label: str
+    span: int
+    start: int  # 1-based table column of its first cell (column 1 is the method)
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    caption: str
+    label: str
+    groups: list[HeaderGroup]
+    subheaders: list[str]
+    reported: list[Row]
+    reproduced: list[Row] = field(default_factory=list)  # reproduced rows, each followed by its delta row
+    sources: list[str] = field(default_factory=list)  # which runs and profiles the reproduced rows used
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_values(self) -> int:
+        return len(self.subheaders)
+
+
+def format_value(value: float | None, metric: str, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    sign = "+" if signed else ""
+    digits = 2 if metric in ("flops", "params") else 1
+    value = round(value, digits) + 0.0  # + 0.0 turns -0.0 into 0.0: a delta that rounds away prints +0.0
+    unit = {"flops": "B", "params": "M"}.get(metric, "")
+    return f"{value:{sign}.{digits}f}{unit}"
+
+
+def _metrics(spec: TableSpec) -> list[str]:
+    names = ["acc", "ap"] * (len(spec.columns) + 1)
+    return names + (["flops", "params"] if spec.key == "comparison" else [])
+
+
+def _header(spec: TableSpec) -> tuple[list[HeaderGroup], list[str]]:
+    groups, start = [], 2
+    for column in spec.columns:
+        label = f"{column.label} {column.reference}".strip()
+        groups.append(HeaderGroup(label, 2, start))
+        start += 2
+    groups.append(HeaderGroup("Mean", 2, start))
+    subheaders = ["ACC", "AP"] * (len(spec.columns) + 1)
+    if spec.key == "comparison":
+        groups += [HeaderGroup("FLOPs", 1, start + 2), HeaderGroup("Params", 1, start + 3)]
+        subheaders += ["", ""]
+    return groups, subheaders
+
+
+def reported_values(spec: TableSpec) -> dict[str, list[float | None]]:
+    """method -> the row's values in column order (ACC/AP pairs, Mean pair, then FLOPs and Params)."""
+    cells: dict[str, dict[str, reported.ReportedRow]] = {}
+    for row in reported.load_rows(spec.key):
+        cells.setdefault(row.method, {})[row.generator] = row
+    costs = {c.method: c for c in reported.load_costs() if c.table == spec.key}
+    values = {}
+    for entry in spec.methods:
+        by_generator = cells[entry.method]
+        row: list[float | None] = []
+        for key in [c.key for c in spec.columns] + [MEAN]:
+            row += [by_generator[key].acc, by_generator[key].ap]
+        if spec.key == "comparison":
+            cost = costs.get(entry.method)
+            row += [cost.flops_g, cost.params_m] if cost else [None, None]
+        values[entry.method] = row
+    return values
+
+
+def _mean(values: list[float | None]) -> float | None:
+    if not values or any(v is None for v in values):
+        return None  # a mean over part of the generators would not be the paper's mean
+    return sum(values) / len(values)
+
+
+def reproduced_values(spec: TableSpec, model: ReproducedModel) -> tuple[list[float | None], list[str]]:
+    """The model's values in the table's column order, and the runs they came from."""
+    values: list[float | None] = []
+    used: dict[str, SuiteResult] = {}
+    if spec.key == "comparison":
+        everything = {"acc": [], "ap": []}
+        for column in spec.columns:
+            result = model.suites.get(column.suite)
+            for metric in ("acc", "ap"):
+                per_generator = [result.metric(g, metric) if result else None for g in column.generators]
+                everything[metric] += per_generator
+                values.append(_mean(per_generator))
+            if result:
+                used[column.suite] = result
+        values += [_mean(everything["acc"]), _mean(everything["ap"])]
+        profile = model.profile or {}
+        # the paper's "FLOPs" are multiply-accumulates as thop counts them, so use the profile's MACs
+        macs, params = profile.get("macs"), profile.get("params")
+        values += [None if macs is None else macs / 1e9, None if params is None else params / 1e6]
+    else:
+        result = model.suites.get(spec.suite)
+        for column in spec.columns:
+            values += [result.metric(column.key, m) if result else None for m in ("acc", "ap")]
+        values += [_mean(values[0::2]), _mean(values[1::2])]
+        if result:
+            used[spec.suite] = result
+    sources = []
+    for suite, result in used.items():
+        limited = f" (--limit {result.limit_per_class} per class: a sample)" if result.limit_per_class else ""
+        sources.append(f"{model.label}: {suite} from run {result.run_id}{limited}")
+    if spec.key == "comparison" and model.profile is not None:
+        sources.append(f"{model.label}: FLOPs and Params from {model.profile_path}")
+    return values, sources
+
+
+def matching_method(spec: TableSpec, model: ReproducedModel) -> str | None:
+    """The reported method a reproduced row is compared with: the one named like the detector's display
+    name, the detector, or its weights family ('lfm-official' with lfm:official weights -> LFM)."""
+    names = {entry.method.casefold(): entry.method for entry in spec.methods}
+    for candidate in (model.display_name, model.detector, model.weights_family):
+        if candidate and candidate.casefold() in names:
+            return names[candidate.casefold()]
+    return None
+
+
+def _rank(rows: list[Row]) -> None:
+    """Mark the best value of each column 1 and the second best 2 (ties share a rank)."""
+    if not rows:
+        return
+    for index, first in enumerate(rows[0].cells):
+        present = {round(r.cells[index].value, 2) for r in rows if r.cells[index].value is not None}
+        ordered = sorted(present, reverse=HIGHER_IS_BETTER[first.metric])
+        for row in rows:
+            cell = row.cells[index]
+            if cell.value is None:
+                continue
+            position = ordered.index(round(cell.value, 2))
+            cell.rank = position + 1 if position < 2 else None
+
+
+def _cells(values: list[float | None], metrics: list[str], signed: bool = False) -> list[Cell]:
+    return [Cell(v, m, format_value(v, m, signed)) for v, m in zip(values, metrics, strict=True)]
+
+
+def _notes(spec: TableSpec) -> list[str]:
+    notes = []
+    corrected = [r for r in reported.load_rows(spec.key) if r.correction]
+    corrected_costs = [c for c in reported.load_costs() if c.table == spec.key and c.correction]
+    if corrected or corrected_costs:
+        count = len(corrected) + len(corrected_costs)
+        cells = "cell was" if count == 1 else "cells were"
+        notes.append(f"{count} reported {cells} corrected for OCR misreadings (bench/reported/NOTES.md).")
+    labels = {c.key: c.label for c in spec.columns}
+    for item in reported.load_inconsistencies(spec.key):
+        where = "Mean" if item.generator == MEAN else labels.get(item.generator, item.generator)
+        against = "the row's values" if item.kind == "mean-check" else "another table of the paper"
+        notes.append(f"{item.method}, {where} {item.metric.upper()}: kept as printed although it disagrees "
+                     f"with {against} (bench/reported/NOTES.md).")
+    return notes
+
+
+def build_table(key: str, models: list[ReproducedModel] | None = None, compare: bool = False) -> Table:
+    """One paper table; `models` adds reproduced rows, `compare` adds reproduced-minus-reported rows."""
+    spec = reported.table_spec(key)
+    metrics = _metrics(spec)
+    groups, subheaders = _header(spec)
+    references = {r.method: r.reference for r in reported.load_rows(key)}
+    paper = reported_values(spec)
+    rows = [
+        Row(f"{entry.method} {references[entry.method]}", "reported", _cells(paper[entry.method], metrics))
+        for entry in spec.methods
+    ]
+    _rank(rows)
+    table = Table(key, spec.title, spec.caption, spec.label, groups, subheaders, rows, notes=_notes(spec))
+    for model in models or []:
+        values, sources = reproduced_values(spec, model)
+        if all(v is None for v in values):
+            continue  # nothing of this table in the store for this model
+        table.reproduced.append(Row(model.label, "reproduced", _cells(values, metrics)))
+        table.sources += sources
+        if not compare:
+            continue
+        method = matching_method(spec, model)
+        if method is None:
+            table.notes.append(f"{model.label}: no reported row of the same method to compare with.")
+            continue
+        deltas = [None if r is None or p is None else r - p for r, p in zip(values, paper[method], strict=True)]
+        label = f"{method} {references[method]}"
+        table.reproduced.append(Row(label, "delta", _cells(deltas, metrics, signed=True)))
+    return table
