@@ -6,6 +6,7 @@ stream to the cache in parts, so memory stays flat and a killed run resumes wher
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import subprocess
@@ -107,10 +108,28 @@ def build_units(suites: list[ResolvedSuite], limit: int | None) -> list[WorkUnit
     return units
 
 
+def model_fingerprint(loaded: LoadedDetector) -> str:
+    """Hash of the model's rounded logits on a fixed probe batch.
+
+    Part of every cache key, so that stored scores are not reused after a code change that alters what
+    the model computes with the same weights (the weights' sha256 alone cannot see that)."""
+    if loaded.fingerprint is not None:
+        return loaded.fingerprint
+    generator = torch.Generator().manual_seed(20251122)
+    probe = torch.rand(2, 3, 160, 160, generator=generator) * 2 - 1
+    with torch.inference_mode():
+        logits = loaded.model.eval()(probe).float()
+    rounded = ",".join(f"{value:.4f}" for value in logits.tolist())
+    digest = hashlib.sha256(rounded.encode()).hexdigest()[:16]
+    loaded.fingerprint = digest
+    return digest
+
+
 def unit_key_fields(unit: WorkUnit, loaded: LoadedDetector, options: RunOptions) -> dict:
     return {
         "detector": loaded.detector.name,
         "weights_sha256": loaded.weights.sha256,
+        "model": model_fingerprint(loaded),
         "suite": unit.suite.suite.name,
         "generator": unit.generator.name,
         "protocol": protocol_name(unit.suite.suite.resize),

@@ -31,6 +31,8 @@ class LoadedDetector:
     detector: Detector
     model: nn.Module
     weights: ResolvedWeights
+    fingerprint: str | None = None
+    """Set by the runner: a hash of the model's outputs on a fixed probe (see bench.runner)."""
 
 
 def weights_name_for(detector: Detector, spec: str) -> str:

@@ -1,0 +1,283 @@
+"""Regression checks: committed baselines vs what the code computes now.
+
+A baseline file (JSON, `results/baselines/*.json`) is one of two kinds:
+
+``"kind": "metrics"`` - a detector + weights evaluated on suites::
+
+    {"kind": "metrics", "detector": "lfm", "weights": {"name": "lfm:demo", "sha256": "..."},
+     "suite": "demo", "limit": null, "metrics": ["acc", "ap"], "tolerance": 0.1, "metric_tolerances": {"ap": 0.2},
+     "protocol": {"demo-gan": "native"},
+     "expected": {"demo-gan": {"tconv": {"acc": 0.95, "ap": 0.99}, "mean": {...}}, "mean": {...}}}
+
+``"kind": "logits"`` - per-image logits of a detector on a folder of files (no labels needed)::
+
+    {"kind": "logits", "detector": "lfm", "weights": {...}, "images": "../../../shared/samples",
+     "protocol": "resize256", "tolerance_logit": 1e-4, "optional": true, "expected": {"a.png": -60.8}}
+
+Tolerances of metrics are in points (0.1 = 0.1 percentage points); ``metric_tolerances`` overrides per
+metric. Relative paths (``images``, ``data_root``) are relative to the baseline file's folder.
+``optional: true`` marks a baseline whose inputs may be absent (it is then reported as skipped, or as an
+error when ``BENCH_REQUIRE_SHARED=1``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import BenchError
+
+DEFAULT_TOLERANCE_POINTS = 0.1
+CHECKED_METRICS = ("acc", "ap")
+
+
+@dataclass
+class Difference:
+    where: str
+    metric: str
+    expected: float | None
+    got: float | None
+    tolerance: float
+
+    @property
+    def delta(self) -> float | None:
+        if self.expected is None or self.got is None:
+            return None
+        return self.got - self.expected
+
+
+@dataclass
+class CheckOutcome:
+    baseline: Path
+    status: str  # "ok", "regression", "weights-changed", "skipped", "error"
+    message: str = ""
+    differences: list[Difference] = field(default_factory=list)
+    compared: int = 0
+    fresh: dict | None = None
+    weights_sha256: str | None = None
+
+
+def load_baseline(path: Path) -> dict:
+    try:
+        baseline = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise BenchError(f"cannot read baseline {path}: {error}") from error
+    for key in ("kind", "detector", "weights"):
+        if key not in baseline:
+            raise BenchError(f"baseline {path} has no {key!r} field (see bench/check.py for the format)")
+    if baseline["kind"] not in ("metrics", "logits"):
+        raise BenchError(f"baseline {path}: unknown kind {baseline['kind']!r}; expected 'metrics' or 'logits'")
+    return baseline
+
+
+def baseline_files(explicit: list[str] | None, root: Path) -> list[Path]:
+    if explicit:
+        paths = [Path(p) for p in explicit]
+        for p in paths:
+            if not p.is_file():
+                raise BenchError(f"baseline file {p} does not exist")
+        return paths
+    folder = root / "baselines"
+    paths = sorted(folder.glob("*.json"))
+    if not paths:
+        raise BenchError(f"no baseline files in {folder}; write one with `bench check --update --baseline FILE`")
+    return paths
+
+
+def _close(expected, got, tolerance: float) -> bool:
+    if expected is None and got is None:
+        return True
+    if expected is None or got is None:
+        return False
+    if isinstance(got, float) and math.isnan(got):
+        return False
+    return abs(got - expected) <= tolerance + 1e-12
+
+
+def compare_metrics(baseline: dict, fresh: dict) -> tuple[list[Difference], int]:
+    """Every expected metric vs the fresh metrics.json; tolerances in points, values as fractions.
+    A baseline without `expected` values compares nothing (`--update` fills them)."""
+    default = float(baseline.get("tolerance", DEFAULT_TOLERANCE_POINTS))
+    per_metric = {k: float(v) for k, v in baseline.get("metric_tolerances", {}).items()}
+    differences, compared = [], 0
+
+    def visit(where: str, expected: dict, got: dict | None) -> None:
+        nonlocal compared
+        for metric, value in expected.items():
+            tolerance = per_metric.get(metric, default) / 100.0
+            got_value = None if got is None else got.get(metric)
+            compared += 1
+            if not _close(value, got_value, tolerance):
+                differences.append(Difference(where, metric, value, got_value, tolerance))
+
+    for suite, block in baseline.get("expected", {}).items():
+        if suite == "mean":
+            visit("mean", block, fresh.get("mean"))
+            continue
+        fresh_suite = fresh.get("suites", {}).get(suite)
+        for generator, expected in block.items():
+            if generator == "mean":
+                got = None if fresh_suite is None else fresh_suite["mean"]
+            else:
+                got = None if fresh_suite is None else fresh_suite["generators"].get(generator)
+            visit(f"{suite}/{generator}", expected, got)
+    return differences, compared
+
+
+def expected_from_metrics(metrics: dict, names: tuple[str, ...] = CHECKED_METRICS) -> dict:
+    """The `expected` block of a metrics baseline, from a metrics.json."""
+    def pick(m: dict) -> dict:
+        return {k: (None if m.get(k) is None or (isinstance(m[k], float) and math.isnan(m[k])) else round(m[k], 6))
+                for k in names}
+
+    expected = {}
+    for suite, block in metrics["suites"].items():
+        expected[suite] = {g: pick(m) for g, m in block["generators"].items()}
+        expected[suite]["mean"] = pick(block["mean"])
+    expected["mean"] = pick(metrics["mean"])
+    return expected
+
+
+def resolve_relative(baseline_path: Path, value: str) -> Path:
+    path = Path(os.path.expandvars(value)).expanduser()
+    return path if path.is_absolute() else (baseline_path.parent / path).resolve()
+
+
+def render_differences(outcome: CheckOutcome) -> str:
+    from bench.textable import format_table
+
+    def show(value, metric: str) -> str:
+        if value is None:
+            return "-"
+        # metrics are fractions shown in points; logits are shown as they are
+        return f"{value:.5f}" if metric == "logit" else f"{100 * value:.2f}"
+
+    rows = [[d.where, d.metric, show(d.expected, d.metric), show(d.got, d.metric), show(d.delta, d.metric),
+             show(d.tolerance, d.metric)] for d in outcome.differences]
+    return format_table(["where", "metric", "expected", "got", "delta", "tolerance"], rows,
+                        [False, False, True, True, True, True])
+
+
+def _weights_spec(baseline: dict, path: Path) -> str:
+    weights = baseline["weights"]
+    if weights.get("name"):
+        return weights["name"]
+    if weights.get("path"):
+        return str(resolve_relative(path, weights["path"]))
+    raise BenchError(f"baseline {path}: weights need a 'name' or a 'path'")
+
+
+def _missing_input(path: Path, baseline: dict, message: str) -> CheckOutcome:
+    if baseline.get("optional") and os.environ.get("BENCH_REQUIRE_SHARED") != "1":
+        return CheckOutcome(path, "skipped", message)
+    return CheckOutcome(path, "error", message)
+
+
+def run_baseline(path: Path, baseline: dict, store, options, data_root: Path, update: bool = False) -> CheckOutcome:
+    """Evaluate what one baseline names and compare. Reuses stored scores whose key matches.
+    With ``update``, weights whose sha256 changed are evaluated too (the baseline will record them)."""
+    from detectors import load_detector
+
+    try:
+        loaded = load_detector(baseline["detector"], _weights_spec(baseline, path))
+    except BenchError as error:
+        return _missing_input(path, baseline, f"cannot load detector/weights: {error}")
+    expected_sha = baseline["weights"].get("sha256")
+    if expected_sha and loaded.weights.sha256 != expected_sha and not update:
+        return CheckOutcome(
+            path, "weights-changed",
+            f"weights {loaded.weights.label} now have sha256 {loaded.weights.sha256[:16]}..., the baseline was made "
+            f"with {expected_sha[:16]}...: not a regression of the code; rerun with --update if the new weights "
+            "are intended",
+        )
+    if baseline["kind"] == "logits":
+        outcome = _check_logits(path, baseline, loaded, options)
+    else:
+        outcome = _check_metrics(path, baseline, loaded, store, options, data_root)
+    outcome.weights_sha256 = loaded.weights.sha256
+    return outcome
+
+
+def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOutcome:
+    from dataclasses import replace
+
+    from bench.runner import DetectorRun, evaluate, metrics_for_run
+    from bench.suites import resolve_suites
+
+    if baseline.get("data_root"):
+        data_root = resolve_relative(path, baseline["data_root"])
+    spec = baseline["suite"]
+    if "/" in spec:  # a folder suite, relative to the baseline file
+        spec = str(resolve_relative(path, spec))
+    if spec.startswith("demo"):
+        from bench.demo import ensure_demo_data
+
+        ensure_demo_data(data_root, quiet=True)
+    suites = resolve_suites(spec, data_root)
+    missing = [r for r in suites if not r.exists]
+    if missing:
+        where = ", ".join(f"{r.suite.name} ({r.root})" for r in missing)
+        return _missing_input(path, baseline, f"data not found: {where}")
+    protocol = baseline.get("protocol")
+    if protocol:
+        from bench.protocol import protocol_name
+
+        got = {r.suite.name: protocol_name(r.suite.resize) for r in suites}
+        if got != protocol:
+            return CheckOutcome(path, "error", f"the baseline's protocol {protocol} differs from the suites' {got}")
+    run = DetectorRun(loaded)
+    evaluate([run], suites, store, replace(options, limit=baseline.get("limit")))
+    fresh = metrics_for_run(run, suites)
+    differences, compared = compare_metrics(baseline, fresh)
+    status = "regression" if differences else "ok"
+    return CheckOutcome(path, status, differences=differences, compared=compared, fresh=fresh)
+
+
+def _check_logits(path, baseline, loaded, options) -> CheckOutcome:
+    import torch
+
+    from bench.data import UnusableImage, decode_image
+    from bench.inference import prepare_scorer
+    from bench.protocol import protocol_resize
+    from bench.suites import IMAGE_EXTENSIONS
+
+    folder = resolve_relative(path, baseline["images"])
+    if not folder.is_dir():
+        return _missing_input(path, baseline, f"image folder {folder} not found")
+    scorer = prepare_scorer(loaded.model, loaded.detector.preprocessing, options.device)
+    resize = protocol_resize(baseline.get("protocol", "resize256"))
+    tolerance = float(baseline.get("tolerance_logit", 1e-4))
+    differences, fresh = [], {}
+    expected_logits = baseline.get("expected") or {
+        p.name: None for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS
+    }
+    for name, expected in expected_logits.items():
+        file = folder / name
+        try:
+            pixels = decode_image(file, resize, loaded.detector.preprocessing.even_size).pixels
+        except (UnusableImage, FileNotFoundError) as error:
+            differences.append(Difference(name, "logit", expected, None, tolerance))
+            fresh[name] = f"unusable: {error}"
+            continue
+        with torch.inference_mode():
+            logit = float(scorer(pixels[None].to(options.device))[0])
+        fresh[name] = logit
+        if expected is not None and not _close(expected, logit, tolerance):
+            differences.append(Difference(name, "logit", expected, logit, tolerance))
+    status = "regression" if differences else "ok"
+    compared = sum(v is not None for v in expected_logits.values())
+    return CheckOutcome(path, status, differences=differences, compared=compared, fresh=fresh)
+
+
+def updated_baseline(baseline: dict, outcome: CheckOutcome) -> dict:
+    """The baseline with its expected values (and weights sha256) replaced by the fresh ones."""
+    new = dict(baseline)
+    if baseline["kind"] == "metrics":
+        new["expected"] = expected_from_metrics(outcome.fresh, tuple(baseline.get("metrics", CHECKED_METRICS)))
+    else:
+        new["expected"] = {k: v for k, v in outcome.fresh.items() if isinstance(v, float)}
+    new["weights"] = {**baseline["weights"], "sha256": outcome.weights_sha256}
+    return new

@@ -1,0 +1,113 @@
+"""`bench check`: baselines pass, moved metrics fail with a diff table, changed weights and models are caught."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tests_support import write_suite
+
+import lfm.model
+from bench.cli import main
+from detectors import export_state_dict, get_detector
+
+
+@pytest.fixture
+def setup(tmp_path):
+    torch.manual_seed(3)
+    detector = get_detector("lfm")
+    model = detector.build()
+    weights = tmp_path / "weights.pth"
+    torch.save(export_state_dict(model, detector), weights)
+    # a folder named like GANGen-Detection is scored at native size (fast with small images)
+    suite = write_suite(tmp_path / "GANGen-Detection", {"AttGAN": 8, "BEGAN": 8}, size=(64, 64))
+    baseline = tmp_path / "baselines" / "lfm_small.json"
+    baseline.parent.mkdir()
+    baseline.write_text(json.dumps({
+        "kind": "metrics", "detector": "lfm", "weights": {"path": str(weights)}, "suite": str(suite),
+        "metrics": ["acc", "ap", "auc"], "tolerance": 0.1,
+    }))
+    results = tmp_path / "results"
+    common = ["--baseline", str(baseline), "--output", str(results), "--workers", "0"]
+    assert main(["check", "--update", *common]) == 0  # fills the expected values and the weights' sha256
+    return baseline, common, weights
+
+
+def test_fresh_baseline_passes(setup, capsys):
+    baseline, common, _ = setup
+    data = json.loads(baseline.read_text())
+    assert data["weights"]["sha256"] and set(data["expected"]["gangen"]) == {"AttGAN", "BEGAN", "mean"}
+    capsys.readouterr()
+    assert main(["check", *common]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_a_value_moved_by_5_points_fails_with_the_metric_in_the_table(setup, capsys):
+    baseline, common, _ = setup
+    data = json.loads(baseline.read_text())
+    data["expected"]["gangen"]["BEGAN"]["acc"] += 0.05
+    baseline.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["check", *common]) == 1
+    out = capsys.readouterr().out
+    assert "MOVED" in out and "gangen/BEGAN" in out and "acc" in out and "-5.00" in out
+    assert main(["check", *common, "--tolerance", "6"]) == 0  # within a 6-point tolerance
+
+
+def k8_instead_of_16(monkeypatch):
+    """A code change that keeps every weight's shape: the top 8 values, each twice, instead of the top 16."""
+    original = lfm.model.top_k_per_channel
+    monkeypatch.setattr(lfm.model, "top_k_per_channel", lambda maps, k: original(maps, 8).repeat_interleave(2, -1))
+
+
+def test_a_changed_model_does_not_reuse_stored_scores(setup, monkeypatch, tmp_path):
+    """The cache key holds a fingerprint of the model's outputs, not only the weights' sha256."""
+    _, common, _ = setup
+    cache = tmp_path / "results" / "cache"
+    before = set(cache.iterdir())
+    assert main(["check", *common]) == 0
+    assert set(cache.iterdir()) == before  # same model: stored scores reused
+    k8_instead_of_16(monkeypatch)
+    main(["check", *common])
+    assert len(set(cache.iterdir()) - before) == 2  # both generators scored again
+
+
+def test_other_weights_are_reported_as_such(setup, capsys):
+    baseline, common, weights = setup
+    torch.manual_seed(4)
+    detector = get_detector("lfm")
+    torch.save(export_state_dict(detector.build(), detector), weights)
+    capsys.readouterr()
+    assert main(["check", *common]) == 1
+    out = capsys.readouterr().out
+    assert "WEIGHTS" in out and "not a regression" in out and "MOVED" not in out
+    assert main(["check", "--update", *common]) == 0
+    assert main(["check", *common]) == 0
+
+
+def test_missing_data_is_exit_2(tmp_path, setup, capsys):
+    baseline, common, _ = setup
+    data = json.loads(baseline.read_text())
+    data["suite"] = str(tmp_path / "nowhere")
+    baseline.write_text(json.dumps(data))
+    assert main(["check", *common]) == 2
+
+
+def test_logits_baseline_on_the_shared_samples(tmp_path, shared_dir, official_lfm_path, capsys, monkeypatch):
+    reference = json.loads((shared_dir / "reference" / "lfm_official_logits.json").read_text())["outputs"]
+    baseline = tmp_path / "samples.json"
+    baseline.write_text(json.dumps({
+        "kind": "logits", "detector": "lfm", "weights": {"path": str(official_lfm_path)},
+        "images": str(shared_dir / "samples"), "protocol": "resize256", "tolerance_logit": 1e-4,
+        "expected": {name: r["resize256"]["logit"] for name, r in reference.items()},
+    }))
+    assert main(["check", "--baseline", str(baseline), "--output", str(tmp_path / "r")]) == 0
+    with monkeypatch.context() as patch:  # the issue's example of a changed model: K=8 instead of 16
+        k8_instead_of_16(patch)
+        assert main(["check", "--baseline", str(baseline), "--output", str(tmp_path / "r")]) == 1
+    data = json.loads(baseline.read_text())
+    data["expected"]["noise_256x256.png"] += 0.01
+    baseline.write_text(json.dumps(data))
+    assert main(["check", "--baseline", str(baseline), "--output", str(tmp_path / "r")]) == 1
+    assert "noise_256x256.png" in capsys.readouterr().out
