@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from bench.data import ImageDataset, collate_by_size
 from bench.inference import autocast_context, prepare_scorer
 from bench.metrics import compute_metrics, mean_metrics
 from bench.protocol import protocol_name
+from bench.provenance import git_commit
 from bench.store import (
     SCORE_COLUMNS,
     ResultsStore,
@@ -71,17 +71,6 @@ class DetectorRun:
     loaded: LoadedDetector
     key_fields: dict[tuple[str, str], dict] = field(default_factory=dict)
     frames: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=5, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
 
 
 def build_units(suites: list[ResolvedSuite], limit: int | None) -> list[WorkUnit]:
@@ -348,9 +337,6 @@ def write_run(
 def default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def elapsed(since: float) -> str:

@@ -32,10 +32,23 @@ def default_results_root() -> Path:
     return Path(os.environ.get("BENCH_RESULTS") or "results")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target."""
+def _default_mode() -> int:
+    # mkstemp creates 0600 files; results and checkpoints should get the usual umask-derived mode
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(temp, _default_mode())
+    return handle, temp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    handle, temp = _temp_beside(path)
     try:
         with os.fdopen(handle, "wb") as f:
             f.write(data)
@@ -64,8 +77,7 @@ def atomic_write_json(path: Path, payload: dict) -> None:
 
 
 def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temp = _temp_beside(path)
     os.close(handle)
     try:
         frame.to_parquet(temp, index=False)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet50
 
 from detectors.base import Detector, Preprocessing
 from detectors.registry import register_detector
@@ -17,6 +16,8 @@ class CNNDetectionNet(nn.Module):
     """ResNet-50 returning logits of shape [B] (keys are torchvision's, under no prefix)."""
 
     def __init__(self) -> None:
+        from torchvision.models import resnet50  # slow to import; only when the model is built
+
         super().__init__()
         self.net = resnet50(weights=None, num_classes=1)
 

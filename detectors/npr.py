@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.resnet import Bottleneck
 
 from detectors.base import Detector
 from detectors.registry import register_detector
@@ -21,6 +20,9 @@ NPR_REFERENCE = (
 
 
 def _stage(in_channels: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
+    # imported here: torchvision.models costs seconds to import, and listing detectors should not pay it
+    from torchvision.models.resnet import Bottleneck
+
     out_channels = planes * Bottleneck.expansion
     downsample = nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),

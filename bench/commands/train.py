@@ -1,0 +1,128 @@
+"""Train a detector with the paper's recipe; checkpoints load directly with `bench run --weights`.
+
+Defaults (the NPR/LFM training code): Adam (beta1 0.9), global batch 32, Resize((256, 256)) ->
+RandomCrop(224) -> RandomHorizontalFlip -> Normalize, BCE-with-logits (+ the Random-K Sampling loss for
+LFM), lr x0.9 every 10 epochs, 50 epochs, lr 1e-4 for LFM and 2e-4 for NPR. Every value can be changed
+and is recorded in the output folder (config.json, and the sidecar of each checkpoint).
+
+`--train-set` takes `progan4` (ForenSynths train: car, cat, chair, horse), `demo` (the synthetic demo
+set: implies `--resize none --crop 96` and validation on demo-val), another train split, or a folder of
+`0_real`/`1_fake` images. Validation runs after every epoch on `--val-set` (default: the matching `val`
+split; a folder named `train` validates on its sibling `val`); a test suite is refused for both.
+
+The output folder (default results/train/<detector>-<train set>-<time>) gets best.pth and last.pth (the
+detector's own checkpoint layout) with best.json/last.json beside them, log.csv (one row per epoch),
+config.json and state.pt. `--resume --output DIR` continues an interrupted run exactly; `--epochs N` may
+extend it. Under torchrun (`torchrun --nproc_per_node N -m bench train ...`) the processes share the
+global batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+# CLI option dest -> TrainConfig field, for the options that set a recipe value
+RECIPE_OPTIONS = (
+    "detector", "train_set", "val_set", "data_root", "output", "epochs", "batch_size", "lr", "lr_decay",
+    "lr_step", "optimizer", "beta1", "beta2", "weight_decay", "resize", "crop", "flip", "aux_loss_weight",
+    "seed", "deterministic", "sync_bn", "max_steps_per_epoch", "workers", "device", "amp",
+)
+
+
+def size_or_none(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a size in pixels or 'none', got {text!r}") from error
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # recipe options are absent from the namespace unless given, so that defaults stay the library's
+    # (and the demo recipe's) and --resume can tell a changed value from an unspoken one
+    unset = argparse.SUPPRESS
+    add = parser.add_argument
+    add("--detector", default=unset, help="NAME (see `bench list detectors`); required unless --resume")
+    add("--train-set", default=unset, help="progan4 | demo | NAME | PATH; required unless --resume")
+    add("--val-set", default=unset, help="NAME | PATH (default: the train set's val split; never a test suite)")
+    add("--data-root", default=unset, help="default: $BENCH_DATA or ./datasets")
+    add("--output", default=unset, help="run folder (default results/train/<detector>-<train set>-<time>); "
+                                        "with --resume, the folder to continue")
+    add("--resume", action="store_true", help="continue the run in --output from its last finished epoch")
+    add("--epochs", type=int, default=unset, help="default 50")
+    add("--batch-size", type=int, default=unset, help="global batch, split over torchrun processes (default 32)")
+    add("--lr", type=float, default=unset, help="default: the detector's (LFM 1e-4, NPR 2e-4)")
+    add("--lr-decay", type=float, default=unset, help="lr factor every --lr-step epochs (default 0.9)")
+    add("--lr-step", type=int, default=unset, help="default 10")
+    add("--optimizer", choices=["adam", "sgd"], default=unset, help="default adam")
+    add("--beta1", type=float, default=unset, help="Adam beta1 (default 0.9)")
+    add("--beta2", type=float, default=unset, help="Adam beta2 (default 0.999)")
+    add("--weight-decay", type=float, default=unset, help="default 0")
+    add("--resize", type=size_or_none, default=unset, help="N or none for native size (default 256)")
+    add("--crop", type=size_or_none, default=unset, help="random crop N or none (default 224)")
+    add("--no-flip", dest="flip", action="store_false", default=unset, help="no random horizontal flip")
+    add("--aux-loss-weight", type=float, default=unset, help="auxiliary (RKS) loss weight (default: the detector's)")
+    add("--seed", type=int, default=unset, help="default 0")
+    add("--no-deterministic", dest="deterministic", action="store_false", default=unset,
+        help="allow nondeterministic kernels and cudnn benchmarking")
+    add("--no-sync-bn", dest="sync_bn", action="store_false", default=unset,
+        help="under torchrun, BatchNorm statistics per process instead of over the global batch")
+    add("--max-steps-per-epoch", type=int, default=unset, help="cut epochs short (smoke tests)")
+    add("--workers", type=int, default=unset, help="loader processes per training process (default min(8, CPUs))")
+    add("--device", default=unset, help="auto, cpu or cuda (default auto)")
+    add("--amp", choices=["bf16", "off"], default=unset, help="autocast (default bf16 on CUDA, off on CPU)")
+    add("--json", action="store_true", help="print the summary only, as JSON")
+
+
+def build_config(args: argparse.Namespace):
+    """The TrainConfig the options ask for: a new recipe, or the resumed run's with the changes given."""
+    from dataclasses import replace
+
+    from bench.errors import BenchError
+    from bench.train import TrainConfig, load_config, recipe_defaults
+
+    given = {name: getattr(args, name) for name in RECIPE_OPTIONS if hasattr(args, name)}
+    if args.resume:
+        if "output" not in given:
+            raise BenchError("--resume needs --output DIR, the folder of the run to continue")
+        return replace(load_config(given["output"]), **given)
+    missing = [f"--{name.replace('_', '-')}" for name in ("detector", "train_set") if name not in given]
+    if missing:
+        raise BenchError(f"{' and '.join(missing)} required (see `bench train --help`)")
+    return TrainConfig(**{**recipe_defaults(given["train_set"]), **given})
+
+
+def _without_nan(value):
+    """NaN (an undefined AP) -> null: JSON has no NaN."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nan(v) for v in value]
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.train import train
+
+    config = build_config(args)
+    result = train(config, resume=args.resume, progress=not args.json)
+    if not result.is_main:
+        return 0
+    if args.json:
+        print(json.dumps(_without_nan(result.summary()), indent=1))
+        return 0
+    resumed = f" (resumed after epoch {result.resumed_from})" if result.resumed_from is not None else ""
+    print(f"trained {result.detector} for {result.epochs} epochs{resumed} in {result.seconds:.1f}s")
+    if result.best_epoch is not None:
+        print(f"best: epoch {result.best_epoch}  val acc {result.best['acc']:.4f}  ap {result.best['ap']:.4f}"
+              f"  {result.best_path}")
+    if result.last:
+        print(f"last: epoch {result.epochs}  val acc {result.last['acc']:.4f}  ap {result.last['ap']:.4f}"
+              f"  {result.last_path}")
+    print(f"run folder: {result.output}")
+    print(f"evaluate it: bench run --detector {result.detector} --weights {result.best_path} --suite all")
+    return 0
