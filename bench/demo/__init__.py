@@ -1,0 +1,30 @@
+"""The offline demo suites (synthetic demo data, not a paper benchmark) and the bundled demo weights.
+
+`ensure_demo_data(data_root)` builds `<data_root>/demo/` on first use from photographs that ship inside
+scikit-image and scikit-learn, deterministically and without a network, and reuses it afterwards; see
+`bench.demo.build` for the layout, `bench.demo.real` for the real patches and the train/test split and
+`bench.demo.generators` for the generator-like pipelines that make the fakes. The demo weights live in
+`bench/demo/weights/` (package data).
+"""
+
+from bench.demo.build import (
+    DEFAULT_COUNTS,
+    DEMO_NOTE,
+    DEMO_SUITES,
+    IMAGE_SIZE,
+    content_hash,
+    demo_root,
+    demo_suite_root,
+    ensure_demo_data,
+)
+
+__all__ = [
+    "DEFAULT_COUNTS",
+    "DEMO_NOTE",
+    "DEMO_SUITES",
+    "IMAGE_SIZE",
+    "content_hash",
+    "demo_root",
+    "demo_suite_root",
+    "ensure_demo_data",
+]
