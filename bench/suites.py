@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench.demo.build import DEMO_SUITES
 from bench.errors import BenchError, UnknownNameError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -91,9 +92,10 @@ _PAPER = [
 _DEMO_SOURCE = "synthetic, written by the harness (bench.demo) under <data root>/demo/"
 _FORENSYNTHS_TRAIN = "https://github.com/PeterWang512/CNNDetection (README: training set download)"
 _OTHERS = [
-    Suite("demo-gan", (), "demo/demo-gan", (), None, "Demo: synthetic GAN-like images", _DEMO_SOURCE, demo=True),
-    Suite("demo-diffusion", (), "demo/demo-diffusion", (), None, "Demo: synthetic diffusion-like images",
+    Suite("demo-gan", (), "demo/demo-gan", tuple(DEMO_SUITES["demo-gan"]), None, "Demo: synthetic GAN-like images",
           _DEMO_SOURCE, demo=True),
+    Suite("demo-diffusion", (), "demo/demo-diffusion", tuple(DEMO_SUITES["demo-diffusion"]), None,
+          "Demo: synthetic diffusion-like images", _DEMO_SOURCE, demo=True),
     Suite("progan4", (), "ForenSynths_train_val/train", ("car", "cat", "chair", "horse"), 256,
           "ForenSynths ProGAN training set, 4 classes", _FORENSYNTHS_TRAIN, split="train", listed_only=True),
     Suite("progan4-val", (), "ForenSynths_train_val/val", ("car", "cat", "chair", "horse"), 256,

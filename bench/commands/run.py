@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.inference import pick_device
-    from bench.runner import DetectorRun, RunOptions, default_workers, evaluate, now_iso, write_run
+    from bench.provenance import now_iso
+    from bench.runner import DetectorRun, RunOptions, default_workers, evaluate, write_run
     from bench.store import ResultsStore
     from bench.suites import default_data_root
     from detectors import get_detectors, load_detector
@@ -100,9 +101,9 @@ def choose_suites(spec: str, data_root: Path):
         ensure_demo_data(data_root)
         demo = resolve_suites(DEMO_FOR_GROUP[spec], data_root)
         note = (
-            f"No paper suite found under {data_root.resolve()}: running the {DEMO_NOTE} "
-            f"({', '.join(r.suite.name for r in demo)}) with the bundled demo weights. "
-            f"To run the paper's suites, see {README_DATA_SECTION}."
+            f"No paper suite found under {data_root.resolve()}: running the demo suites "
+            f"{' and '.join(r.suite.name for r in demo)} with the bundled demo weights instead. "
+            f"They are {DEMO_NOTE}. To run the paper's suites, see {README_DATA_SECTION}."
         )
         return demo, note
     if spec.split(",")[0].strip().startswith("demo"):

@@ -1,0 +1,70 @@
+"""Ship a `bench train --train-set demo` checkpoint inside the package as `<family>:demo`.
+
+    python -m bench.demo.bundle RUN_FOLDER [RUN_FOLDER ...]
+
+copies each run's `best.pth` to `bench/demo/weights/<family>_demo.pth` and records it in
+`bench/demo/weights/manifest.json` (sha256, the training command, the demo data's content hash, the
+validation metrics), which `detectors.weights` reads to register the bundled weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from bench.demo.build import content_hash
+from bench.errors import BenchError
+from bench.store import atomic_write_json
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def training_command(recipe: dict) -> str:
+    return (f"bench train --detector {recipe['detector']} --train-set demo --epochs {recipe['epochs']} "
+            f"--seed {recipe['seed']}")
+
+
+def bundle(run_folder: Path) -> dict:
+    sidecar_path = run_folder / "best.json"
+    checkpoint = run_folder / "best.pth"
+    if not sidecar_path.is_file() or not checkpoint.is_file():
+        raise BenchError(f"{run_folder} has no best.pth/best.json: is it a `bench train` output folder?")
+    sidecar = json.loads(sidecar_path.read_text())
+    if sidecar["recipe"]["train_set"] != "demo":
+        raise BenchError(f"{run_folder} was trained on {sidecar['recipe']['train_set']!r}, not on the demo set")
+    family = sidecar["weights_family"]
+    filename = f"{family.replace('-', '_')}_demo.pth"
+    WEIGHTS_DIR.mkdir(exist_ok=True)
+    shutil.copyfile(checkpoint, WEIGHTS_DIR / filename)
+    return {
+        "family": family,
+        "tag": "demo",
+        "filename": filename,
+        "sha256": sidecar["sha256"],
+        "source": f"this project: `{training_command(sidecar['recipe'])}` (epoch {sidecar['epoch']} = best on demo-val)",
+        "note": "trained on synthetic demo data only; not a detector for real images",
+        "detector": sidecar["detector"],
+        "demo_data_content_hash": content_hash(),
+        "val_metrics": {k: sidecar["val_metrics"].get(k) for k in ("acc", "ap")},
+        "recipe": sidecar["recipe"] | {"output": None, "data_root": None},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.demo.bundle", description=__doc__)
+    parser.add_argument("runs", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    manifest_path = WEIGHTS_DIR / "manifest.json"
+    records = json.loads(manifest_path.read_text()) if manifest_path.is_file() else []
+    for run_folder in args.runs:
+        record = bundle(run_folder)
+        records = [r for r in records if r["family"] != record["family"]] + [record]
+        print(f"bundled {record['family']}:demo <- {run_folder} (sha256 {record['sha256'][:12]})")
+    atomic_write_json(manifest_path, sorted(records, key=lambda r: r["family"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
