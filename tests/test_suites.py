@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.demo import DEMO_SUITES
 from bench.errors import BenchError, UnknownNameError
 from bench.suites import GROUPS, PAPER_SUITES, SUITES, default_data_root, discover, resolve_suites
 
@@ -31,7 +32,8 @@ def test_paper_suites_and_their_columns():
         assert suite.source and suite.title and suite.split in ("test", "train", "val")
         assert (suite.resize is None) == (suite.demo or suite.name == "gangen")
     assert SUITES["progan4"].split == "train" and SUITES["progan4-val"].split == "val"
-    assert SUITES["demo-gan"].generators == () and SUITES["demo-gan"].folder == "demo/demo-gan"
+    # the demo suites' columns are the demo builder's generators, in its order
+    assert SUITES["demo-gan"].generators == tuple(DEMO_SUITES["demo-gan"]) and SUITES["demo-gan"].folder == "demo/demo-gan"
 
 
 def test_aliases_groups_and_comma_lists(tmp_path):
