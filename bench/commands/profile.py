@@ -1,0 +1,93 @@
+"""Measure params, MACs/FLOPs, latency, throughput and peak memory of detectors.
+
+`macs` are multiply-accumulates counted the way `thop` counts them at batch 1: what the LFM paper
+reports as "FLOPs" (LFM 1.61B). `flops` are true floating point operations from
+`torch.utils.flop_counter`. Latency (batch 1) and throughput (at --batch-size) time the fast scorer that
+`bench run` uses, on random uint8 images already on the device: median of repeated calls after warm-up,
+with quartiles. Results go to <results>/profile/<detector>.json, where `bench table` reads the FLOPs and
+Params of reproduced rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detector", required=True, help="NAME[,NAME...] (see `bench list detectors`)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput runs (default 32)")
+    parser.add_argument("--input-size", type=int, default=256, help="square input side in pixels (default 256)")
+    parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off",
+                        help="CUDA autocast (default off; ignored on CPU, which stays float32)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="channels-last memory layout (default: on, as in bench run)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the scorer (the first calls compile)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls before timing (default 2)")
+    parser.add_argument("--repeats", type=int, default=10,
+                        help="timed calls per measurement (default 10; fewer, at least 3, past 15 s)")
+    parser.add_argument("--output", help="results root (default: $BENCH_RESULTS or ./results)")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of the results only")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.inference import pick_device
+    from bench.profile import profile_detector
+    from bench.store import ResultsStore, atomic_write_json
+    from detectors import get_detectors
+
+    detectors = get_detectors(args.detector)  # every name checked before any work
+    device = pick_device(args.device)
+    if args.amp != "off" and device.type != "cuda":
+        print(f"bench profile: --amp {args.amp} applies to CUDA only; {device} runs in float32", file=sys.stderr)
+    store = ResultsStore(args.output)
+    results = []
+    for detector in detectors:
+        result = profile_detector(
+            detector.name, device, batch_size=args.batch_size, input_size=args.input_size, amp=args.amp,
+            channels_last=args.channels_last, compile=args.compile, warmup=args.warmup, repeats=args.repeats,
+            progress=lambda text: print(text, file=sys.stderr, flush=True),
+        )
+        path = Path(store.root) / "profile" / f"{detector.name}.json"
+        atomic_write_json(path, result)
+        results.append(result)
+        if not args.json:
+            print(f"stored {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        print(render(results))
+    return 0
+
+
+def render(results: list[dict]) -> str:
+    from bench.textable import format_table
+
+    header = ["detector", "params", "MACs (G)", "FLOPs (G)", "latency ms (b=1)", "img/s", "peak MB"]
+    rows = []
+    for r in results:
+        s = r["settings"]
+        q1, q3 = s["latency_ms_quartiles"]
+        t1, t3 = s["throughput_img_s_quartiles"]
+        rows.append([
+            r["detector"], f"{r['params']:,}", f"{r['macs'] / 1e9:.4f}", f"{r['flops'] / 1e9:.3f}",
+            f"{r['latency_ms']:.2f} [{q1:.2f}-{q3:.2f}]",
+            f"{r['throughput_img_s']:.1f} [{t1:.1f}-{t3:.1f}]", f"{r['peak_memory_mb']:.0f}",
+        ])
+    if not results:
+        raise BenchError("nothing was profiled")
+    s = results[0]["settings"]
+    notes = [
+        f"device {results[0]['device']}, torch {results[0]['torch_version']}; img/s at batch {s['batch_size']}, "
+        f"input {s['input_size']}x{s['input_size']}, amp {s['amp']}, channels_last {s['channels_last']}, "
+        f"compile {s['compile']}",
+        "latency and img/s: median [quartiles] of timed calls after warm-up; "
+        "MACs: thop convention (the paper's 'FLOPs'); FLOPs: torch.utils.flop_counter",
+        f"peak MB: {s['memory']}",
+    ]
+    return format_table(header, rows, [False] + [True] * 6) + "\n\n" + "\n".join(notes)
