@@ -1,0 +1,181 @@
+"""The training recipe: `TrainConfig` and its defaults, the result of a run, the lr schedule, seeds."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from bench.errors import BenchError
+from bench.store import default_results_root
+from bench.train.distributed import Processes
+
+DEMO_RECIPE = {"resize": None, "crop": 96}
+"""The demo recipe (bundled demo weights): the 128x128 demo images at native size, 96x96 crops."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every value of a training recipe. `None` means "the detector's or the machine's default", which
+    `train` resolves and records."""
+
+    detector: str
+    train_set: str
+    """`progan4`, `demo`, another training suite name, or a folder of `0_real`/`1_fake` images."""
+    val_set: str | None = None
+    """Default: the train set's `val` split (progan4 -> progan4-val, demo -> demo-val, `X/train` -> `X/val`)."""
+    data_root: str | None = None
+    output: str | None = None
+    """Default: `<results>/train/<detector>-<train set>-<timestamp>`."""
+    epochs: int = 50
+    batch_size: int = 32
+    """The global batch: split over the processes under torchrun."""
+    lr: float | None = None
+    """Default: the detector's `train_lr` (LFM 1e-4, NPR 2e-4, as their READMEs give)."""
+    lr_decay: float = 0.9
+    lr_step: int = 10
+    """The lr of epoch e (0-based) is lr * lr_decay ** (e // lr_step)."""
+    optimizer: str = "adam"
+    """`adam` (the papers) or `sgd` (no momentum, as the NPR code's `--optim sgd`)."""
+    beta1: float = 0.9
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+    resize: int | None = 256
+    """Training images are resized to resize x resize first; None keeps their native size."""
+    crop: int | None = 224
+    """Random crop size; None: no crop."""
+    flip: bool = True
+    aux_loss_weight: float | None = None
+    """Weight of the auxiliary loss. Default: the detector's (LFM's Random-K Sampling term: 0.02)."""
+    seed: int = 0
+    deterministic: bool = True
+    """torch.use_deterministic_algorithms (warn-only) and no cudnn benchmarking."""
+    sync_bn: bool = True
+    """Under torchrun, BatchNorm statistics over the global batch (as one process would see it)."""
+    max_steps_per_epoch: int | None = None
+    workers: int | None = None
+    """Loader processes per training process. Default: min(8, CPUs per process)."""
+    device: str = "auto"
+    amp: str | None = None
+    """`bf16` or `off`. Default: bf16 on CUDA, off on CPU."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("epochs", "batch_size", "lr_step"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        for name in ("resize", "crop"):
+            value = getattr(self, name)
+            if value is not None and value < 2:
+                problems.append(f"{name} must be at least 2 (or none)")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            problems.append("max_steps_per_epoch must be at least 1 (or none)")
+        if self.lr is not None and not self.lr > 0:
+            problems.append("lr must be positive")
+        if not 0 < self.lr_decay <= 1:
+            problems.append("lr_decay must be in (0, 1]")
+        if self.optimizer not in ("adam", "sgd"):
+            problems.append("optimizer must be adam or sgd")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            problems.append("beta1 and beta2 must be in [0, 1)")
+        if self.weight_decay < 0 or (self.aux_loss_weight is not None and self.aux_loss_weight < 0):
+            problems.append("weight_decay and aux_loss_weight must be at least 0")
+        if self.workers is not None and self.workers < 0:
+            problems.append("workers must be at least 0")
+        if self.amp not in (None, "off", "bf16"):
+            problems.append("amp must be bf16 or off")
+        if self.crop is not None and self.resize is not None and self.crop > self.resize:
+            problems.append(f"crop {self.crop} is larger than the resized image ({self.resize})")
+        if problems:
+            raise BenchError("invalid training recipe: " + "; ".join(problems))
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    detector: str
+    epochs: int
+    """Epochs completed in all (this run and the ones it resumed)."""
+    best_epoch: int | None
+    best: dict
+    last: dict
+    best_path: Path
+    last_path: Path
+    history: list[dict]
+    resumed_from: int | None
+    seconds: float
+    is_main: bool = True
+    """False on torchrun ranks other than 0 (which write nothing)."""
+
+    def summary(self) -> dict:
+        return {
+            "output": str(self.output), "detector": self.detector, "epochs": self.epochs,
+            "best_epoch": self.best_epoch, "best": self.best, "last": self.last,
+            "best_path": str(self.best_path), "last_path": str(self.last_path),
+            "resumed_from": self.resumed_from, "seconds": round(self.seconds, 3),
+        }
+
+
+def recipe_defaults(train_set: str) -> dict:
+    """Recipe values implied by a train set: the demo recipe for `demo`, nothing otherwise."""
+    return dict(DEMO_RECIPE) if train_set in ("demo", "demo-train") else {}
+
+
+def lr_at(config: TrainConfig, epoch: int, base_lr: float) -> float:
+    """Step decay: lr x lr_decay after every lr_step epochs (epoch is 0-based)."""
+    return base_lr * config.lr_decay ** (epoch // config.lr_step)
+
+
+def mix_seed(*parts) -> int:
+    """A 63-bit seed from (seed, purpose, epoch, ...): stable across runs, machines and Python versions."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Re-seed the global RNGs that the model's own randomness draws from (dropout, Random-K Sampling)."""
+    value = mix_seed(seed, "forward", epoch, rank)
+    torch.manual_seed(value)
+    random.seed(value)
+    np.random.seed(value % 2**32)
+
+
+def resolve_config(config: TrainConfig, detector, device: torch.device, procs: Processes) -> TrainConfig:
+    """Fill the `None` defaults with the detector's and the machine's values (what gets recorded)."""
+    from bench.suites import default_data_root
+
+    if config.batch_size % procs.world:
+        raise BenchError(f"--batch-size {config.batch_size} (the global batch) does not split over "
+                         f"{procs.world} processes; use a multiple of {procs.world}")
+    if detector.preprocessing.even_size and config.crop is not None and config.crop % 2:
+        raise BenchError(f"detector {detector.name} needs even image sizes; use an even --crop")
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", procs.world))
+    workers = config.workers
+    if workers is None:
+        workers = min(8, max(0, (os.cpu_count() or 1) // local_world - 1))
+    output = config.output
+    if output is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S") if procs.is_main else None
+        if procs.distributed:  # every rank must agree on the folder rank 0 names
+            box = [stamp]
+            dist.broadcast_object_list(box, src=0)
+            stamp = box[0]
+        train_name = Path(config.train_set).name or "train"
+        output = str(default_results_root() / "train" / f"{detector.name}-{train_name}-{stamp}")
+    return dataclasses.replace(
+        config,
+        data_root=str(Path(config.data_root).expanduser().absolute()) if config.data_root else str(default_data_root()),
+        output=str(Path(output).expanduser().absolute()),
+        lr=config.lr if config.lr is not None else detector.train_lr,
+        aux_loss_weight=config.aux_loss_weight if config.aux_loss_weight is not None else detector.aux_loss_weight,
+        workers=workers,
+        amp=config.amp or ("bf16" if device.type == "cuda" else "off"),
+    )

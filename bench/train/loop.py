@@ -1,0 +1,320 @@
+"""The training loop: set up a `Run`, train and validate epoch after epoch, record each epoch; `train()`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from bench.errors import BenchError
+from bench.provenance import git_commit, now_iso
+from bench.store import atomic_write_bytes, atomic_write_json
+from bench.train.config import TrainConfig, TrainResult, lr_at, mix_seed, resolve_config, seed_epoch
+from bench.train.data import EpochBatches, TrainData, TrainImages, resolve_data
+from bench.train.distributed import Processes, convert_batchnorm, start_processes
+from bench.train.state import (
+    STATE_FORMAT,
+    _torch_bytes,
+    check_resumable,
+    load_config,
+    load_state,
+    restore_rng_states,
+    rng_states,
+    write_checkpoint,
+    write_log,
+)
+from lfm import lfm_loss  # BCE-with-logits (+ aux_weight x the same on an auxiliary logit), any detector
+
+# -------------------------------------------------------------------------------------- validation
+
+
+def score_validation(run: Run) -> dict:
+    """ACC/AP (and the other bench metrics) of the model in eval mode on the val images under the val
+    split's test-time protocol, each process scoring its share; bad files are skipped and counted, as
+    `bench run` does."""
+    from bench.data import ImageDataset, collate_by_size
+    from bench.inference import autocast_context
+    from bench.metrics import compute_metrics
+
+    procs, device, val = run.procs, run.device, run.val
+    indices = list(range(procs.rank, len(val.items), procs.world))
+    dataset = ImageDataset([val.items[i] for i in indices], resize=val.resize,
+                           even_crop=run.detector.preprocessing.even_size)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=run.config.batch_size, num_workers=run.config.workers,
+                                         collate_fn=collate_by_size, pin_memory=device.type == "cuda")
+    scored: list[tuple[int, float]] = []
+    skipped = 0
+    run.model.eval()
+    bar = tqdm(total=len(indices), desc="validation", unit="img", leave=False, file=sys.stderr,
+               disable=not (run.progress and procs.is_main) or None)
+    with torch.inference_mode(), autocast_context(device, run.config.amp):
+        for batch in loader:
+            skipped += len(batch.failed)
+            for local, pixels in batch.groups:
+                x = (pixels.to(device, non_blocking=True).float() / 255 - run.mean) / run.std
+                logits = run.model(x).float().cpu().tolist()
+                scored += [(indices[i], logit) for i, logit in zip(local, logits, strict=True)]
+            bar.update(sum(len(g[0]) for g in batch.groups) + len(batch.failed))
+    bar.close()
+    if procs.distributed:
+        gathered: list = [None] * procs.world
+        dist.all_gather_object(gathered, (scored, skipped))
+        scored = [row for part, _ in gathered for row in part]
+        skipped = sum(n for _, n in gathered)
+    if not scored:
+        raise BenchError(f"none of the {len(val.items)} validation images under {val.root} could be decoded")
+    scored.sort()
+    labels = [val.items[i][1] for i, _ in scored]
+    probs = torch.sigmoid(torch.tensor([logit for _, logit in scored], dtype=torch.float64)).tolist()
+    metrics = compute_metrics(labels, probs)
+    keep = ("acc", "ap", "r_acc", "f_acc", "auc", "n_real", "n_fake")
+    return {**{k: metrics[k] for k in keep}, "n_skipped": skipped}
+
+def better(metrics: dict, best: dict | None) -> bool:
+    """Val ACC first, AP to break ties; an undefined AP never wins a tie."""
+    if best is None:
+        return True
+
+    def key(m):
+        ap = m.get("ap")
+        return (m["acc"], ap if ap is not None and math.isfinite(ap) else -math.inf)
+
+    return key(metrics) > key(best)
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen NPR kernels stay out
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.0, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2),
+                            weight_decay=config.weight_decay)
+
+
+@dataclass
+class Run:
+    """What the epoch loop needs, set up once."""
+
+    config: TrainConfig
+    detector: object
+    procs: Processes
+    device: torch.device
+    model: nn.Module
+    """The plain model (what checkpoints export)."""
+    step_model: nn.Module
+    """The model the training step calls (DistributedDataParallel under torchrun)."""
+    optimizer: torch.optim.Optimizer
+    train: TrainData
+    val: TrainData
+    sampler: EpochBatches
+    loader: torch.utils.data.DataLoader
+    mean: torch.Tensor
+    std: torch.Tensor
+    folder: Path
+    progress: bool
+    epoch: int = 0
+    step: int = 0
+    best: dict | None = None
+    best_epoch: int | None = None
+    last: dict | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def sidecar(self, epoch: int, metrics: dict) -> dict:
+        import bench
+
+        return {
+            "detector": self.detector.name, "display_name": self.detector.display_name,
+            "weights_family": self.detector.weights_family, "epoch": epoch, "step": self.step,
+            "val_metrics": metrics, "recipe": dataclasses.asdict(self.config),
+            "data": {"train": self.train.describe(), "val": self.val.describe()},
+            "world_size": self.procs.world, "device": str(self.device),
+            "package_version": bench.__version__, "git_commit": git_commit(), "torch_version": torch.__version__,
+            "written_at": now_iso(),
+        }
+
+
+def setup(config: TrainConfig, procs: Processes, device: torch.device, resume: bool,
+          progress: bool) -> tuple[Run, dict | None]:
+    from detectors import get_detector
+
+    detector = get_detector(config.detector)
+    config = resolve_config(config, detector, device, procs)
+    folder = Path(config.output)
+    state = None
+    if resume:
+        check_resumable(load_config(folder), config)
+        state = load_state(folder, torch.device("cpu"))
+    elif (folder / "state.pt").exists() or (folder / "config.json").exists():
+        raise BenchError(f"{folder} already holds a training run; add --resume to continue it, or pick another --output")
+    if procs.distributed:
+        dist.barrier()  # every rank has looked at the folder before rank 0 writes into it
+    train_data, val_data = resolve_data(config, Path(config.data_root))
+    if state is not None and state["train_fingerprint"] != train_data.fingerprint():
+        raise BenchError(
+            f"the training images under {train_data.root} are not the ones the run in {folder} started with "
+            "(files added, removed or renamed); it cannot be resumed exactly. Start a new run."
+        )
+    torch.manual_seed(mix_seed(config.seed, "init"))  # the same initial weights on every rank
+    model = detector.build_model()
+    if state is not None:
+        model.load_state_dict(state["model"])
+    if procs.distributed and config.sync_bn:
+        model = convert_batchnorm(model, device)
+    model = model.to(device)
+    step_model = model
+    if procs.distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        step_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    optimizer = make_optimizer(config, model)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    mean = torch.tensor(detector.preprocessing.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(detector.preprocessing.std, device=device).view(1, 3, 1, 1)
+    dataset = TrainImages(train_data.items, config.resize, config.crop, config.flip, config.seed,
+                          detector.preprocessing.even_size)
+    sampler = EpochBatches(len(dataset), config.batch_size, config.seed, procs.rank, procs.world,
+                           config.max_steps_per_epoch)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers,
+                                         pin_memory=device.type == "cuda", persistent_workers=config.workers > 0)
+    run = Run(config, detector, procs, device, model, step_model, optimizer, train_data, val_data, sampler, loader,
+              mean, std, folder, progress)
+    if state is not None:
+        run.epoch, run.step, run.history = state["epoch"], state["step"], list(state["history"])
+        run.best, run.best_epoch, run.last = state["best"], state["best_epoch"], state["last"]
+        restore_rng_states(state["rng"])
+    elif procs.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / "config.json", dataclasses.asdict(config))
+    return run, state
+
+
+def train_epoch(run: Run) -> float:
+    """One epoch of training; returns the mean training loss over the epoch's images."""
+    from bench.inference import autocast_context
+
+    config, procs = run.config, run.procs
+    seed_epoch(config.seed, run.epoch, procs.rank)
+    lr = lr_at(config, run.epoch, config.lr)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    sampler = run.sampler
+    sampler.set_epoch(run.epoch)
+    run.model.train()
+    loss_sum = torch.zeros(2, dtype=torch.float64, device=run.device)  # (sum of losses x images, images)
+    bar = tqdm(total=len(sampler), desc=f"epoch {run.epoch + 1}/{config.epochs}", unit="step", leave=False,
+               file=sys.stderr, disable=not (run.progress and procs.is_main) or None)
+    for step_in_epoch, (pixels, labels) in enumerate(run.loader):
+        x = (pixels.to(run.device, non_blocking=True).float() / 255 - run.mean) / run.std
+        target = labels.to(run.device, dtype=torch.float32)
+        with autocast_context(run.device, config.amp):
+            output = run.step_model(x)
+            loss = lfm_loss(output, target, config.aux_loss_weight)
+        # DDP averages gradients over ranks; weighting each rank's mean loss by its share of the global
+        # batch makes that average the global batch's mean loss, also for an unevenly split last batch
+        share = len(target) * procs.world / sampler.global_size(step_in_epoch)
+        run.optimizer.zero_grad(set_to_none=True)
+        (loss * share).backward()
+        run.optimizer.step()
+        run.step += 1
+        loss_sum[0] += loss.detach().double() * len(target)
+        loss_sum[1] += len(target)
+        bar.update(1)
+        if step_in_epoch % 10 == 0:  # reading the loss waits for the device: not every step
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+    bar.close()
+    if procs.distributed:
+        dist.all_reduce(loss_sum)
+    return float(loss_sum[0] / loss_sum[1]) if loss_sum[1] > 0 else math.nan
+
+
+def finish_epoch(run: Run, train_loss: float, metrics: dict, seconds: float) -> dict:
+    """Record the epoch: log row, checkpoints, then the resume state (the commit point), rank 0 only."""
+    run.epoch += 1
+    record = {"epoch": run.epoch, "lr": lr_at(run.config, run.epoch - 1, run.config.lr), "train_loss": train_loss,
+              "val_acc": metrics["acc"], "val_ap": metrics["ap"], "seconds": round(seconds, 3)}
+    run.history.append(record)
+    run.last = metrics
+    improved = better(metrics, run.best)
+    if improved:
+        run.best, run.best_epoch = metrics, run.epoch
+    if run.procs.is_main:
+        write_checkpoint(run.folder, "last", run.model, run.detector, run.sidecar(run.epoch, metrics))
+        if improved:
+            write_checkpoint(run.folder, "best", run.model, run.detector, run.sidecar(run.epoch, metrics))
+        write_log(run.folder, run.history)
+        state = {
+            "format": STATE_FORMAT, "epoch": run.epoch, "step": run.step,
+            "model": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+            "optimizer": run.optimizer.state_dict(), "rng": rng_states(), "sampler_epoch": run.epoch,
+            "best": run.best, "best_epoch": run.best_epoch, "last": run.last, "history": run.history,
+            "train_fingerprint": run.train.fingerprint(), "world_size": run.procs.world,
+        }
+        atomic_write_bytes(run.folder / "state.pt", _torch_bytes(state))
+        flag = " (best)" if improved else ""
+        print(f"epoch {run.epoch}/{run.config.epochs}  lr {record['lr']:.3g}  loss {train_loss:.4f}  "
+              f"val acc {metrics['acc']:.4f} ap {metrics['ap']:.4f}{flag}  {seconds:.1f}s", file=sys.stderr)
+    return record
+
+
+@contextmanager
+def _deterministic(enabled: bool, device: torch.device):
+    """Deterministic kernels for the duration of training (warn-only: some CUDA kernels have none);
+    the caller's settings come back afterwards."""
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.benchmark)
+    if enabled:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: the fastest kernels are worth finding
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.benchmark = previous[2]
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
+          on_epoch_end: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train `config.detector` with the recipe in `config`; with `resume`, continue the run in
+    `config.output` from its last finished epoch. `on_epoch_end(record)` runs after each epoch's files
+    are written (tests use it to interrupt a run)."""
+    started = time.perf_counter()
+    if resume and config.output is None:
+        raise BenchError("--resume needs --output: the folder of the run to continue")
+    procs, device = start_processes(config.device)
+    try:
+        run, state = setup(config, procs, device, resume, progress)
+        with _deterministic(run.config.deterministic, run.device):
+            resumed_from = run.epoch if state is not None else None
+            while run.epoch < run.config.epochs:
+                epoch_started = time.perf_counter()
+                train_loss = train_epoch(run)
+                metrics = score_validation(run)
+                record = finish_epoch(run, train_loss, metrics, time.perf_counter() - epoch_started)
+                if on_epoch_end is not None:
+                    on_epoch_end(record)
+    finally:
+        if procs.started_group:
+            dist.destroy_process_group()
+    return TrainResult(
+        output=run.folder, detector=run.detector.name, epochs=run.epoch, best_epoch=run.best_epoch,
+        best=run.best or {}, last=run.last or {}, best_path=run.folder / "best.pth", last_path=run.folder / "last.pth",
+        history=run.history, resumed_from=resumed_from, seconds=time.perf_counter() - started,
+        is_main=run.procs.is_main,
+    )

@@ -1,0 +1,124 @@
+"""Files of a run: checkpoints and their sidecars, log.csv, config.json, and the resume state with the RNG
+states."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.errors import BenchError
+from bench.store import atomic_write_bytes, atomic_write_json
+from bench.train.config import TrainConfig
+
+STATE_FORMAT = 1
+LOG_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "val_ap", "seconds")
+CHECKPOINT_WRAPPERS = {"cnndetection": "model"}
+"""Weights families whose official checkpoints wrap the state dict (CNNDetection: {'model': sd})."""
+RESUMABLE_CHANGES = ("epochs", "workers", "device", "amp", "data_root", "output")
+"""Config fields a resumed run may change: none of them alters what the remaining epochs compute
+(a different device or amp setting changes the arithmetic, not the recipe)."""
+
+
+def _torch_bytes(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def rng_states() -> dict:
+    numpy_state = np.random.get_state(legacy=False)
+    states = {
+        "python": random.getstate(),
+        "numpy": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+                  "pos": numpy_state["state"]["pos"], "has_gauss": numpy_state["has_gauss"],
+                  "gauss": numpy_state["gauss"]},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    numpy_state = states["numpy"]
+    np.random.set_state({
+        "bit_generator": "MT19937",
+        "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
+        "has_gauss": numpy_state["has_gauss"], "gauss": numpy_state["gauss"],
+    })
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+
+def write_checkpoint(folder: Path, which: str, model: nn.Module, detector, sidecar: dict) -> Path:
+    """`<which>.pth` in the detector's own key layout plus `<which>.json`; both written atomically."""
+    from detectors import export_state_dict
+
+    state_dict = export_state_dict(model, detector)
+    wrapper = CHECKPOINT_WRAPPERS.get(detector.weights_family)
+    payload = _torch_bytes({wrapper: state_dict} if wrapper else state_dict)
+    path = folder / f"{which}.pth"
+    atomic_write_bytes(path, payload)
+    atomic_write_json(folder / f"{which}.json", {
+        **sidecar, "checkpoint": path.name, "sha256": hashlib.sha256(payload).hexdigest(),
+    })
+    return path
+
+
+def write_log(folder: Path, history: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=LOG_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_bytes(folder / "log.csv", text.getvalue().encode())
+
+
+def load_config(folder: str | Path) -> TrainConfig:
+    """The recipe of an earlier run (its `config.json`)."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise BenchError(f"{folder} holds no training run to resume (no config.json); check --output")
+    saved = json.loads(path.read_text())
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in saved.items() if k in known})
+
+
+def load_state(folder: Path, device: torch.device) -> dict:
+    path = folder / "state.pt"
+    if not path.is_file():
+        raise BenchError(
+            f"{folder} has no state.pt: the run stopped before its first epoch ended. Start it again "
+            "without --resume (and a fresh --output)."
+        )
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError) as error:
+        raise BenchError(f"cannot read {path} ({type(error).__name__}: {error})") from error
+    if state.get("format") != STATE_FORMAT:
+        raise BenchError(f"{path} is in an unknown format ({state.get('format')!r}); it cannot be resumed")
+    return state
+
+
+def check_resumable(saved: TrainConfig, config: TrainConfig) -> None:
+    changed = [
+        f"{f.name} ({getattr(saved, f.name)!r} -> {getattr(config, f.name)!r})"
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)
+    ]
+    if changed:
+        raise BenchError(
+            "--resume continues a run with its own recipe; these differ from it: " + ", ".join(changed)
+            + ". Only " + ", ".join(RESUMABLE_CHANGES) + " may change; start a new run for another recipe."
+        )
