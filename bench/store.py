@@ -60,20 +60,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.unlink(temp)
 
 
-def _json_safe(value):
+def json_safe(value):
+    """NaN/inf -> None (JSON has no NaN), numpy/torch scalars -> Python numbers, recursively."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item"):  # numpy / torch scalars
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
 def atomic_write_json(path: Path, payload: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(_json_safe(payload), indent=1, sort_keys=False) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(json_safe(payload), indent=1, sort_keys=False) + "\n").encode())
 
 
 def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:

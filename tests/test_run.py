@@ -199,3 +199,19 @@ def test_unknown_detector_and_bad_weights_are_exit_2(tmp_path, capsys):
     assert main(["run", "--detector", "lfm", "--suite", str(suite), "--weights", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "Did you mean: lfm" in err and "cannot read" in err
+
+
+def test_one_class_generator_gives_null_metrics_and_valid_json(tmp_path, random_lfm, capsys):
+    suite = write_suite(tmp_path / "suite", {"a": 2, "b": 2}, size=(32, 32))
+    for image in (suite / "b" / "0_real").iterdir():  # b has fakes only
+        image.unlink()
+    assert main(["run", "--detector", "lfm", "--suite", str(suite), "--weights", str(random_lfm),
+                 "--output", str(tmp_path / "results"), "--workers", "0", "--json"]) == 0
+
+    def reject(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    metrics = json.loads(capsys.readouterr().out, parse_constant=reject)["lfm"]["suites"]["suite"]
+    assert metrics["generators"]["b"]["ap"] is None and metrics["generators"]["b"]["f_acc"] is not None
+    assert metrics["generators"]["a"]["ap"] is not None
+    assert metrics["mean"]["ap"] == metrics["generators"]["a"]["ap"]  # the mean skips the undefined value

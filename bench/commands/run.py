@@ -73,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         folder, metrics = write_run(item, suites, store, options, data_root, started_at, note=demo_note)
         outputs[item.loaded.detector.name] = (folder, metrics)
     if args.json:
-        print(json.dumps({name: metrics for name, (_, metrics) in outputs.items()}, indent=1, default=_nan_to_none))
+        from bench.store import json_safe
+
+        print(json.dumps(json_safe({name: metrics for name, (_, metrics) in outputs.items()}), indent=1))
         return 0
     for item in runs:
         folder, metrics = outputs[item.loaded.detector.name]
@@ -81,10 +83,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"run folder: {folder}\n")
     print(f"done in {time.perf_counter() - started:.1f}s on {options.device}")
     return 0
-
-
-def _nan_to_none(value):
-    return None
 
 
 def choose_suites(spec: str, data_root: Path):
