@@ -205,18 +205,14 @@ def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOu
     from dataclasses import replace
 
     from bench.runner import DetectorRun, evaluate, metrics_for_run
-    from bench.suites import resolve_suites
+    from bench.suites import resolve_suites_building_demo
 
     if baseline.get("data_root"):
         data_root = resolve_relative(path, baseline["data_root"])
     spec = baseline["suite"]
     if "/" in spec:  # a folder suite, relative to the baseline file
         spec = str(resolve_relative(path, spec))
-    if spec.startswith("demo"):
-        from bench.demo import ensure_demo_data
-
-        ensure_demo_data(data_root, quiet=True)
-    suites = resolve_suites(spec, data_root)
+    suites = resolve_suites_building_demo(spec, data_root, quiet=True)
     missing = [r for r in suites if not r.exists]
     if missing:
         where = ", ".join(f"{r.suite.name} ({r.root})" for r in missing)

@@ -201,6 +201,18 @@ def resolve_suites(spec: str, data_root: Path) -> list[ResolvedSuite]:
     return resolved
 
 
+def resolve_suites_building_demo(spec: str, data_root: Path, *, quiet: bool = False) -> list[ResolvedSuite]:
+    """`resolve_suites`, with the demo data built (or rebuilt when its code changed) first whenever a
+    demo suite is asked for: the check is cheap when the data is up to date."""
+    resolved = resolve_suites(spec, data_root)
+    if any(r.suite.demo for r in resolved):
+        from bench.demo import ensure_demo_data  # builds images: only imported when needed
+
+        ensure_demo_data(data_root, quiet=quiet)
+        resolved = resolve_suites(spec, data_root)
+    return resolved
+
+
 def _label_of(parts: tuple[str, ...]) -> int | None:
     """The label of a folder: that of its innermost `0_real`/`1_fake` ancestor (or itself)."""
     for part in reversed(parts):

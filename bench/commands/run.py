@@ -53,9 +53,15 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda text: print(text, file=sys.stderr)) if args.json else print
 
     suites, demo_note = choose_suites(args.suite, data_root)
+    demo = all(r.suite.demo for r in suites)
+    if demo and demo_note is None:
+        from bench.demo import DEMO_NOTE
+
+        demo_note = f"{' and '.join(r.suite.name for r in suites)}: {DEMO_NOTE}."
     if demo_note:
         say(demo_note)
-    weights_spec = args.weights or ("demo" if demo_note else None)
+    # demo suites get the demo weights by default, paper suites each detector's official ones
+    weights_spec = args.weights or ("demo" if demo else None)
     loaded = [load_detector(d, weights_spec) for d in detectors]  # all weights checked before any work
 
     options = RunOptions(
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for item in runs:
         folder, metrics = outputs[item.loaded.detector.name]
-        print(render_metrics(item.loaded, metrics, demo=bool(demo_note)))
+        print(render_metrics(item.loaded, metrics, demo=demo))
         print(f"run folder: {folder}\n")
     print(f"done in {time.perf_counter() - started:.1f}s on {options.device}")
     return 0
@@ -87,30 +93,22 @@ def run(args: argparse.Namespace) -> int:
 
 def choose_suites(spec: str, data_root: Path):
     """Resolve --suite. A group with none of its suites present falls back to the demo suites."""
-    from bench.suites import GROUPS, resolve_suites
+    from bench.suites import GROUPS, resolve_suites_building_demo
 
-    resolved = resolve_suites(spec, data_root)
+    resolved = resolve_suites_building_demo(spec, data_root)
     present = [r for r in resolved if r.exists]
     missing = [r for r in resolved if not r.exists]
     explicit = {part.strip() for part in spec.split(",")} - set(GROUPS)
     if spec in DEMO_FOR_GROUP and not present:
-        from bench.demo import DEMO_NOTE, ensure_demo_data
+        from bench.demo import DEMO_NOTE
 
-        ensure_demo_data(data_root)
-        demo = resolve_suites(DEMO_FOR_GROUP[spec], data_root)
+        demo = resolve_suites_building_demo(DEMO_FOR_GROUP[spec], data_root)
         note = (
             f"No paper suite found under {data_root.resolve()}: running the demo suites "
             f"{' and '.join(r.suite.name for r in demo)} with the bundled demo weights instead. "
             f"They are {DEMO_NOTE}. To run the paper's suites, see {README_DATA_SECTION}."
         )
         return demo, note
-    if spec.split(",")[0].strip().startswith("demo"):
-        from bench.demo import ensure_demo_data
-
-        ensure_demo_data(data_root)
-        resolved = resolve_suites(spec, data_root)
-        present = [r for r in resolved if r.exists]
-        missing = [r for r in resolved if not r.exists]
     for r in missing:
         named = r.suite.name in explicit or any(alias in explicit for alias in r.suite.aliases)
         message = f"suite {r.suite.name} not found at {r.root} (published at {r.suite.source})"
