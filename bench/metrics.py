@@ -26,6 +26,16 @@ COUNT_KEYS = ("n_real", "n_fake")
 NAN = float("nan")
 
 
+def probability(logit: float) -> float:
+    """sigmoid(logit) in float64 without overflow for any finite logit; NaN for NaN (an unscored image)."""
+    if math.isnan(logit):
+        return math.nan
+    if logit >= 0:
+        return 1.0 / (1.0 + math.exp(-logit))
+    odds = math.exp(logit)  # exp of a negative number cannot overflow
+    return odds / (1.0 + odds)
+
+
 def equal_error_rate(labels: np.ndarray, probs: np.ndarray) -> float:
     """The rate where false-positive and false-negative rates meet on the ROC curve, interpolated
     linearly between the two ROC points that bracket the crossing."""

@@ -10,7 +10,6 @@ import hashlib
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +21,7 @@ from tqdm import tqdm
 import bench
 from bench.data import ImageDataset, collate_by_size
 from bench.inference import autocast_context, prepare_scorer
-from bench.metrics import compute_metrics, mean_metrics
+from bench.metrics import compute_metrics, mean_metrics, probability
 from bench.protocol import protocol_name
 from bench.provenance import git_commit
 from bench.store import (
@@ -242,12 +241,9 @@ def score_group(scorer, pixels: torch.Tensor) -> tuple[list[float], str | None]:
 
 
 def _row(suite: str, generator: str, unit: WorkUnit, index: int, logit: float, reason: str | None) -> dict:
-    prob = 1.0 / (1.0 + math.exp(-logit)) if math.isfinite(logit) else math.nan
-    if math.isfinite(logit) and logit < -700:
-        prob = 0.0
     return {
         "suite": suite, "generator": generator, "path": unit.relative[index], "label": unit.items[index][1],
-        "logit": logit, "prob": prob, "reason": reason,
+        "logit": logit, "prob": probability(logit), "reason": reason,
     }
 
 
@@ -337,7 +333,3 @@ def write_run(
 def default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
-
-
-def elapsed(since: float) -> str:
-    return f"{time.perf_counter() - since:.1f}s"

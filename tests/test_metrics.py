@@ -151,3 +151,12 @@ def test_mean_of_all_nan_is_nan_and_json_nulls_are_accepted():
     assert math.isnan(mean["ap"]) and math.isnan(mean["f_acc"])
     assert mean["acc"] == 1.0 and mean["n_fake"] == 2
     assert all(math.isnan(empty[key]) for key in METRIC_KEYS) and empty["n_real"] == 0
+
+
+def test_probability_is_stable_for_extreme_logits():
+    from bench.metrics import probability
+
+    assert probability(0.0) == 0.5
+    assert probability(-800.0) == 0.0 and probability(800.0) == 1.0  # 1/(1+exp(800)) would overflow
+    assert probability(-60.8191032409668) == pytest.approx(3.8601047948663935e-27, rel=1e-6)  # official reference
+    assert math.isnan(probability(math.nan))

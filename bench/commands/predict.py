@@ -14,8 +14,7 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.protocol import PROTOCOLS, protocol_resize
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+from bench.suites import IMAGE_EXTENSIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +33,7 @@ def collect_images(paths: list[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
         elif path.is_file():
             found.append(path)
         else:
@@ -49,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from bench.data import ImageDataset, collate_by_size
     from bench.inference import pick_device, prepare_scorer
+    from bench.metrics import probability
     from bench.runner import score_group
     from detectors import load_detector
 
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                     results[index] = {
                         "path": str(files[index]),
                         "logit": logit,
-                        "prob": float(torch.sigmoid(torch.tensor(logit))),
+                        "prob": probability(logit),
                         "cropped": index in cropped,
                     }
     for path, reason in skipped:

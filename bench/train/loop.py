@@ -45,7 +45,7 @@ def score_validation(run: Run) -> dict:
     `bench run` does."""
     from bench.data import ImageDataset, collate_by_size
     from bench.inference import autocast_context
-    from bench.metrics import compute_metrics
+    from bench.metrics import compute_metrics, probability
 
     procs, device, val = run.procs, run.device, run.val
     indices = list(range(procs.rank, len(val.items), procs.world))
@@ -76,7 +76,7 @@ def score_validation(run: Run) -> dict:
         raise BenchError(f"none of the {len(val.items)} validation images under {val.root} could be decoded")
     scored.sort()
     labels = [val.items[i][1] for i, _ in scored]
-    probs = torch.sigmoid(torch.tensor([logit for _, logit in scored], dtype=torch.float64)).tolist()
+    probs = [probability(logit) for _, logit in scored]
     metrics = compute_metrics(labels, probs)
     keep = ("acc", "ap", "r_acc", "f_acc", "auc", "n_real", "n_fake")
     return {**{k: metrics[k] for k in keep}, "n_skipped": skipped}
