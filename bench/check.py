@@ -235,7 +235,7 @@ def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOu
 def _check_logits(path, baseline, loaded, options) -> CheckOutcome:
     import torch
 
-    from bench.data import UnusableImage, decode_image
+    from bench.data import DecodeSpec, UnusableImage
     from bench.inference import prepare_scorer
     from bench.protocol import protocol_resize
     from bench.suites import IMAGE_EXTENSIONS
@@ -253,7 +253,7 @@ def _check_logits(path, baseline, loaded, options) -> CheckOutcome:
     for name, expected in expected_logits.items():
         file = folder / name
         try:
-            pixels = decode_image(file, resize, loaded.detector.preprocessing.even_size).pixels
+            pixels = DecodeSpec.for_detector(resize, loaded.detector.preprocessing).decode(file).pixels
         except (UnusableImage, FileNotFoundError) as error:
             differences.append(Difference(name, "logit", expected, None, tolerance))
             fresh[name] = f"unusable: {error}"

@@ -2,8 +2,8 @@
 
 The LFM/NPR test scripts do `Image.open(path).convert("RGB")`, then torchvision `Resize((256, 256))`
 (PIL bilinear on the PIL image), `ToTensor()` and ImageNet `Normalize`. Here the same steps stop at
-uint8 (`decode_image`); `normalize` (or bench.inference on the model's device) does the rest, with the
-same arithmetic as ToTensor + Normalize.
+uint8 (`decode_image`); the detector's `Preprocessing.normalize` does the rest on the model's device, with
+the same arithmetic as ToTensor + Normalize.
 
 Decisions, each matching what the official code gets:
 - Any PIL mode goes through `convert("RGB")`, nothing else: alpha is dropped (not composited), palettes
@@ -124,8 +124,56 @@ def _to_uint8_chw(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
+_PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
+                "lanczos": Image.LANCZOS}
+
+
+@dataclass(frozen=True)
+class DecodeSpec:
+    """Everything that decides the uint8 pixels of a file: the suite's protocol (resize) joined with the
+    detector's preprocessing (interpolation, even crop, its own centre crop) and the run's options.
+    Detectors whose specs are equal share one decode of each image."""
+
+    resize: int | None = 256
+    """Resize((resize, resize)) as the paper's test code; None = native size."""
+    interpolation: str = "bilinear"
+    even_crop: bool = True
+    center_crop: int | None = None
+    """A centre crop of this square size after the resize (a detector's own protocol, e.g. UnivFD)."""
+    load_truncated: bool = False
+
+    @classmethod
+    def for_detector(cls, resize: int | None, preprocessing, *, own_protocol: bool = False,
+                     load_truncated: bool = False) -> DecodeSpec:
+        """The paper's protocol (the suite's resize) or, with ``own_protocol``, the detector's own."""
+        if own_protocol and (preprocessing.own_resize is not None or preprocessing.own_crop is not None):
+            resize, crop = preprocessing.own_resize, preprocessing.own_crop
+        else:
+            crop = None
+        return cls(resize=resize, interpolation=preprocessing.interpolation, even_crop=preprocessing.even_crop,
+                   center_crop=crop, load_truncated=load_truncated)
+
+    def decode(self, path: str | os.PathLike) -> DecodedImage:
+        return decode_image(path, self.resize, self.even_crop, self.load_truncated,
+                            interpolation=self.interpolation, center_crop=self.center_crop)
+
+
+def _center_crop(img: Image.Image, size: int) -> Image.Image:
+    """torchvision's CenterCrop on a PIL image: the same offsets (rounded), padding with black when the
+    image is smaller than the crop."""
+    width, height = img.size
+    if width < size or height < size:
+        padded = Image.new(img.mode, (max(width, size), max(height, size)))
+        padded.paste(img, ((max(width, size) - width) // 2, (max(height, size) - height) // 2))
+        img, (width, height) = padded, padded.size
+    top = int(round((height - size) / 2.0))
+    left = int(round((width - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
 def decode_image(
-    path: str | os.PathLike, resize: int | None, even_crop: bool = True, load_truncated: bool = False
+    path: str | os.PathLike, resize: int | None, even_crop: bool = True, load_truncated: bool = False, *,
+    interpolation: str = "bilinear", center_crop: int | None = None,
 ) -> DecodedImage:
     """One file -> uint8 [3, H, W] under the paper's test preprocessing; raises UnusableImage."""
     path = Path(path)
@@ -143,7 +191,7 @@ def decode_image(
             # torchvision Resize((h, w)) on a PIL image is img.resize((w, h), BILINEAR), and it returns
             # the image untouched when it already has that size (PIL would return an equal copy)
             if rgb.size != (resize, resize):
-                rgb = rgb.resize((resize, resize), Image.BILINEAR)
+                rgb = rgb.resize((resize, resize), _PIL_FILTERS[interpolation])
         else:
             width, height = original_size
             if even_crop and (width % 2 or height % 2):
@@ -153,6 +201,8 @@ def decode_image(
                 raise UnusableImage(f"too small ({original_size[0]}x{original_size[1]})")
             if cropped:
                 rgb = rgb.crop((0, 0, width, height))  # keep the top-left, drop the last row/column
+        if center_crop is not None:
+            rgb = _center_crop(rgb, center_crop)
         pixels = _to_uint8_chw(rgb)
     return DecodedImage(pixels, original_size, cropped)
 
@@ -178,27 +228,12 @@ def check_image(path: str | os.PathLike, resize: int | None = None, full: bool =
     return size
 
 
-def normalize(
-    batch_uint8: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
-) -> torch.Tensor:
-    """uint8 [B, 3, H, W] (or [3, H, W]) -> float32 `(x / 255 - mean) / std`: ToTensor + Normalize."""
-    x = batch_uint8.float().div(255)
-    mean_t = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-    std_t = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-    return x.sub(mean_t).div(std_t)
-
-
 class ImageDataset(torch.utils.data.Dataset):
     """(path, label) items -> decoded samples; a bad file gives `pixels=None` and a reason, never raises."""
 
-    def __init__(
-        self, items: Sequence[tuple[Path, int]], resize: int | None, even_crop: bool = True,
-        load_truncated: bool = False,
-    ) -> None:
+    def __init__(self, items: Sequence[tuple[Path, int]], spec: DecodeSpec) -> None:
         self.items = list(items)
-        self.resize = resize
-        self.even_crop = even_crop
-        self.load_truncated = load_truncated
+        self.spec = spec
 
     def __len__(self) -> int:
         return len(self.items)
@@ -206,7 +241,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         path = self.items[index][0]
         try:
-            decoded = decode_image(path, self.resize, self.even_crop, self.load_truncated)
+            decoded = self.spec.decode(path)
         except UnusableImage as error:
             return {"index": index, "pixels": None, "reason": error.reason, "cropped": False}
         return {"index": index, "pixels": decoded.pixels, "reason": None, "cropped": decoded.cropped_to_even}

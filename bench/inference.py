@@ -70,8 +70,7 @@ class FastScorer(nn.Module):
         self.model = model
         self.channels_last = channels_last
         self.micro_batch = micro_batch
-        self.register_buffer("mean", torch.tensor(preprocessing.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(preprocessing.std).view(1, 3, 1, 1), persistent=False)
+        self.preprocessing = preprocessing
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         if self.micro_batch and len(pixels) > self.micro_batch:
@@ -79,9 +78,7 @@ class FastScorer(nn.Module):
         return self.score(pixels)
 
     def score(self, pixels: torch.Tensor) -> torch.Tensor:
-        # exactly ToTensor's x/255 then Normalize's (x - mean)/std, in that order: the NPR residual subtracts
-        # neighbouring pixels, so even a re-associated normalisation moves logits by ~1e-5
-        x = (pixels.float() / 255.0 - self.mean) / self.std
+        x = self.preprocessing.normalize(pixels)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x).float()

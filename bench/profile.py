@@ -262,7 +262,7 @@ def profile_detector(
     device = pick_device(str(device))
     detector = get_detector(name)
     model = detector.build()
-    if detector.preprocessing.even_size and input_size % 2:
+    if detector.preprocessing.even_crop and input_size % 2:
         raise BenchError(f"detector {name!r} needs even image sizes; --input-size {input_size} is odd")
 
     params, trainable = count_params(model)

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 import bench
-from bench.data import ImageDataset, collate_by_size
+from bench.data import DecodeSpec, ImageDataset, collate_by_size
 from bench.inference import autocast_context, prepare_scorer
 from bench.metrics import compute_metrics, mean_metrics, probability
 from bench.protocol import protocol_name
@@ -121,7 +121,7 @@ def unit_key_fields(unit: WorkUnit, loaded: LoadedDetector, options: RunOptions)
         "suite": unit.suite.suite.name,
         "generator": unit.generator.name,
         "protocol": protocol_name(unit.suite.suite.resize),
-        "even_crop": loaded.detector.preprocessing.even_size,
+        "even_crop": loaded.detector.preprocessing.even_crop,
         "perturbation": options.perturbation,
         "truncated_images": "load" if options.load_truncated else "skip",
         "files": unit.fingerprint,
@@ -145,7 +145,7 @@ def evaluate(
             if entry.is_complete() and not options.fresh:
                 run.frames[uid] = entry.read()
                 continue
-            group = (unit.suite.suite.resize, run.loaded.detector.preprocessing.even_size)
+            group = (unit.suite.suite.resize, run.loaded.detector.preprocessing.even_crop)
             pending.setdefault(group, []).append(run)
         for (resize, even_crop), runs in pending.items():
             for run in runs:
@@ -181,7 +181,8 @@ def score_unit(
     suite_name, generator = uid
     if todo:
         dataset = ImageDataset(
-            [unit.items[i] for i in todo], resize=resize, even_crop=even_crop, load_truncated=options.load_truncated
+            [unit.items[i] for i in todo],
+            DecodeSpec(resize=resize, even_crop=even_crop, load_truncated=options.load_truncated),
         )
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=options.batch_size, num_workers=options.workers, collate_fn=collate_by_size,
@@ -298,7 +299,7 @@ def write_run(
         "suite_roots": {s.suite.name: str(s.root) for s in suites},
         "data_root": str(data_root),
         "protocol": {s.suite.name: protocol_name(s.suite.resize) for s in suites},
-        "even_crop": loaded.detector.preprocessing.even_size,
+        "even_crop": loaded.detector.preprocessing.even_crop,
         "perturbation": options.perturbation,
         "truncated_images": "load" if options.load_truncated else "skip",
         "limit_per_class": options.limit,

@@ -1,24 +1,61 @@
-"""What a detector declares: how to build it, how to feed it, which weights it uses by default."""
+"""What a detector declares: how to build it, how to feed it, which weights it uses by default.
+
+Preprocessing is data (as torchvision's ``Weights.transforms`` and timm's pretrained config are): the
+scorer, the trainer, explanations and ``bench profile`` all read the mean, std, interpolation and size
+rules from here, and ``Preprocessing.normalize`` is the one normalisation in the code.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "lanczos")
+"""PIL resampling filters a detector may ask for (the paper's protocol: bilinear)."""
+
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Input normalisation the detector expects (applied after the suite's resize or native crop)."""
+    """How decoded uint8 RGB pixels become the model's input.
+
+    The suite's protocol decides the size (Resize((256, 256)) or native); the detector decides everything
+    else. ``own_resize``/``own_crop`` describe the detector's own paper's test protocol (``--protocol own``),
+    used only when asked for."""
 
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    even_size: bool = True
-    """The NPR residual needs even height and width: odd native sizes are cropped (and recorded)."""
+    interpolation: str = "bilinear"
+    """PIL filter of every resize (torchvision's Resize on a PIL image uses bilinear by default)."""
+    even_crop: bool = True
+    """The NPR residual needs even height and width: odd native sizes lose their last row/column."""
+    input_kind: str = "rgb"
+    """What the model takes: ``rgb`` = normalised RGB pixels [B, 3, H, W] (the only kind so far)."""
+    own_resize: int | None = None
+    """The detector's own test protocol: resize to this square size first (None: keep the size)."""
+    own_crop: int | None = None
+    """The detector's own test protocol: then a centre crop of this square size (None: no crop)."""
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation {self.interpolation!r} is not one of {INTERPOLATIONS}")
+        if self.input_kind != "rgb":
+            raise ValueError(f"input_kind {self.input_kind!r} is not supported (only 'rgb')")
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, H, W] (or [3, H, W]) on any device -> float32 model input.
+
+        Exactly ToTensor's x/255 then Normalize's (x - mean)/std, in that order: the NPR residual subtracts
+        neighbouring pixels, so even a re-associated normalisation moves logits by ~1e-5."""
+        x = pixels.float() / 255.0
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        return (x - mean) / std
 
 
 @dataclass(frozen=True)
@@ -30,7 +67,7 @@ class Detector:
     display_name: str
     build_model: Callable[[], nn.Module]
     weights_family: str
-    """Detectors with the same family share checkpoints (e.g. ``lfm`` and ``lfm-no-rks``)."""
+    """Detectors with the same family share checkpoints (e.g. ``lfm`` and ``lfm-official``)."""
     default_weights: str | None = "official"
     """Tag of the weights used on paper suites when ``--weights`` is not given."""
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
@@ -40,6 +77,13 @@ class Detector:
     """Weight of an auxiliary loss term (LFM's Random-K Sampling logit)."""
     train_lr: float = 1e-4
     """Learning rate of the detector's official training recipe."""
+    cam_target_layer: str | None = None
+    """Dotted module name whose activations class-activation maps use (``bench explain``)."""
+    feature_layer: str | None = None
+    """Dotted module name whose output is the pooled feature vector that feeds the head (``bench embed``):
+    a forward hook on it gives [B, D]."""
+    reported_method: str | None = None
+    """The method name of this detector's rows in the paper's tables (None: no reported row)."""
     description: str = ""
     reference: str = ""
 

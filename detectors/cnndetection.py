@@ -33,7 +33,7 @@ def cnndetection() -> Detector:
         build_model=CNNDetectionNet,
         weights_family="cnndetection",
         default_weights="blur_jpg_prob0.5",
-        preprocessing=Preprocessing(even_size=False),
+        preprocessing=Preprocessing(even_crop=False),
         key_map=(("", "net."),),
         train_lr=1e-4,
         description="CNNDetection: ImageNet ResNet-50 fine-tuned on ProGAN with blur+JPEG augmentation",

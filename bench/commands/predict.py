@@ -46,7 +46,7 @@ def collect_images(paths: list[str]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.data import ImageDataset, collate_by_size
+    from bench.data import DecodeSpec, ImageDataset, collate_by_size
     from bench.inference import pick_device, prepare_scorer
     from bench.metrics import probability
     from bench.runner import score_group
@@ -59,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     scorer = prepare_scorer(loaded.model, loaded.detector.preprocessing, device)
     dataset = ImageDataset(
-        [(f, -1) for f in files], resize=protocol_resize(args.protocol),
-        even_crop=loaded.detector.preprocessing.even_size,
+        [(f, -1) for f in files], DecodeSpec.for_detector(protocol_resize(args.protocol), loaded.detector.preprocessing)
     )
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, collate_fn=collate_by_size)
     results: dict[int, dict] = {}

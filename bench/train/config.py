@@ -155,7 +155,7 @@ def resolve_config(config: TrainConfig, detector, device: torch.device, procs: P
     if config.batch_size % procs.world:
         raise BenchError(f"--batch-size {config.batch_size} (the global batch) does not split over "
                          f"{procs.world} processes; use a multiple of {procs.world}")
-    if detector.preprocessing.even_size and config.crop is not None and config.crop % 2:
+    if detector.preprocessing.even_crop and config.crop is not None and config.crop % 2:
         raise BenchError(f"detector {detector.name} needs even image sizes; use an even --crop")
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", procs.world))
     workers = config.workers

@@ -170,13 +170,13 @@ class TrainImages(torch.utils.data.Dataset):
     """(epoch, index) -> (uint8 [3, crop, crop], label). The crop and flip of an image depend only on
     (seed, epoch, index), so they are the same whatever the worker count or the process layout."""
 
-    def __init__(self, items, resize: int | None, crop: int | None, flip: bool, seed: int, even_crop: bool):
+    def __init__(self, items, resize: int | None, crop: int | None, flip: bool, seed: int, preprocessing):
         self.items = items
         self.resize = resize
         self.crop = crop
         self.flip = flip
         self.seed = seed
-        self.even_crop = even_crop
+        self.preprocessing = preprocessing
 
     def __len__(self) -> int:
         return len(self.items)
@@ -188,7 +188,8 @@ class TrainImages(torch.utils.data.Dataset):
         path, label = self.items[index]
         try:
             # the official training code loads truncated files (ImageFile.LOAD_TRUNCATED_IMAGES = True)
-            pixels = decode_image(path, self.resize, even_crop=self.even_crop, load_truncated=True).pixels
+            pixels = decode_image(path, self.resize, even_crop=self.preprocessing.even_crop, load_truncated=True,
+                                  interpolation=self.preprocessing.interpolation).pixels
         except UnusableImage as error:
             raise BenchError(f"training image {path} cannot be used ({error.reason}); remove it or fix it") from error
         generator = torch.Generator().manual_seed(mix_seed(self.seed, "augment", epoch, index))

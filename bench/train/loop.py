@@ -43,14 +43,13 @@ def score_validation(run: Run) -> dict:
     """ACC/AP (and the other bench metrics) of the model in eval mode on the val images under the val
     split's test-time protocol, each process scoring its share; bad files are skipped and counted, as
     `bench run` does."""
-    from bench.data import ImageDataset, collate_by_size
+    from bench.data import DecodeSpec, ImageDataset, collate_by_size
     from bench.inference import autocast_context
     from bench.metrics import compute_metrics, probability
 
     procs, device, val = run.procs, run.device, run.val
     indices = list(range(procs.rank, len(val.items), procs.world))
-    dataset = ImageDataset([val.items[i] for i in indices], resize=val.resize,
-                           even_crop=run.detector.preprocessing.even_size)
+    dataset = ImageDataset([val.items[i] for i in indices], DecodeSpec.for_detector(val.resize, run.detector.preprocessing))
     loader = torch.utils.data.DataLoader(dataset, batch_size=run.config.batch_size, num_workers=run.config.workers,
                                          collate_fn=collate_by_size, pin_memory=device.type == "cuda")
     scored: list[tuple[int, float]] = []
@@ -62,7 +61,7 @@ def score_validation(run: Run) -> dict:
         for batch in loader:
             skipped += len(batch.failed)
             for local, pixels in batch.groups:
-                x = (pixels.to(device, non_blocking=True).float() / 255 - run.mean) / run.std
+                x = run.detector.preprocessing.normalize(pixels.to(device, non_blocking=True))
                 logits = run.model(x).float().cpu().tolist()
                 scored += [(indices[i], logit) for i, logit in zip(local, logits, strict=True)]
             bar.update(sum(len(g[0]) for g in batch.groups) + len(batch.failed))
@@ -121,8 +120,6 @@ class Run:
     val: TrainData
     sampler: EpochBatches
     loader: torch.utils.data.DataLoader
-    mean: torch.Tensor
-    std: torch.Tensor
     folder: Path
     progress: bool
     epoch: int = 0
@@ -181,16 +178,14 @@ def setup(config: TrainConfig, procs: Processes, device: torch.device, resume: b
     optimizer = make_optimizer(config, model)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-    mean = torch.tensor(detector.preprocessing.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(detector.preprocessing.std, device=device).view(1, 3, 1, 1)
     dataset = TrainImages(train_data.items, config.resize, config.crop, config.flip, config.seed,
-                          detector.preprocessing.even_size)
+                          detector.preprocessing)
     sampler = EpochBatches(len(dataset), config.batch_size, config.seed, procs.rank, procs.world,
                            config.max_steps_per_epoch)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers,
                                          pin_memory=device.type == "cuda", persistent_workers=config.workers > 0)
     run = Run(config, detector, procs, device, model, step_model, optimizer, train_data, val_data, sampler, loader,
-              mean, std, folder, progress)
+              folder, progress)
     if state is not None:
         run.epoch, run.step, run.history = state["epoch"], state["step"], list(state["history"])
         run.best, run.best_epoch, run.last = state["best"], state["best_epoch"], state["last"]
@@ -217,7 +212,7 @@ def train_epoch(run: Run) -> float:
     bar = tqdm(total=len(sampler), desc=f"epoch {run.epoch + 1}/{config.epochs}", unit="step", leave=False,
                file=sys.stderr, disable=not (run.progress and procs.is_main) or None)
     for step_in_epoch, (pixels, labels) in enumerate(run.loader):
-        x = (pixels.to(run.device, non_blocking=True).float() / 255 - run.mean) / run.std
+        x = run.detector.preprocessing.normalize(pixels.to(run.device, non_blocking=True))
         target = labels.to(run.device, dtype=torch.float32)
         with autocast_context(run.device, config.amp):
             output = run.step_model(x)
