@@ -157,6 +157,11 @@ class DecodeSpec:
         return decode_image(path, self.resize, self.even_crop, self.load_truncated,
                             interpolation=self.interpolation, center_crop=self.center_crop)
 
+    def decode_mask(self, path: str | os.PathLike | None, image_size: tuple[int, int]) -> torch.Tensor:
+        """The mask of an image of `image_size` (width, height) under this spec: bool [H, W]; see
+        `decode_mask`."""
+        return decode_mask(path, image_size, self.resize, self.even_crop, self.center_crop)
+
 
 def _center_crop(img: Image.Image, size: int) -> Image.Image:
     """torchvision's CenterCrop on a PIL image: the same offsets (rounded), padding with black when the
@@ -186,25 +191,61 @@ def decode_image(
             rgb = img if img.mode == "RGB" else img.convert("RGB")
         except ValueError as error:
             raise UnusableImage(f"unsupported image mode {img.mode}") from error
-        cropped = False
-        if resize is not None:
-            # torchvision Resize((h, w)) on a PIL image is img.resize((w, h), BILINEAR), and it returns
-            # the image untouched when it already has that size (PIL would return an equal copy)
-            if rgb.size != (resize, resize):
-                rgb = rgb.resize((resize, resize), _PIL_FILTERS[interpolation])
-        else:
-            width, height = original_size
-            if even_crop and (width % 2 or height % 2):
-                width, height = width - width % 2, height - height % 2
-                cropped = True
-            if width < 2 or height < 2:
-                raise UnusableImage(f"too small ({original_size[0]}x{original_size[1]})")
-            if cropped:
-                rgb = rgb.crop((0, 0, width, height))  # keep the top-left, drop the last row/column
-        if center_crop is not None:
-            rgb = _center_crop(rgb, center_crop)
+        rgb, cropped = _geometry(rgb, resize, even_crop, interpolation, center_crop)
         pixels = _to_uint8_chw(rgb)
     return DecodedImage(pixels, original_size, cropped)
+
+
+def _geometry(img: Image.Image, resize: int | None, even_crop: bool, interpolation: str,
+              center_crop: int | None) -> tuple[Image.Image, bool]:
+    """The protocol's resize or even crop, then a centre crop: one function for images and their masks,
+    so that a mask lands on the pixels of its image. Returns (image, cropped to even?)."""
+    original_size = img.size
+    cropped = False
+    if resize is not None:
+        # torchvision Resize((h, w)) on a PIL image is img.resize((w, h), BILINEAR), and it returns
+        # the image untouched when it already has that size (PIL would return an equal copy)
+        if img.size != (resize, resize):
+            img = img.resize((resize, resize), _PIL_FILTERS[interpolation])
+    else:
+        width, height = original_size
+        if even_crop and (width % 2 or height % 2):
+            width, height = width - width % 2, height - height % 2
+            cropped = True
+        if width < 2 or height < 2:
+            raise UnusableImage(f"too small ({original_size[0]}x{original_size[1]})")
+        if cropped:
+            img = img.crop((0, 0, width, height))  # keep the top-left, drop the last row/column
+    if center_crop is not None:
+        img = _center_crop(img, center_crop)
+    return img, cropped
+
+
+MASK_THRESHOLD = 127
+"""A mask pixel above this (after PIL's convert("L")) is forged."""
+
+
+def decode_mask(path: str | os.PathLike | None, image_size: tuple[int, int], resize: int | None,
+                even_crop: bool = True, center_crop: int | None = None) -> torch.Tensor:
+    """A forgery mask -> bool [H, W] on the pixels its image decodes to under the same protocol.
+
+    `image_size` is the (width, height) of the image file; `path=None` (a real image, or a fake without
+    a mask) gives all zeros. The mask is binarised first and resized with NEAREST, so it stays binary;
+    the even crop and the centre crop are the image's. Raises UnusableImage for an unreadable mask or one
+    whose size is not the image's."""
+    if path is None:
+        mask = Image.new("L", image_size, 0)
+    else:
+        path = Path(path)
+        _check_not_empty(path)
+        with _reasons(), Image.open(path) as img:
+            img.load()
+            if img.size != tuple(image_size):
+                raise UnusableImage(f"mask is {img.size[0]}x{img.size[1]}, its image {image_size[0]}x{image_size[1]}")
+            binary = np.asarray(img.convert("L")) > MASK_THRESHOLD
+        mask = Image.fromarray(binary.astype(np.uint8) * 255)
+    mask, _ = _geometry(mask, resize, even_crop, "nearest", center_crop)
+    return torch.from_numpy(np.asarray(mask) > MASK_THRESHOLD)
 
 
 def check_image(path: str | os.PathLike, resize: int | None = None, full: bool = False) -> tuple[int, int]:

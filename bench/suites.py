@@ -6,6 +6,12 @@ any depth below it: category subfolders (ForenSynths `progan/airplane/0_real`, D
 `adm/imagenet/0_real`) merge into their generator. A folder that holds `0_real`/`1_fake` itself is one
 generator, named after the folder.
 
+Forgery masks (optional): a `1_fake_masks` folder beside a `1_fake` folder holds one mask per fake image,
+at the same relative path with the extension `.png` (`gen/1_fake/a/x.jpg` -> `gen/1_fake_masks/a/x.png`).
+A mask is a greyscale (or any-mode) PNG of the image's size; pixels above 127 after `convert("L")` are
+forged. Real images have no mask: theirs is all zero. `discover` lists the masks it finds per generator;
+`bench data check` reports fakes without one and masks whose size differs from their image.
+
 `--suite` takes a name or alias, a group, a comma list of those, or a PATH. Names win over paths: a
 folder in the cwd called `demo` is reached as `./demo`. A PATH that ends with a registered suite's folder
 (e.g. `/data/Generalization_Test/GANGen-Detection`, or just `.../GANGen-Detection` for a test suite)
@@ -24,6 +30,8 @@ from bench.errors import BenchError, UnknownNameError
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 """Files with these extensions (any case) are image candidates; others are reported, not read."""
 LABEL_FOLDERS = {"0_real": 0, "1_fake": 1}
+MASK_FOLDER = "1_fake_masks"
+"""Beside `1_fake`: the ground-truth forgery mask of each fake (see the module docstring)."""
 SKIPPED_FOLDERS = {"__MACOSX"}  # macOS zip debris: mirrors the tree with `._*` resource-fork files
 
 NPR_SOURCE = "https://github.com/chuangchuangtan/NPR-DeepfakeDetection (README: test set downloads)"
@@ -63,6 +71,10 @@ class GeneratorFiles:
     """Files under 0_real/1_fake that are not image candidates (other extensions, hidden `.` files)."""
     extra: bool = False
     """A folder that is not one of the suite's listed generators (not a paper column)."""
+    has_masks: bool = False
+    """The generator carries forgery masks (a `1_fake_masks` folder below it)."""
+    masks: dict[Path, Path] = field(default_factory=dict)
+    """Fake image -> its mask file, for the fakes whose mask exists."""
 
 
 def _suite(name: str, alias: str, folder: str, generators: str, resize: int | None, title: str, source: str) -> Suite:
@@ -232,6 +244,7 @@ def scan_generator(folder: Path, name: str) -> GeneratorFiles | None:
     fake: list[Path] = []
     other: list[Path] = []
     found_label_folder = False
+    found_mask_folder = False
     visited = {os.path.realpath(folder)}
     # followlinks: data roots are often symlink farms; `visited` stops loops and double counting
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
@@ -244,6 +257,7 @@ def scan_generator(folder: Path, name: str) -> GeneratorFiles | None:
                 visited.add(real_path)
                 keep.append(d)
         dirnames[:] = keep
+        found_mask_folder = found_mask_folder or MASK_FOLDER in Path(dirpath).relative_to(folder).parts
         label = _label_of(Path(dirpath).relative_to(folder).parts)
         if label is None:
             continue
@@ -256,7 +270,23 @@ def scan_generator(folder: Path, name: str) -> GeneratorFiles | None:
                 other.append(path)
     if not found_label_folder:
         return None
-    return GeneratorFiles(name, sorted(real, key=str), sorted(fake, key=str), sorted(other, key=str))
+    found = GeneratorFiles(name, sorted(real, key=str), sorted(fake, key=str), sorted(other, key=str))
+    if found_mask_folder:
+        found.has_masks = True
+        found.masks = {path: mask for path in found.fake if (mask := mask_path(path)) is not None and mask.is_file()}
+    return found
+
+
+def mask_path(image: Path) -> Path | None:
+    """Where the forgery mask of an image lives: its innermost `1_fake` folder swapped for `1_fake_masks`,
+    the extension for `.png`. None for a real image (its mask is all zero) or a path outside `1_fake`."""
+    parts = Path(image).parts
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] in LABEL_FOLDERS:
+            if parts[i] != "1_fake":
+                return None
+            return Path(*parts[:i], MASK_FOLDER, *parts[i + 1:-1], Path(parts[-1]).stem + ".png")
+    return None
 
 
 def generator_folders(root: Path) -> dict[str, Path]:

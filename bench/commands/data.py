@@ -46,6 +46,10 @@ class GeneratorReport:
     bad: list[tuple[Path, str]] = field(default_factory=list)
     bad_real: int = 0
     bad_fake: int = 0
+    has_masks: bool = False
+    n_masks: int = 0
+    bad_masks: list[tuple[Path, str]] = field(default_factory=list)
+    """Fakes of a generator that carries masks whose mask is missing or does not fit the image."""
 
     @property
     def usable_real(self) -> int:
@@ -110,6 +114,11 @@ def check_files(generators, resize: int | None, full: bool, workers: int, label:
             return error.reason
         return None
 
+    def check_mask(path: Path, mask: Path | None) -> str | None:
+        if mask is None:
+            return "no mask"
+        return _mask_problem(path, mask)
+
     reports = []
     total = sum(len(g.real) + len(g.fake) for g in generators)
     with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(
@@ -126,8 +135,33 @@ def check_files(generators, resize: int | None, full: bool, workers: int, label:
                     if reason is not None:
                         report.bad.append((path, reason))
                         setattr(report, f"bad_{kind}", getattr(report, f"bad_{kind}") + 1)
+            if g.has_masks:
+                report.has_masks, report.n_masks = True, len(g.masks)
+                masks = [g.masks.get(path) for path in g.fake]
+                for path, reason in zip(g.fake, pool.map(check_mask, g.fake, masks), strict=True):
+                    if reason is not None:
+                        report.bad_masks.append((path, reason))
             reports.append(report)
     return reports
+
+
+def _mask_problem(image: Path, mask: Path) -> str | None:
+    """Why a fake's mask cannot be used with it (unreadable, or not the image's size); None if it can."""
+    from PIL import Image
+
+    try:
+        with Image.open(image) as img:
+            image_size = img.size
+    except (OSError, ValueError, SyntaxError):
+        return None  # the image itself is reported as unusable
+    try:
+        with Image.open(mask) as img:
+            mask_size = img.size
+    except (OSError, ValueError, SyntaxError) as error:
+        return f"unreadable mask ({type(error).__name__})"
+    if mask_size != image_size:
+        return f"mask is {mask_size[0]}x{mask_size[1]}, the image {image_size[0]}x{image_size[1]}"
+    return None
 
 
 def _protocol(resize: int | None) -> str:
@@ -174,6 +208,17 @@ def report_suite(resolved, full: bool, workers: int) -> tuple[bool, list[str]]:
             lines.append(f"  {_show(shown)}: {reason}")
         if len(bad) > SHOWN_PER_SUITE:
             lines.append(f"  ... and {len(bad) - SHOWN_PER_SUITE} more")
+    with_masks = [r for r in reports if r.has_masks]
+    if with_masks:
+        lines.append("forgery masks (1_fake_masks): " + ", ".join(f"{r.name} {r.n_masks}/{r.n_fake}" for r in with_masks))
+        bad_masks = [(path, reason) for r in with_masks for path, reason in r.bad_masks]
+        if bad_masks:
+            lines.append(f"missing or mismatched masks: {len(bad_masks)}")
+            for path, reason in bad_masks[:SHOWN_PER_SUITE]:
+                shown = path.relative_to(resolved.root) if path.is_relative_to(resolved.root) else path
+                lines.append(f"  {_show(shown)}: {reason}")
+            if len(bad_masks) > SHOWN_PER_SUITE:
+                lines.append(f"  ... and {len(bad_masks) - SHOWN_PER_SUITE} more")
     usable = any(r.usable for r in reports)
     if not usable:
         lines.append("UNUSABLE: no generator has both usable real and usable fake images")
