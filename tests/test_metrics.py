@@ -160,3 +160,148 @@ def test_probability_is_stable_for_extreme_logits():
     assert probability(-800.0) == 0.0 and probability(800.0) == 1.0  # 1/(1+exp(800)) would overflow
     assert probability(-60.8191032409668) == pytest.approx(3.8601047948663935e-27, rel=1e-6)  # official reference
     assert math.isnan(probability(math.nan))
+
+
+# --- the official probability precision (issue 11, item 1) ---------------------------------------------
+
+
+def official_ap(labels, logits):
+    """LFM/NPR validate.py: `model(x).sigmoid().flatten().tolist()` on float32 logits, then sklearn."""
+    import torch
+
+    y_pred = torch.tensor(logits, dtype=torch.float32).sigmoid().flatten().tolist()
+    return average_precision_score(labels, y_pred), accuracy_score(labels, np.array(y_pred) > 0.5)
+
+
+def test_default_ap_is_the_official_float32_formula_and_differs_from_float64_above_17():
+    from bench.metrics import metrics_from_logits
+
+    rng = np.random.default_rng(3)
+    # strongly fake images of both classes beyond a logit of 17, where float32 sigmoid is exactly 1.0
+    labels = np.array([0] * 40 + [1] * 60)
+    logits = np.concatenate([rng.normal(-5, 4, 30), rng.uniform(17.5, 60, 10),  # 10 reals called very fake
+                             rng.normal(5, 4, 20), rng.uniform(17.5, 60, 40)])
+    ap, acc = official_ap(labels, logits)
+    default = metrics_from_logits(labels, logits)
+    assert default["ap"] == ap  # exactly, not approximately
+    assert default["acc"] == acc
+    exact = metrics_from_logits(labels, logits, prob_precision="float64")
+    assert exact["ap"] == pytest.approx(average_precision_score(labels, logits))  # the exact order
+    assert abs(exact["ap"] - default["ap"]) > 0.01  # the ties above 17 move AP by points
+    assert exact["acc"] == default["acc"]
+
+
+def test_unknown_prob_precision_is_a_usage_error():
+    from bench.errors import BenchError
+    from bench.metrics import metrics_from_logits
+
+    with pytest.raises(BenchError, match="float16"):
+        metrics_from_logits([0, 1], [0.0, 1.0], prob_precision="float16")
+
+
+# --- TPR at a fixed FPR, calibration, source breakdown -------------------------------------------------
+
+
+def brute_force_tpr_at_fpr(labels, scores, max_fpr):
+    """Every threshold t (each distinct score, and +inf for 'nothing is fake'), `score >= t` is fake."""
+    real, fake = scores[labels == 0], scores[labels == 1]
+    best = 0.0
+    for t in [*np.unique(scores), math.inf]:
+        if (real >= t).mean() <= max_fpr:
+            best = max(best, float((fake >= t).mean()))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tpr_at_fpr_against_brute_force(seed):
+    from bench.metrics import compute_metrics
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 400))
+    labels = rng.integers(0, 2, n)
+    labels[:2] = (0, 1)
+    scores = rng.normal(labels * 1.5, 1.0)
+    if seed % 2:  # coarse scores: ties across the classes
+        scores = np.round(scores, 1)
+    m = compute_metrics(labels, scores, threshold=0.0)
+    assert m["tpr_at_fpr1"] == brute_force_tpr_at_fpr(labels, scores, 0.01)
+    assert m["tpr_at_fpr5"] == brute_force_tpr_at_fpr(labels, scores, 0.05)
+
+
+def test_tpr_at_fpr_by_hand_at_exactly_the_allowed_rate():
+    from bench.metrics import compute_metrics
+
+    # 100 reals, 5 of them (exactly 5%) and 1 of them (exactly 1%) above most fakes
+    reals = np.r_[np.linspace(0, 1, 95), [3.5, 4.5, 5.5, 6.5, 7.5]]
+    fakes = np.r_[np.linspace(2, 3, 6), [4.0, 5.0, 6.0, 7.0]]  # 10 fakes
+    labels = np.r_[np.zeros(100, int), np.ones(10, int)]
+    m = compute_metrics(labels, np.r_[reals, fakes], threshold=0.0)
+    assert m["tpr_at_fpr1"] == 0.1  # at 1% FPR (t = 7, one real above) one fake (7.0) is caught
+    assert m["tpr_at_fpr5"] == 1.0  # at 5% FPR (t = 2) every fake is caught
+
+
+def test_threshold_keeping_real_is_the_smallest_with_at_most_5_percent_false_positives():
+    from bench.metrics import threshold_keeping_real
+
+    rng = np.random.default_rng(1)
+    for n in (1, 7, 20, 101, 333):
+        reals = np.round(rng.normal(0, 3, n), 1)  # ties
+        t = threshold_keeping_real(reals, 0.95)
+        assert (reals > t).mean() <= 0.05
+        lower = reals[reals < t]
+        if lower.size:  # any lower candidate would call more than 5% of the reals fake
+            assert (reals > lower.max()).mean() > 0.05
+
+
+def test_eer_threshold_balances_the_two_error_rates():
+    from bench.metrics import eer_threshold
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, 300)
+    logits = rng.normal(labels * 2.0, 1.5)
+    t = eer_threshold(labels, logits)
+    fpr = (logits[labels == 0] > t).mean()
+    fnr = (logits[labels == 1] <= t).mean()
+    best = min(abs((logits[labels == 0] > c).mean() - (logits[labels == 1] <= c).mean()) for c in logits)
+    assert abs(fpr - fnr) == pytest.approx(best)
+
+
+def test_calibrated_accuracy_uses_the_logit_threshold():
+    from bench.metrics import metrics_from_logits
+
+    labels = [0, 0, 0, 1, 1]
+    logits = [-3.0, 1.0, 2.0, 1.5, 30.0]
+    m = metrics_from_logits(labels, logits, calibrated_logit=1.2)
+    assert (m["acc"], m["r_acc"], m["f_acc"]) == (pytest.approx(3 / 5), pytest.approx(1 / 3), 1.0)
+    assert (m["acc_cal"], m["r_acc_cal"], m["f_acc_cal"]) == (pytest.approx(4 / 5), pytest.approx(2 / 3), 1.0)
+    assert "acc_cal" not in metrics_from_logits(labels, logits)
+
+
+def test_real_source_breakdown_from_paths():
+    from bench.metrics import real_source_breakdown
+
+    paths = ["progan/car/0_real/a.png", "progan/car/0_real/b.png", "progan/cat/0_real/c.png",
+             "progan/cat/0_real/c2.png", "progan/car/1_fake/d.png", "progan/cat/1_fake/e.png"]
+    labels = [0, 0, 0, 0, 1, 1]
+    logits = [-2.0, 3.0, -1.0, 0.0, 4.0, 5.0]  # a logit of 0 is prob 0.5: real (prob > 0.5 is fake)
+    got = real_source_breakdown(paths, labels, logits, calibrated_logit=3.0)
+    assert got == {"car": {"n_real": 2, "r_acc": 0.5, "r_acc_cal": 1.0}, "cat": {"n_real": 2, "r_acc": 1.0, "r_acc_cal": 1.0}}
+    # one source folder: no breakdown
+    assert real_source_breakdown(["g/0_real/a.png", "g/0_real/b.png", "g/1_fake/c.png"], [0, 0, 1], [0.0, 1.0, 2.0]) == {}
+
+
+def test_metric_declaration_matches_what_is_computed():
+    from bench.metrics import CALIBRATED_KEYS, METRICS, metrics_from_logits
+
+    both = metrics_from_logits([0, 1, 0, 1], [-1.0, 2.0, 0.5, -0.2], calibrated_logit=0.0)
+    assert set(both) - {"notes"} == set(METRICS)
+    only_real = metrics_from_logits([0, 0], [-1.0, 2.0], calibrated_logit=0.0)
+    for name, declared in METRICS.items():
+        if declared.format == "count":
+            continue
+        # a metric that needs both classes is undefined with one; the others (but fake ACC) are defined
+        undefined = math.isnan(only_real[name])
+        assert undefined == (declared.needs_both_classes or name in ("f_acc", "f_acc_cal")), name
+    assert set(CALIBRATED_KEYS) == {"acc_cal", "r_acc_cal", "f_acc_cal"}
+    assert not METRICS["eer"].higher_is_better and METRICS["ap"].higher_is_better
+    assert METRICS["ap"].render(0.98765) == "98.8" and METRICS["n_real"].render(12) == "12"
