@@ -14,6 +14,9 @@ Decisions, each matching what the official code gets:
   residual needs even sizes; images under 2x2 after that are unusable. A resized image is always usable.
 - Truncated files are skipped by default ("truncated image"); `load_truncated=True` loads them as the
   official code does (`ImageFile.LOAD_TRUNCATED_IMAGES = True`), set only for the duration of the decode.
+- A perturbation (`bench.perturb`, e.g. ``jpeg:q=75``), when the spec has one, acts on the RGB image
+  right after ``convert("RGB")`` and before the resize or native-size crop, seeded by the image's path
+  relative to its suite (``key``).
 - Decompression bombs follow PIL: above `Image.MAX_IMAGE_PIXELS` PIL warns and the image is decoded
   (Python shows the warning; under `-W error` it becomes an error and the image is unusable); above twice
   that PIL refuses and the image is unusable.
@@ -34,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
+
+from bench.perturb import Perturbation
 
 # What PIL raises on a damaged file, besides OSError: plugins parse headers with struct and raise
 # SyntaxError ("broken PNG file"), ValueError or EOFError on inconsistent data.
@@ -141,21 +146,25 @@ class DecodeSpec:
     center_crop: int | None = None
     """A centre crop of this square size after the resize (a detector's own protocol, e.g. UnivFD)."""
     load_truncated: bool = False
+    perturbation: Perturbation | None = None
+    """Applied to the RGB image before the resize/crop (`bench.perturb`)."""
 
     @classmethod
     def for_detector(cls, resize: int | None, preprocessing, *, own_protocol: bool = False,
-                     load_truncated: bool = False) -> DecodeSpec:
+                     load_truncated: bool = False, perturbation: Perturbation | None = None) -> DecodeSpec:
         """The paper's protocol (the suite's resize) or, with ``own_protocol``, the detector's own."""
         if own_protocol and (preprocessing.own_resize is not None or preprocessing.own_crop is not None):
             resize, crop = preprocessing.own_resize, preprocessing.own_crop
         else:
             crop = None
         return cls(resize=resize, interpolation=preprocessing.interpolation, even_crop=preprocessing.even_crop,
-                   center_crop=crop, load_truncated=load_truncated)
+                   center_crop=crop, load_truncated=load_truncated, perturbation=perturbation)
 
-    def decode(self, path: str | os.PathLike) -> DecodedImage:
+    def decode(self, path: str | os.PathLike, key: str | None = None) -> DecodedImage:
+        """``key``: the path relative to the suite root, which seeds a random perturbation."""
         return decode_image(path, self.resize, self.even_crop, self.load_truncated,
-                            interpolation=self.interpolation, center_crop=self.center_crop)
+                            interpolation=self.interpolation, center_crop=self.center_crop,
+                            perturbation=self.perturbation, key=key)
 
     def decode_mask(self, path: str | os.PathLike | None, image_size: tuple[int, int]) -> torch.Tensor:
         """The mask of an image of `image_size` (width, height) under this spec: bool [H, W]; see
@@ -179,8 +188,13 @@ def _center_crop(img: Image.Image, size: int) -> Image.Image:
 def decode_image(
     path: str | os.PathLike, resize: int | None, even_crop: bool = True, load_truncated: bool = False, *,
     interpolation: str = "bilinear", center_crop: int | None = None,
+    perturbation: Perturbation | None = None, key: str | None = None,
 ) -> DecodedImage:
-    """One file -> uint8 [3, H, W] under the paper's test preprocessing; raises UnusableImage."""
+    """One file -> uint8 [3, H, W] under the paper's test preprocessing; raises UnusableImage.
+    ``perturbation`` acts on the RGB image before the resize; ``key`` (the relative path) seeds it."""
+    if perturbation is not None and perturbation.random and key is None:
+        # the file's absolute path would give other noise on another machine or data root
+        raise ValueError(f"{perturbation.spec} is random: decode needs the image's relative path as key")
     path = Path(path)
     _check_not_empty(path)
     with _reasons(), Image.open(path) as img:
@@ -191,6 +205,8 @@ def decode_image(
             rgb = img if img.mode == "RGB" else img.convert("RGB")
         except ValueError as error:
             raise UnusableImage(f"unsupported image mode {img.mode}") from error
+        if perturbation is not None:
+            rgb = perturbation(rgb, key or "")  # before the protocol, so the geometry sees its size
         rgb, cropped = _geometry(rgb, resize, even_crop, interpolation, center_crop)
         pixels = _to_uint8_chw(rgb)
     return DecodedImage(pixels, original_size, cropped)
@@ -272,9 +288,14 @@ def check_image(path: str | os.PathLike, resize: int | None = None, full: bool =
 class ImageDataset(torch.utils.data.Dataset):
     """(path, label) items -> decoded samples; a bad file gives `pixels=None` and a reason, never raises."""
 
-    def __init__(self, items: Sequence[tuple[Path, int]], spec: DecodeSpec) -> None:
+    def __init__(self, items: Sequence[tuple[Path, int]], spec: DecodeSpec,
+                 keys: Sequence[str] | None = None) -> None:
+        """``keys``: each item's path relative to its suite root, which seeds a random perturbation."""
         self.items = list(items)
         self.spec = spec
+        self.keys = None if keys is None else list(keys)
+        if self.keys is not None and len(self.keys) != len(self.items):
+            raise ValueError(f"{len(self.keys)} keys for {len(self.items)} items")
 
     def __len__(self) -> int:
         return len(self.items)
@@ -282,7 +303,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         path = self.items[index][0]
         try:
-            decoded = self.spec.decode(path)
+            decoded = self.spec.decode(path, None if self.keys is None else self.keys[index])
         except UnusableImage as error:
             return {"index": index, "pixels": None, "reason": error.reason, "cropped": False}
         return {"index": index, "pixels": decoded.pixels, "reason": None, "cropped": decoded.cropped_to_even}
