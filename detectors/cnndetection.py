@@ -36,6 +36,7 @@ def cnndetection() -> Detector:
         preprocessing=Preprocessing(even_crop=False),
         key_map=(("", "net."),),
         train_lr=1e-4,
+        reported_method="CNNDetection",
         description="CNNDetection: ImageNet ResNet-50 fine-tuned on ProGAN with blur+JPEG augmentation",
         reference="CNN-generated images are surprisingly easy to spot... for now (CVPR 2020)",
     )

@@ -64,6 +64,7 @@ def npr() -> Detector:
         build_model=NPRNet,
         weights_family="npr",
         train_lr=2e-4,  # the NPR README's training command
+        reported_method="NPR",
         description="NPR: ResNet-50 stem + layer1 + layer2 on the NPR residual x 2/3",
         reference=NPR_REFERENCE,
     )
