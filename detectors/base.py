@@ -81,7 +81,8 @@ class Detector:
     """Dotted module name whose activations class-activation maps use (``bench explain``)."""
     feature_layer: str | None = None
     """Dotted module name whose output is the pooled feature vector that feeds the head (``bench embed``):
-    a forward hook on it gives [B, D]."""
+    a forward hook on it gives that vector, flattened to [B, D] (a global pool's [B, D, 1, 1] included);
+    see :mod:`detectors.layers`."""
     reported_method: str | None = None
     """The method name of this detector's rows in the paper's tables (None: no reported row)."""
     description: str = ""

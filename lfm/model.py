@@ -210,6 +210,9 @@ class LFM(nn.Module):
             else None
         )
         self.attention = AttentionPooling(config.map_channels) if config.pooling == "attention" else None
+        # no-op marking the pooled vector that feeds the head, so a forward hook can read it (bench embed);
+        # it holds no state, so checkpoint keys and outputs are unchanged
+        self.pooled = nn.Identity()
         self.head = nn.Linear(config.feature_dim, 1)
 
     def salience_maps(self, x: torch.Tensor) -> torch.Tensor:
@@ -231,7 +234,7 @@ class LFM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         maps = self.salience_maps(x)
-        logits = self.head(self.pool(maps)).squeeze(1)
+        logits = self.head(self.pooled(self.pool(maps))).squeeze(1)
         if self.training and self.config.rks:
             sampled = random_k_per_channel(maps, self.config.k, descending=self.config.rks_order == "descending")
             return logits, self.head(sampled.flatten(1)).squeeze(1)
