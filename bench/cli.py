@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "Train a detector with the paper's recipe",
     "check": "Compare stored or fresh results against committed baselines",
     "data": "Inspect a data root: which suites are there and usable",
+    "audit": "Shortcut audit: can file format, JPEG quality or size alone tell real from fake?",
     "weights": "List or fetch named weights",
     "explain": "Class-activation maps (Grad-CAM) of detectors on images, with localisation numbers",
 }

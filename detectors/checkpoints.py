@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -17,6 +15,27 @@ class CheckpointError(BenchError):
     """A checkpoint that cannot be read or does not fit the detector (exit code 2)."""
 
 
+class UnreadableCheckpoint(Exception):
+    """torch.load could not read a file; the message is one line naming what went wrong."""
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def safe_torch_load(path: Path, map_location="cpu"):
+    """``torch.load(weights_only=True)``: tensors and plain containers only, no code runs. A file that is
+    not a checkpoint (plain text, a truncated zip, a pickle that asks for a class) fails in the pickle
+    machinery with almost any exception type (KeyError on a text file's bytes read as memo opcodes,
+    UnpicklingError for a forbidden global, EOFError, BadZipFile, ...), so every Exception is taken as
+    "not readable" here and reported as UnreadableCheckpoint."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # see the docstring: the unpickler's failures have no fixed type
+        raise UnreadableCheckpoint(first_line(error)) from error
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a checkpoint safely (``weights_only=True``) and unwrap the layouts seen in the field:
     a raw ``state_dict``, ``{'model': state_dict}`` (CNNDetection), ``{'state_dict': ...}``, and
@@ -24,11 +43,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist or is not a file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); re-download it or point --weights elsewhere")
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError) as error:
+        loaded = safe_torch_load(path)
+    except UnreadableCheckpoint as error:
         raise CheckpointError(
-            f"cannot read {path} as a PyTorch checkpoint ({type(error).__name__}: {str(error).splitlines()[0]}). "
+            f"cannot read {path} as a PyTorch checkpoint ({error}). "
             "Check that the file is complete (re-download it) and is a state_dict saved with torch.save."
         ) from error
     for wrapper in ("model", "state_dict", "model_state_dict"):

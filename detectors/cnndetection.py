@@ -36,6 +36,7 @@ def cnndetection() -> Detector:
         preprocessing=Preprocessing(even_crop=False),
         key_map=(("", "net."),),
         train_lr=1e-4,
+        reported_method="CNNDetection",
         cam_target_layer="net.layer4",  # the last residual stage
         feature_layer="net.avgpool",  # the globally pooled 2048-d vector net.fc reads
         description="CNNDetection: ImageNet ResNet-50 fine-tuned on ProGAN with blur+JPEG augmentation",

@@ -22,7 +22,8 @@ OFFICIAL_KEY_MAP = (
 )
 
 
-def _lfm_detector(name: str, display_name: str, config: LFMConfig, description: str, family: str | None = None):
+def _lfm_detector(name: str, display_name: str, config: LFMConfig, description: str, family: str | None = None,
+                  reported_method: str | None = None):
     return Detector(
         name=name,
         display_name=display_name,
@@ -32,6 +33,7 @@ def _lfm_detector(name: str, display_name: str, config: LFMConfig, description: 
         key_map=OFFICIAL_KEY_MAP,
         aux_loss_weight=config.rks_loss_weight if config.rks else 0.0,
         train_lr=1e-4,  # the LFM README's training command
+        reported_method=reported_method,
         # the Salience Network's last convolution before pooling, and the pooled vector the head reads
         cam_target_layer="reduce",
         feature_layer="pooled",
@@ -45,6 +47,7 @@ def lfm() -> Detector:
     return _lfm_detector(
         "lfm", "LFM", LFMConfig(),
         "paper-faithful LFM: Top-K=16, Rank-Based Linear Dropout ramping 0.3..0.1 by rank, Random-K Sampling",
+        reported_method="LFM",
     )
 
 
@@ -54,21 +57,25 @@ def lfm_official() -> Detector:
     return _lfm_detector(
         "lfm-official", "LFM (official code)", config,
         "the official code's behaviour: dropout p=0.1 at every rank, Random-K Sampling off",
-        family="lfm",
+        family="lfm", reported_method="LFM",
     )
 
 
+# Train-only ablations: their eval-mode forward is LFM's, so LFM's weights would only reproduce LFM's
+# numbers. They get a weights family of their own with no named weights: `bench train` makes theirs.
 @register_detector
 def lfm_no_rbld() -> Detector:
     return _lfm_detector(
-        "lfm-no-rbld", "LFM w/o RBLD", LFMConfig(rbld="off"), "ablation: no Rank-Based Linear Dropout", family="lfm"
+        "lfm-no-rbld", "LFM w/o RBLD", LFMConfig(rbld="off"),
+        "ablation, train-only: no Rank-Based Linear Dropout (no default weights: train it)",
     )
 
 
 @register_detector
 def lfm_no_rks() -> Detector:
     return _lfm_detector(
-        "lfm-no-rks", "LFM w/o RKS", LFMConfig(rks=False), "ablation: no Random-K Sampling", family="lfm"
+        "lfm-no-rks", "LFM w/o RKS", LFMConfig(rks=False),
+        "ablation, train-only: no Random-K Sampling (no default weights: train it)",
     )
 
 

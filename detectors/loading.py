@@ -47,12 +47,7 @@ def resolve_weights(detector: Detector, spec: str | None) -> ResolvedWeights:
     downloaded implicitly here (``bench weights fetch`` does that)."""
     if spec is None:
         if detector.default_weights is None:
-            available = [e.name for e in all_weights() if e.family == detector.weights_family]
-            raise BenchError(
-                f"detector {detector.name!r} has no default weights. Pass --weights PATH or NAME"
-                + (f" (available: {', '.join(available)})" if available else "")
-                + f", or train one with `bench train --detector {detector.name}`."
-            )
+            raise BenchError(_no_weights_message(detector))
         spec = detector.default_weights
     as_path = Path(spec).expanduser()
     if as_path.is_file():
@@ -62,11 +57,16 @@ def resolve_weights(detector: Detector, spec: str | None) -> ResolvedWeights:
         return ResolvedWeights(name=known, path=as_path.resolve(), sha256=sha256)
     if ("/" in spec or spec.endswith((".pth", ".pt", ".ckpt"))) and ":" not in spec:
         raise BenchError(f"weights file {spec} does not exist")
-    entry = get_weights_entry(weights_name_for(detector, spec))
+    name = weights_name_for(detector, spec)
+    if ":" not in spec and detector.default_weights is None and name not in {e.name for e in all_weights()}:
+        # a family tag (e.g. the demo suites' implied `demo`) this detector has no weights for
+        raise BenchError(_no_weights_message(detector, spec))
+    entry = get_weights_entry(name)
     if entry.family != detector.weights_family:
         raise BenchError(
             f"weights {entry.name} belong to the {entry.family!r} family, not to detector {detector.name!r} "
             f"(family {detector.weights_family!r})"
+            + (f". {_no_weights_message(detector)}" if detector.default_weights is None else "")
         )
     path = local_path(entry)
     if path is None:
@@ -75,6 +75,19 @@ def resolve_weights(detector: Detector, spec: str | None) -> ResolvedWeights:
             f"(downloads {entry.url}), or put {entry.filename} in a folder and set BENCH_WEIGHTS_DIR to it."
         )
     return ResolvedWeights(name=entry.name, path=path, sha256=verify(entry, path))
+
+
+def _no_weights_message(detector: Detector, tag: str | None = None) -> str:
+    available = [e.name for e in all_weights() if e.family == detector.weights_family]
+    which = f"no {tag!r} weights" if tag else "no default weights"
+    train_set = "demo" if tag == "demo" else "progan4"
+    return (
+        f"detector {detector.name!r} has {which}"
+        + (f" (its weights: {', '.join(available)})" if available else " and no named weights")
+        + f". Train them: `bench train --detector {detector.name} --train-set {train_set}`, then pass "
+        "--weights <its run folder>/last.pth"
+        + (" (or --weights NAME|PATH)." if available else ".")
+    )
 
 
 def load_detector(name_or_detector: str | Detector, weights: str | None = None) -> LoadedDetector:

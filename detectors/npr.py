@@ -64,6 +64,7 @@ def npr() -> Detector:
         build_model=NPRNet,
         weights_family="npr",
         train_lr=2e-4,  # the NPR README's training command
+        reported_method="NPR",
         cam_target_layer="layer2",  # the last residual stage
         feature_layer="avgpool",  # the globally pooled 512-d vector fc1 reads
         description="NPR: ResNet-50 stem + layer1 + layer2 on the NPR residual x 2/3",

@@ -144,3 +144,17 @@ def test_entry_point_detector_is_found(tmp_path, monkeypatch):
     loaded = load_detector("tiny-mean", str(tmp_path / "tiny.pth"))
     assert loaded.model(torch.zeros(1, 3, 4, 4)).shape == (1,)
     sys.modules.pop("tiny_detector_pkg", None)
+
+
+@pytest.mark.parametrize("name", ["lfm-no-rbld", "lfm-no-rks"])
+def test_train_only_ablations_have_no_weights_but_their_own(name):
+    """Issue 11, item 3: LFM's weights would make an ablation reproduce LFM's numbers exactly."""
+    from bench.errors import BenchError
+
+    detector = get_detector(name)
+    assert detector.default_weights is None and detector.weights_family == name and detector.reported_method is None
+    for spec, train_set in ((None, "progan4"), ("demo", "demo"), ("official", "progan4")):
+        with pytest.raises(BenchError, match=f"bench train --detector {name} --train-set {train_set}"):
+            load_detector(name, spec)
+    with pytest.raises(BenchError, match=f"'lfm' family, not to detector '{name}'.*bench train --detector {name}"):
+        load_detector(name, "lfm:official")

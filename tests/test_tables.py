@@ -74,9 +74,12 @@ def paper_cells(table: str, method: str) -> list[str]:
     """What the paper prints for one row, in column order, after the recorded OCR corrections."""
     spec = reported.table_spec(table)
     by_generator = {r.generator: r for r in reported.load_rows(table) if r.method == method}
+    flagged = {(i.generator, i.metric) for i in reported.load_inconsistencies(table) if i.method == method}
     cells = []
     for key in [c.key for c in spec.columns] + [MEAN]:
-        cells += [f"{by_generator[key].acc:.1f}", f"{by_generator[key].ap:.1f}"]
+        for metric in ("acc", "ap"):
+            mark = "†" if (key, metric) in flagged else ""
+            cells.append(f"{getattr(by_generator[key], metric):.1f}{mark}")
     if table == "comparison":
         cost = next(c for c in reported.load_costs() if c.method == method)
         cells += [f"{cost.flops_g:.2f}B", f"{cost.params_m:.2f}M"]
@@ -146,8 +149,26 @@ def test_latex_and_markdown_agree_on_every_value():
         markdown = markdown_rows(render(table, "markdown"))
         for row in table.reported:
             line = next(line for line in latex.splitlines() if line.startswith(row.label + " &"))
-            cells = [re.sub(r"\\(textbf|underline)\{(.*)\}", r"\2", c.strip()) for c in line[:-2].split("&")[1:]]
+            cells = [re.sub(r"\\(textbf|underline)\{(.*)\}", r"\2", c.strip()).replace("$^\\dagger$", "†")
+                     for c in line[:-2].split("&")[1:]]
             assert cells == markdown[row.label]
+
+
+def test_a_legible_printed_number_stays_as_printed_and_is_marked(capsys):
+    """Issue 11: LFM's GANGen S3GAN AP is printed 93.5, which breaks its row's mean (99.5); the table shows
+    93.5, marks it, and the note gives both readings."""
+    _, out, _ = run_table(capsys, "--suite", "gangen", "--paper")
+    lfm = markdown_rows(out)["LFM (ours)"]
+    s3gan = [c.key for c in reported.table_spec("gangen").columns].index("S3GAN")
+    assert lfm[2 * s3gan + 1] == "93.5†"
+    assert lfm[2 * s3gan] == "88.4"  # the ACC beside it is not marked
+    assert "† LFM, S3GAN AP: 93.5 as printed" in out and "95.5 would fit" in out
+    latex = render(build_table("gangen"), "latex")
+    assert "93.5$^\\dagger$" in latex and "{\\footnotesize $^\\dagger$" in latex
+    # exactly the listed cells are marked, in every table
+    for key in TABLE_KEYS:
+        body = render(build_table(key), "markdown").split("Notes:")[0]
+        assert body.count("†") == len(reported.load_inconsistencies(key)), key
 
 
 def test_unknown_and_unsupported_suites(capsys):
@@ -227,6 +248,29 @@ def test_compare_shows_reproduced_row_beside_reported_with_deltas(store, capsys)
     assert "forensynths from run 20261122-020000-lfm-forensynths" in out
     for ignored in ("010000", "running", "jpeg"):
         assert ignored not in out
+
+
+def test_a_reproduced_row_is_compared_only_with_its_own_method(tmp_path, capsys):
+    """Issue 11, item 3: an ablation evaluated with LFM's weights is not LFM's row; lfm-official is."""
+    root = tmp_path / "results"
+    values = {g: (0.9, 0.95) for g in FORENSYNTHS}
+    write_run(root, "r1", {"forensynths": values}, detector="lfm-no-rks", display_name="LFM w/o RKS")
+    write_run(root, "r2", {"forensynths": values}, detector="lfm-official", display_name="LFM (official code)",
+              finished_at="2026-11-22T04:00:00+00:00")
+    _, out, _ = run_table(capsys, "--suite", "forensynths", "--compare", "--results", str(root))
+    rows = markdown_rows(out)
+    assert "LFM w/o RKS (official weights, reproduced)" in rows
+    assert "LFM w/o RKS (official weights, reproduced): no reported row of the same method" in out
+    deltas = [label for label in rows if label.startswith("Δ vs")]
+    assert deltas == ["Δ vs LFM (ours)"]  # one delta row, the lfm-official one
+    labels = list(rows)
+    assert labels[labels.index("Δ vs LFM (ours)") - 1] == "LFM (official code) (official weights, reproduced)"
+    # what run.json records wins over the registry (a detector this installation does not know)
+    write_run(root, "r3", {"forensynths": values}, detector="my-npr", display_name="NPR")
+    info = json.loads((root / "runs" / "r3" / "run.json").read_text())
+    (root / "runs" / "r3" / "run.json").write_text(json.dumps({**info, "reported_method": "NPR"}))
+    _, out, _ = run_table(capsys, "--suite", "forensynths", "--compare", "--results", str(root))
+    assert "Δ vs NPR [11]" in markdown_rows(out)
 
 
 def test_reproduced_rows_are_never_ranked_with_the_paper(tmp_path, capsys):

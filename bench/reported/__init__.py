@@ -7,8 +7,9 @@ Files beside this module:
   `printed_ap`). `correction` is empty when the value is the printed digits with the decimal point put
   back; otherwise it says what was misread and why the value was chosen (see NOTES.md).
 - `costs.csv`: the comparison table's FLOPs (billions of multiply-accumulates) and Params (millions).
-- `inconsistencies.csv`: places where the paper's numbers disagree with each other; the printed values
-  are kept there, never "fixed".
+- `inconsistencies.csv`: places where the paper's numbers disagree with each other, with both readings:
+  `printed` (the value the tables use, always) and `alternative` (the reading that would make the
+  numbers agree, when exactly one is known). A legible printed number is never "fixed".
 - `tables.json`: each table's title, caption, column order and labels, and row order.
 """
 
@@ -65,6 +66,10 @@ class Inconsistency:
     generator: str
     metric: str
     kind: str  # "mean-check": a row disagrees with its own mean; "cross-table": two tables disagree
+    printed: float
+    """The value as printed: what the tables show."""
+    alternative: float | None
+    """The one reading that would make the numbers agree, if there is one (never used as the value)."""
     note: str
 
 
@@ -177,7 +182,11 @@ def load_costs() -> list[ReportedCost]:
 
 @cache
 def _all_inconsistencies() -> tuple[Inconsistency, ...]:
-    return tuple(Inconsistency(**r) for r in _read_csv("inconsistencies.csv"))
+    return tuple(
+        Inconsistency(**{**r, "printed": float(r["printed"]),
+                         "alternative": float(r["alternative"]) if r["alternative"] else None})
+        for r in _read_csv("inconsistencies.csv")
+    )
 
 
 def load_inconsistencies(table: str | None = None) -> list[Inconsistency]:

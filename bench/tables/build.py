@@ -16,12 +16,17 @@ from bench.tables.reproduced import ReproducedModel, SuiteResult
 HIGHER_IS_BETTER = {"acc": True, "ap": True, "flops": False, "params": False}
 
 
+INCONSISTENT_MARK = "†"
+"""Marks a reported cell the paper contradicts elsewhere (kept as printed; see the table's notes)."""
+
+
 @dataclass
 class Cell:
     value: float | None  # None prints as a dash
     metric: str  # acc, ap, flops or params
     text: str = ""
     rank: int | None = None  # 1 best, 2 second best within the reported rows
+    flag: str = ""  # INCONSISTENT_MARK on a printed value the paper contradicts (and on deltas against it)
 
 
 @dataclass
@@ -29,6 +34,7 @@ class Row:
     label: str
     kind: str  # "reported", "reproduced" or "delta"
     cells: list[Cell]
+    method: str = ""  # the reported method (reported and delta rows)
 
 
 @dataclass
@@ -50,6 +56,11 @@ class Table:
     reproduced: list[Row] = field(default_factory=list)  # reproduced rows, each followed by its delta row
     sources: list[str] = field(default_factory=list)  # which runs and profiles the reproduced rows used
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        """Whether any cell carries INCONSISTENT_MARK."""
+        return any(c.flag for row in [*self.reported, *self.reproduced] for c in row.cells)
 
     @property
     def n_values(self) -> int:
@@ -146,13 +157,13 @@ def reproduced_values(spec: TableSpec, model: ReproducedModel) -> tuple[list[flo
 
 
 def matching_method(spec: TableSpec, model: ReproducedModel) -> str | None:
-    """The reported method a reproduced row is compared with: the one named like the detector's display
-    name, the detector, or its weights family ('lfm-official' with lfm:official weights -> LFM)."""
+    """The reported method a reproduced row is compared with: only the row of the method the detector
+    reproduces (`Detector.reported_method`, recorded in run.json). Never by weights: an ablation run
+    with LFM's weights is not LFM's row."""
+    if not model.reported_method:
+        return None
     names = {entry.method.casefold(): entry.method for entry in spec.methods}
-    for candidate in (model.display_name, model.detector, model.weights_family):
-        if candidate and candidate.casefold() in names:
-            return names[candidate.casefold()]
-    return None
+    return names.get(model.reported_method.casefold())
 
 
 def _rank(rows: list[Row]) -> None:
@@ -174,6 +185,17 @@ def _cells(values: list[float | None], metrics: list[str], signed: bool = False)
     return [Cell(v, m, format_value(v, m, signed)) for v, m in zip(values, metrics, strict=True)]
 
 
+def _cell_index(spec: TableSpec, generator: str, metric: str) -> int:
+    keys = [c.key for c in spec.columns] + [MEAN]
+    return 2 * keys.index(generator) + (0 if metric == "acc" else 1)
+
+
+def _flag_inconsistent(spec: TableSpec, rows: list[Row]) -> None:
+    by_method = {row.method: row for row in rows}
+    for item in reported.load_inconsistencies(spec.key):
+        by_method[item.method].cells[_cell_index(spec, item.generator, item.metric)].flag = INCONSISTENT_MARK
+
+
 def _notes(spec: TableSpec) -> list[str]:
     notes = []
     corrected = [r for r in reported.load_rows(spec.key) if r.correction]
@@ -185,9 +207,13 @@ def _notes(spec: TableSpec) -> list[str]:
     labels = {c.key: c.label for c in spec.columns}
     for item in reported.load_inconsistencies(spec.key):
         where = "Mean" if item.generator == MEAN else labels.get(item.generator, item.generator)
-        against = "the row's values" if item.kind == "mean-check" else "another table of the paper"
-        notes.append(f"{item.method}, {where} {item.metric.upper()}: kept as printed although it disagrees "
-                     f"with {against} (bench/reported/NOTES.md).")
+        against = "its row's mean" if item.kind == "mean-check" else "another table of the paper"
+        if item.generator == MEAN and item.kind == "mean-check":
+            against = "the mean of its row's values"
+        other = (f"; the reading {item.alternative:.1f} would fit" if item.alternative is not None
+                 else "; no single other reading fits")
+        notes.append(f"{INCONSISTENT_MARK} {item.method}, {where} {item.metric.upper()}: {item.printed:.1f} as printed, "
+                     f"although it disagrees with {against}{other} (bench/reported/inconsistencies.csv).")
     return notes
 
 
@@ -199,10 +225,12 @@ def build_table(key: str, models: list[ReproducedModel] | None = None, compare: 
     references = {r.method: r.reference for r in reported.load_rows(key)}
     paper = reported_values(spec)
     rows = [
-        Row(f"{entry.method} {references[entry.method]}", "reported", _cells(paper[entry.method], metrics))
+        Row(f"{entry.method} {references[entry.method]}", "reported", _cells(paper[entry.method], metrics), entry.method)
         for entry in spec.methods
     ]
     _rank(rows)
+    _flag_inconsistent(spec, rows)
+    flags = {row.method: [c.flag for c in row.cells] for row in rows}
     table = Table(key, spec.title, spec.caption, spec.label, groups, subheaders, rows, notes=_notes(spec))
     for model in models or []:
         values, sources = reproduced_values(spec, model)
@@ -218,5 +246,8 @@ def build_table(key: str, models: list[ReproducedModel] | None = None, compare: 
             continue
         deltas = [None if r is None or p is None else r - p for r, p in zip(values, paper[method], strict=True)]
         label = f"{method} {references[method]}"
-        table.reproduced.append(Row(label, "delta", _cells(deltas, metrics, signed=True)))
+        delta_cells = _cells(deltas, metrics, signed=True)
+        for cell, flag in zip(delta_cells, flags[method], strict=True):
+            cell.flag = flag if cell.value is not None else ""
+        table.reproduced.append(Row(label, "delta", delta_cells, method))
     return table

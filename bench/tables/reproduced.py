@@ -50,6 +50,9 @@ class ReproducedModel:
     suites: dict[str, SuiteResult] = field(default_factory=dict)
     profile: dict | None = None
     profile_path: Path | None = None
+    reported_method: str | None = None
+    """The paper-table method this detector reproduces (run.json's `reported_method`; for runs written
+    before it was recorded, the registered detector's declaration)."""
 
     @property
     def weights_family(self) -> str | None:
@@ -97,6 +100,16 @@ def finished_runs(root: Path) -> list[tuple[dict, dict]]:
     return runs
 
 
+def _registered_reported_method(detector: str) -> str | None:
+    from bench.errors import BenchError
+    from detectors import get_detector
+
+    try:
+        return get_detector(detector).reported_method
+    except BenchError:
+        return None  # a detector this installation does not know: no reported row to match
+
+
 def load_profile(root: Path, detector: str) -> tuple[dict | None, Path]:
     path = root / "profile" / f"{detector}.json"
     return (_read_json(path) if path.is_file() else None), path
@@ -122,6 +135,8 @@ def reproduced_models(root: str | Path | None = None) -> list[ReproducedModel]:
                 weights_path=weights.get("path"),
             )
             models[(detector, identity)] = model
+        if "reported_method" in info:
+            model.reported_method = info["reported_method"] or ""  # "" = recorded as none
         for suite, payload in (metrics.get("suites") or {}).items():
             generators = (payload or {}).get("generators") or {}
             # runs come oldest first, so a later run of the same suite replaces an earlier one
@@ -129,6 +144,8 @@ def reproduced_models(root: str | Path | None = None) -> list[ReproducedModel]:
                 suite, info["run_id"], info.get("finished_at") or "", generators, info.get("limit_per_class")
             )
     for model in models.values():
+        if model.reported_method is None:
+            model.reported_method = _registered_reported_method(model.detector)
         model.profile, path = load_profile(root, model.detector)
         model.profile_path = path if model.profile is not None else None
     return sorted(models.values(), key=lambda m: (m.display_name, m.weights_label))

@@ -182,8 +182,13 @@ def setup(config: TrainConfig, procs: Processes, device: torch.device, resume: b
                           detector.preprocessing)
     sampler = EpochBatches(len(dataset), config.batch_size, config.seed, procs.rank, procs.world,
                            config.max_steps_per_epoch)
+    # A DataLoader draws its workers' base seed from the global torch RNG whenever it starts an iterator,
+    # unless given a generator. With persistent workers that happens in the first epoch only, so a resumed
+    # run (which starts its iterator in a later epoch) would shift the global RNG that LFM's dropout and
+    # Random-K Sampling draw from, and end with other weights. A private generator keeps the draw off it.
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers,
-                                         pin_memory=device.type == "cuda", persistent_workers=config.workers > 0)
+                                         pin_memory=device.type == "cuda", persistent_workers=config.workers > 0,
+                                         generator=torch.Generator().manual_seed(mix_seed(config.seed, "loader")))
     run = Run(config, detector, procs, device, model, step_model, optimizer, train_data, val_data, sampler, loader,
               folder, progress)
     if state is not None:

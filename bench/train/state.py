@@ -20,6 +20,9 @@ from bench.store import atomic_write_bytes, atomic_write_json
 from bench.train.config import TrainConfig
 
 STATE_FORMAT = 1
+STATE_KEYS = ("epoch", "step", "model", "optimizer", "rng", "best", "best_epoch", "last", "history",
+              "train_fingerprint")
+"""What `finish_epoch` writes into state.pt and `setup` reads back."""
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "val_ap", "seconds")
 CHECKPOINT_WRAPPERS = {"cnndetection": "model"}
 """Weights families whose official checkpoints wrap the state dict (CNNDetection: {'model': sd})."""
@@ -90,9 +93,21 @@ def load_config(folder: str | Path) -> TrainConfig:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise BenchError(f"{folder} holds no training run to resume (no config.json); check --output")
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BenchError(f"cannot read {path} ({error}); the run's recipe is lost, so it cannot be resumed. "
+                         "Start a new run in another --output.") from error
+    if not isinstance(saved, dict):
+        raise BenchError(f"{path} holds a JSON {type(saved).__name__}, not a training recipe; it cannot be resumed")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    missing = [name for name in ("detector", "train_set") if name not in saved]
+    if missing:
+        raise BenchError(f"{path} has no {', '.join(missing)}: not a complete training recipe; it cannot be resumed")
+    try:
+        return TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    except TypeError as error:  # a value of the wrong type fails a comparison in the recipe's checks
+        raise BenchError(f"{path} holds a value of the wrong type ({error}); it cannot be resumed") from error
 
 
 def load_state(folder: Path, device: torch.device) -> dict:
@@ -102,12 +117,19 @@ def load_state(folder: Path, device: torch.device) -> dict:
             f"{folder} has no state.pt: the run stopped before its first epoch ended. Start it again "
             "without --resume (and a fresh --output)."
         )
+    from detectors.checkpoints import UnreadableCheckpoint, safe_torch_load
+
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError) as error:
-        raise BenchError(f"cannot read {path} ({type(error).__name__}: {error})") from error
-    if state.get("format") != STATE_FORMAT:
-        raise BenchError(f"{path} is in an unknown format ({state.get('format')!r}); it cannot be resumed")
+        state = safe_torch_load(path, map_location=device)  # weights_only: a malicious pickle runs no code
+    except UnreadableCheckpoint as error:
+        raise BenchError(f"cannot read {path} as a resume state ({error}); it cannot be resumed. "
+                         "Start a new run in another --output.") from error
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise BenchError(f"{path} is in an unknown format ({found!r}); it cannot be resumed")
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise BenchError(f"{path} lacks {', '.join(missing)}; it cannot be resumed")
     return state
 
 
