@@ -56,6 +56,9 @@ class Table:
     reproduced: list[Row] = field(default_factory=list)  # reproduced rows, each followed by its delta row
     sources: list[str] = field(default_factory=list)  # which runs and profiles the reproduced rows used
     notes: list[str] = field(default_factory=list)
+    source_note: str | None = None
+    """Replaces the "Reported rows: <paper>" line for tables whose rows are not the paper's (sweeps)."""
+    generated_by: str = "`bench table`"
 
     @property
     def flagged(self) -> bool:
