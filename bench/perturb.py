@@ -133,6 +133,8 @@ def _roundtrip(img: Image.Image, **save_options) -> Image.Image:
 @register("jpeg")
 @dataclass(frozen=True)
 class Jpeg(Perturbation):
+    """JPEG at quality q with PIL's encoder (4:2:0), re-decoded by PIL."""
+
     q: int = 75
 
     def __post_init__(self) -> None:
@@ -145,6 +147,8 @@ class Jpeg(Perturbation):
 @register("jpeg-cv2")
 @dataclass(frozen=True)
 class JpegCv2(Perturbation):
+    """JPEG at quality q with OpenCV's encoder and decoder."""
+
     q: int = 75
 
     def __post_init__(self) -> None:
@@ -171,6 +175,8 @@ class JpegCv2(Perturbation):
 @register("webp")
 @dataclass(frozen=True)
 class Webp(Perturbation):
+    """Lossy WebP at quality q (PIL), re-decoded."""
+
     q: int = 80
 
     def __post_init__(self) -> None:
@@ -188,6 +194,8 @@ def blur_radius(sigma: float, truncate: float = 4.0) -> int:
 @register("blur")
 @dataclass(frozen=True)
 class Blur(Perturbation):
+    """Gaussian blur per channel (scipy gaussian_filter, truncate 4: 2*int(4*sigma+0.5)+1 taps)."""
+
     sigma: float = 1.0
 
     def __post_init__(self) -> None:
@@ -211,6 +219,8 @@ def _scaled(size: tuple[int, int], factor: float) -> tuple[int, int]:
 @register("resize")
 @dataclass(frozen=True)
 class Resize(Perturbation):
+    """Resize by scale (PIL, interp), optionally back to the original size."""
+
     scale: float = 0.5
     back: bool = False
     interp: str = "bilinear"
@@ -227,6 +237,8 @@ class Resize(Perturbation):
 @register("crop")
 @dataclass(frozen=True)
 class Crop(Perturbation):
+    """Centred crop keeping the fraction keep of each side."""
+
     keep: float = 0.8
 
     def __post_init__(self) -> None:
@@ -241,6 +253,8 @@ class Crop(Perturbation):
 @register("noise")
 @dataclass(frozen=True)
 class Noise(Perturbation):
+    """Additive Gaussian noise, std on the 0-255 scale, seeded by spec and relative path."""
+
     std: float = 10.0
     random: ClassVar[bool] = True
 
@@ -256,6 +270,8 @@ class Noise(Perturbation):
 @register("gray")
 @dataclass(frozen=True)
 class Gray(Perturbation):
+    """Greyscale (ITU-R 601-2 luma) in three equal channels."""
+
     def apply(self, img: Image.Image, key: str) -> Image.Image:
         return img.convert("L")
 
@@ -263,6 +279,8 @@ class Gray(Perturbation):
 @register("reencode")
 @dataclass(frozen=True)
 class Reencode(Perturbation):
+    """Format equalisation: both classes written as jpeg (at q) or png and read back."""
+
     format: str = "jpeg"
     q: int = 95
     positional: ClassVar[str] = "format"
@@ -306,7 +324,7 @@ CHAINS: dict[str, ChainDefinition] = {
 @register("fit")
 @dataclass(frozen=True)
 class Fit(Perturbation):
-    """Downscale so that the long side is at most ``side`` (bicubic), never enlarge: a platform's cap."""
+    """Downscale so that the long side is at most side px (bicubic), never enlarge: a platform's cap."""
 
     side: int = 1080
 
@@ -323,6 +341,8 @@ class Fit(Perturbation):
 @register("chain")
 @dataclass(frozen=True)
 class Chain(Perturbation):
+    """A named fixed pipeline (CHAINS)."""
+
     chain: str = "social"
     positional: ClassVar[str] = "chain"
 
@@ -460,3 +480,15 @@ def parse_sweep(spec: str) -> Grid:
     if len({level.spec for level in levels}) != len(levels):
         raise BenchError(f"{spec!r} lists a level twice")
     return Grid(cls.name, parameter, tuple(levels))
+
+
+def describe() -> list[list[str]]:
+    """[name, parameters with defaults, what it does, default sweep grid] per registered perturbation."""
+    rows = []
+    for name, cls in sorted(REGISTRY.items()):
+        params = ", ".join(f"{f.name}={_format_value(f.default)}" for f in dataclasses.fields(cls))
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        if name == "chain":
+            doc = f"A named fixed pipeline: {', '.join(CHAINS)} (below)"
+        rows.append([name, params or "-", doc, DEFAULT_GRIDS.get(name, "-")])
+    return rows

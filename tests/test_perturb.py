@@ -224,3 +224,16 @@ def test_random_perturbations_are_seeded_by_the_relative_path(tmp_path):
     assert not torch.equal(first[0]["pixels"], first[1]["pixels"])
     moved = ImageDataset(items, spec, keys=["elsewhere/a.png", "x/b.png"])
     assert not torch.equal(first[0]["pixels"], moved[0]["pixels"])
+
+
+def test_bench_list_perturbations_names_each_with_its_defaults(capsys):
+    from bench.cli import main
+    from bench.perturb import REGISTRY
+
+    assert main(["list", "perturbations"]) == 0
+    out = capsys.readouterr().out
+    rows = {row.split()[0]: row for row in out.splitlines() if row.strip()}
+    assert set(REGISTRY) <= set(rows)
+    assert "q=75" in rows["jpeg"] and rows["jpeg"].endswith("jpeg:q=100,90,80,70,60,50,40,30")
+    assert rows["blur"].endswith("blur:sigma=0,1,2,3,4") and "scale=0.5, back=0, interp=bilinear" in rows["resize"]
+    assert "chain:social = fit:side=1080 -> jpeg:q=85" in out

@@ -1,4 +1,4 @@
-"""Show what is registered: detectors, suites and named weights."""
+"""Show what is registered: detectors, suites, named weights and perturbations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from bench.textable import format_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", nargs="?", choices=["detectors", "suites", "weights"], help="default: all three")
+    parser.add_argument("what", nargs="?", choices=["detectors", "suites", "weights", "perturbations"],
+                        help="default: all four")
 
 
 def list_detectors_table() -> str:
@@ -45,8 +46,17 @@ def list_weights_table() -> str:
     return format_table(["weights", "on this machine", "sha256", "licence", "source"], rows)
 
 
+def list_perturbations_table() -> str:
+    from bench.perturb import CHAINS, describe
+
+    table = format_table(["perturbation", "parameters (defaults)", "what it does", "default sweep grid"], describe())
+    chains = "\n".join(f"  chain:{name} = {' -> '.join(c.steps)}: {c.description}" for name, c in CHAINS.items())
+    return f"{table}\n\nchains:\n{chains}\n\nspec: NAME[:ARG][:KEY=VALUE,...], e.g. jpeg:q=75, resize:scale=0.5,back=1, reencode:png"
+
+
 def run(args: argparse.Namespace) -> int:
-    sections = {"detectors": list_detectors_table, "suites": list_suites_table, "weights": list_weights_table}
+    sections = {"detectors": list_detectors_table, "suites": list_suites_table, "weights": list_weights_table,
+                "perturbations": list_perturbations_table}
     chosen = [args.what] if args.what else list(sections)
     print("\n\n".join(sections[name]() for name in chosen))
     return 0
