@@ -169,7 +169,7 @@ class DecodeSpec:
     def decode_mask(self, path: str | os.PathLike | None, image_size: tuple[int, int]) -> torch.Tensor:
         """The mask of an image of `image_size` (width, height) under this spec: bool [H, W]; see
         `decode_mask`."""
-        return decode_mask(path, image_size, self.resize, self.even_crop, self.center_crop)
+        return decode_mask(path, image_size, self.resize, self.even_crop, self.center_crop, self.perturbation)
 
 
 def _center_crop(img: Image.Image, size: int) -> Image.Image:
@@ -242,13 +242,15 @@ MASK_THRESHOLD = 127
 
 
 def decode_mask(path: str | os.PathLike | None, image_size: tuple[int, int], resize: int | None,
-                even_crop: bool = True, center_crop: int | None = None) -> torch.Tensor:
+                even_crop: bool = True, center_crop: int | None = None,
+                perturbation: Perturbation | None = None) -> torch.Tensor:
     """A forgery mask -> bool [H, W] on the pixels its image decodes to under the same protocol.
 
     `image_size` is the (width, height) of the image file; `path=None` (a real image, or a fake without
     a mask) gives all zeros. The mask is binarised first and resized with NEAREST, so it stays binary;
     the even crop and the centre crop are the image's. Raises UnusableImage for an unreadable mask or one
-    whose size is not the image's."""
+    whose size is not the image's. A perturbation's change of geometry (resize, crop) is applied to the
+    mask too."""
     if path is None:
         mask = Image.new("L", image_size, 0)
     else:
@@ -260,6 +262,8 @@ def decode_mask(path: str | os.PathLike | None, image_size: tuple[int, int], res
                 raise UnusableImage(f"mask is {img.size[0]}x{img.size[1]}, its image {image_size[0]}x{image_size[1]}")
             binary = np.asarray(img.convert("L")) > MASK_THRESHOLD
         mask = Image.fromarray(binary.astype(np.uint8) * 255)
+    if perturbation is not None:
+        mask = perturbation.warp_mask(mask)
     mask, _ = _geometry(mask, resize, even_crop, "nearest", center_crop)
     return torch.from_numpy(np.asarray(mask) > MASK_THRESHOLD)
 

@@ -94,6 +94,11 @@ class Perturbation:
     def apply(self, img: Image.Image, key: str) -> Image.Image:
         raise NotImplementedError
 
+    def warp_mask(self, mask: Image.Image) -> Image.Image:
+        """The same change of geometry on a binary forgery mask (NEAREST), so that it stays on its image's
+        pixels; the identity for perturbations that only change pixel values."""
+        return mask
+
     @property
     def spec(self) -> str:
         parts = [self.name]
@@ -233,6 +238,9 @@ class Resize(Perturbation):
         out = img.resize(_scaled(img.size, self.scale), PIL_FILTERS[self.interp])
         return out.resize(img.size, PIL_FILTERS[self.interp]) if self.back else out
 
+    def warp_mask(self, mask: Image.Image) -> Image.Image:
+        return mask if self.back else mask.resize(_scaled(mask.size, self.scale), Image.NEAREST)
+
 
 @register("crop")
 @dataclass(frozen=True)
@@ -248,6 +256,9 @@ class Crop(Perturbation):
         width, height = _scaled(img.size, self.keep)
         left, top = (img.size[0] - width) // 2, (img.size[1] - height) // 2
         return img.crop((left, top, left + width, top + height))
+
+    def warp_mask(self, mask: Image.Image) -> Image.Image:
+        return self.apply(mask, "")
 
 
 @register("noise")
@@ -337,6 +348,10 @@ class Fit(Perturbation):
             return img
         return img.resize(_scaled(img.size, self.side / longest), Image.BICUBIC)
 
+    def warp_mask(self, mask: Image.Image) -> Image.Image:
+        longest = max(mask.size)
+        return mask if longest <= self.side else mask.resize(_scaled(mask.size, self.side / longest), Image.NEAREST)
+
 
 @register("chain")
 @dataclass(frozen=True)
@@ -358,6 +373,11 @@ class Chain(Perturbation):
             # each step is seeded by its own spec and the path, as if applied alone
             img = step(img, key)
         return img
+
+    def warp_mask(self, mask: Image.Image) -> Image.Image:
+        for step in self.steps:
+            mask = step.warp_mask(mask)
+        return mask
 
 
 def _convert(cls: type[Perturbation], field: dataclasses.Field, text: str) -> object:

@@ -237,3 +237,20 @@ def test_bench_list_perturbations_names_each_with_its_defaults(capsys):
     assert "q=75" in rows["jpeg"] and rows["jpeg"].endswith("jpeg:q=100,90,80,70,60,50,40,30")
     assert rows["blur"].endswith("blur:sigma=0,1,2,3,4") and "scale=0.5, back=0, interp=bilinear" in rows["resize"]
     assert "chain:social = fit:side=1080 -> jpeg:q=85" in out
+
+
+@pytest.mark.parametrize("spec", ["crop:keep=0.6", "resize:scale=0.5", "resize:scale=0.5,back=1", "jpeg:q=90",
+                                  "chain:repost"])
+@pytest.mark.parametrize("resize", [None, 256])
+def test_masks_follow_the_perturbations_geometry(tmp_path, spec, resize):
+    # the image is white exactly where its mask is set: after decoding both, they must still coincide
+    mask = np.zeros((90, 130), bool)
+    mask[10:60, 30:100] = True
+    Image.fromarray(np.where(mask[..., None], 255, 0).repeat(3, 2).astype(np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "a_mask.png")
+    decode = DecodeSpec(resize=resize, perturbation=parse(spec))
+    image = decode.decode(tmp_path / "a.png")
+    warped = decode.decode_mask(tmp_path / "a_mask.png", image.original_size).numpy()
+    white = image.pixels[0].numpy() > 127
+    assert warped.shape == white.shape
+    assert (warped != white).mean() < 0.02  # only interpolated edge pixels may disagree
