@@ -3,8 +3,9 @@
 A name is ``<family>:<tag>`` (``lfm:official``). Files are looked up, in order: bundled inside the package
 (the ``demo`` weights), ``$BENCH_WEIGHTS_DIR/<filename>`` (a folder of pre-downloaded files), then the
 cache ``$BENCH_CACHE/weights/<filename>`` (default ``~/.cache/lfm-bench``), where ``fetch`` downloads them.
-Every file is checked against its pinned sha256; an entry whose hash is not known yet records the hash it
-saw beside the cached file and says so.
+Every file is checked against its pinned sha256. Not every entry is pinned: `npr:official` and the two
+`cnndetection` files have no published hash this project could check, so the first file seen records its
+hash beside itself (`<file>.sha256`) and `bench weights list` says "not pinned".
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class WeightsEntry:
     @property
     def name(self) -> str:
         return f"{self.family}:{self.tag}"
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the project knows the file's sha256 (otherwise the first file seen defines it)."""
+        return self.sha256 is not None
 
 
 WEIGHTS: tuple[WeightsEntry, ...] = (

@@ -198,9 +198,16 @@ def test_the_val_split_is_never_a_test_suite(data_root, tmp_path, capsys):
 
 
 def test_lr_schedule(tiny, tmp_path):
-    config = TrainConfig(detector="lfm", train_set="x", lr=1e-4)
-    assert [lr_at(config, e, 1e-4) for e in (0, 9, 10, 19, 20, 49)] == pytest.approx(
-        [1e-4, 1e-4, 0.9e-4, 0.9e-4, 0.81e-4, 1e-4 * 0.9**4])
+    # NPR's train.py decays at the end of epoch e (0-based) when e % 10 == 0 and e != 0: epochs 0-10 run at
+    # lr, 11-20 at 0.9 lr, 21-30 at 0.81 lr, ... (the default); `step` decays one epoch earlier
+    official = TrainConfig(detector="lfm", train_set="x", lr=1e-4)
+    assert official.lr_schedule == "official"
+    epochs = (0, 9, 10, 11, 19, 20, 21, 49)
+    assert [lr_at(official, e, 1e-4) for e in epochs] == pytest.approx(
+        [1e-4, 1e-4, 1e-4, 0.9e-4, 0.9e-4, 0.9e-4, 0.81e-4, 1e-4 * 0.9**4])
+    step = TrainConfig(detector="lfm", train_set="x", lr=1e-4, lr_schedule="step")
+    assert [lr_at(step, e, 1e-4) for e in epochs] == pytest.approx(
+        [1e-4, 1e-4, 0.9e-4, 0.9e-4, 0.9e-4, 0.81e-4, 0.81e-4, 1e-4 * 0.9**4])
 
     # the detectors' own learning rates (their READMEs) and auxiliary-loss weights are the defaults
     def resolved(name):
@@ -210,19 +217,22 @@ def test_lr_schedule(tiny, tmp_path):
     assert (resolved("lfm").lr, resolved("lfm").aux_loss_weight) == (1e-4, 0.02)
     assert (resolved("npr").lr, resolved("npr").aux_loss_weight) == (2e-4, 0.0)
     assert resolved("lfm-official").aux_loss_weight == 0.0 and resolved("lfm").amp == "off"
+    on_cuda = resolve_config(TrainConfig(detector="npr", train_set="x", output=str(tmp_path / "cuda")),
+                             get_detector("npr"), torch.device("cuda"), Processes())
+    assert on_cuda.amp == "off"  # float32 on CUDA too, as the official training code
 
     # in a run: every epoch's lr is logged and is the one the optimizer used
     out = tmp_path / "run"
     train(small_recipe(tiny, out, detector="lfm-gap", crop=32, epochs=3, lr=0.01, lr_step=1, lr_decay=0.5,
                        max_steps_per_epoch=1), progress=False)
-    assert [float(r["lr"]) for r in read_log(out)] == pytest.approx([0.01, 0.005, 0.0025])
+    assert [float(r["lr"]) for r in read_log(out)] == pytest.approx([0.01, 0.01, 0.005])
     state = torch.load(out / "state.pt", weights_only=True)
-    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0025)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.005)
 
     # a finished run resumed with more epochs goes on where it ended, on the same schedule
     longer = train(small_recipe(tiny, out, detector="lfm-gap", crop=32, epochs=4, lr=0.01, lr_step=1, lr_decay=0.5,
                                 max_steps_per_epoch=1), resume=True, progress=False)
-    assert longer.resumed_from == 3 and [float(r["lr"]) for r in read_log(out)][3:] == pytest.approx([0.00125])
+    assert longer.resumed_from == 3 and [float(r["lr"]) for r in read_log(out)][3:] == pytest.approx([0.0025])
 
 
 def test_cli_defaults_and_the_demo_recipe():
@@ -308,3 +318,87 @@ def test_cnndetection_checkpoints_keep_the_official_wrapper(tmp_path):
     assert list(raw) == ["model"] and "fc.weight" in raw["model"]  # torchvision names, as the official files
     assert load_detector("cnndetection", str(path)).weights.sha256 == json.loads(
         (tmp_path / "best.json").read_text())["sha256"]
+
+
+@pytest.mark.slow
+def test_demo_training_defaults_are_the_official_code_s(tmp_path, capsys):
+    """Issue 11, item 2: `bench train --detector npr --train-set demo --epochs 2` records float32, the last
+    epoch as the checkpoint, the official validation transform and decay schedule, and does them: the
+    recorded val metrics are what the official validation pipeline (torchvision CenterCrop, float32
+    sigmoid, sklearn) gives on the last checkpoint."""
+    from PIL import Image
+    from sklearn.metrics import accuracy_score, average_precision_score
+    from torchvision import transforms
+
+    from bench.demo import ensure_demo_data
+
+    data_root = tmp_path / "data"
+    ensure_demo_data(data_root, quiet=True, counts={"demo-gan": 2, "demo-diffusion": 2, "demo-train": 8, "demo-val": 6})
+    out = tmp_path / "run"
+    argv = ["train", "--detector", "npr", "--train-set", "demo", "--epochs", "2", "--max-steps-per-epoch", "1",
+            "--batch-size", "4", "--workers", "0", "--data-root", str(data_root), "--output", str(out), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["amp"] == "off"  # float32
+    assert config["checkpoint"] == "last" and summary["recommended_path"] == str(out / "last.pth")
+    assert config["val_transform"] == "center-crop"
+    assert (config["lr_schedule"], config["lr_decay"], config["lr_step"]) == ("official", 0.9, 10)
+    assert (config["resize"], config["crop"]) == (None, 96)  # the demo recipe: native 128x128, 96 crops
+
+    # the validation images went through the official loader: CenterCrop(96) of the native image
+    prepare = transforms.Compose([transforms.CenterCrop(96), transforms.ToTensor(),
+                                  transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    val_root = data_root / "demo" / "demo-val"
+    files = sorted(val_root.rglob("*.png"))
+    labels = [1 if p.parent.name == "1_fake" else 0 for p in files]
+    model = load_detector("npr", str(out / "last.pth")).model
+    with torch.no_grad():
+        batch = torch.stack([prepare(Image.open(p).convert("RGB")) for p in files])
+        y_pred = model(batch).float().sigmoid().flatten().tolist()
+    last = json.loads((out / "last.json").read_text())["val_metrics"]
+    assert last["ap"] == pytest.approx(average_precision_score(labels, y_pred), abs=1e-6)
+    assert last["acc"] == pytest.approx(accuracy_score(labels, np.array(y_pred) > 0.5))
+    assert last["n_real"] + last["n_fake"] == len(files) == 12
+
+
+@pytest.mark.parametrize("resize,crop,size", [(256, 224, (300, 200)), (None, 96, (128, 128))])
+def test_validation_images_go_through_the_official_loader(tmp_path, resize, crop, size):
+    """NPR's data/datasets.py for validation (isTrain False, no_resize/no_crop False): Resize((256, 256))
+    -> CenterCrop(224), torchvision's; the demo recipe (no resize, crop 96) gives CenterCrop(96)."""
+    from torchvision import transforms
+
+    from bench.train.data import TrainData
+    from bench.train.loop import validation_spec
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "x.png"
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    steps = ([transforms.Resize((resize, resize))] if resize else []) + [transforms.CenterCrop(crop),
+                                                                         transforms.PILToTensor()]
+    expected = transforms.Compose(steps)(Image.open(path).convert("RGB"))
+    config = TrainConfig(detector="npr", train_set="x", resize=resize, crop=crop)
+    val = TrainData("v", "v", tmp_path, "val", 256, [(path, 0)])
+    got = validation_spec(config, val, get_detector("npr").preprocessing).decode(path).pixels
+    assert torch.equal(got, expected)
+    # the other option: the val split's test-time protocol (here 256x256, no crop)
+    protocol = validation_spec(TrainConfig(detector="npr", train_set="x", val_transform="test-protocol"), val,
+                               get_detector("npr").preprocessing).decode(path).pixels
+    assert protocol.shape == (3, 256, 256)
+
+
+def test_recipes_recorded_before_the_official_defaults_resume_and_rebuild_as_they_began(tmp_path):
+    """A config.json without lr_schedule/checkpoint/val_transform was made under the earlier defaults:
+    resuming it keeps them, and the demo bundle's training command repeats them."""
+    from bench.demo.bundle import training_command
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"detector": "lfm", "train_set": "demo", "epochs": 5, "seed": 0}))
+    old = load_config(folder)
+    assert (old.lr_schedule, old.checkpoint, old.val_transform) == ("step", "best", "test-protocol")
+    command = training_command({"detector": "lfm", "epochs": 5, "seed": 0})
+    assert command.endswith("--seed 0 --lr-schedule step --checkpoint best --val-transform test-protocol")
+    new = {"detector": "lfm", "epochs": 5, "seed": 0, "lr_schedule": "official", "checkpoint": "last",
+           "val_transform": "center-crop"}
+    assert training_command(new).endswith("--seed 0")

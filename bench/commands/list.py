@@ -40,10 +40,10 @@ def list_weights_table() -> str:
 
     rows = [
         [e.name, "bundled" if e.bundled else ("yes" if local_path(e) else "no"),
-         (e.sha256 or "not pinned")[:16], e.licence, e.source]
+         "yes" if e.pinned else "no: first file seen is recorded", (e.sha256 or "-")[:16], e.licence, e.source]
         for e in all_weights()
     ]
-    return format_table(["weights", "on this machine", "sha256", "licence", "source"], rows)
+    return format_table(["weights", "on this machine", "sha256 pinned", "sha256", "licence", "source"], rows)
 
 
 def list_perturbations_table() -> str:

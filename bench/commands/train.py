@@ -2,8 +2,10 @@
 
 Defaults (the NPR/LFM training code): Adam (beta1 0.9), global batch 32, Resize((256, 256)) ->
 RandomCrop(224) -> RandomHorizontalFlip -> Normalize, BCE-with-logits (+ the Random-K Sampling loss for
-LFM), lr x0.9 every 10 epochs, 50 epochs, lr 1e-4 for LFM and 2e-4 for NPR. Every value can be changed
-and is recorded in the output folder (config.json, and the sidecar of each checkpoint).
+LFM), lr x0.9 every 10 epochs taking effect after epochs 11, 21, ..., 50 epochs, lr 1e-4 for LFM and 2e-4
+for NPR, float32, validation through Resize((256, 256)) -> CenterCrop(224), and the last epoch as the
+checkpoint to evaluate. Every value can be changed and is recorded in the output folder (config.json, and
+the sidecar of each checkpoint).
 
 `--train-set` takes `progan4` (ForenSynths train: car, cat, chair, horse), `demo` (the synthetic demo
 set: implies `--resize none --crop 96` and validation on demo-val), another train split, or a folder of
@@ -26,7 +28,8 @@ import json
 RECIPE_OPTIONS = (
     "detector", "train_set", "val_set", "data_root", "output", "epochs", "batch_size", "lr", "lr_decay",
     "lr_step", "optimizer", "beta1", "beta2", "weight_decay", "resize", "crop", "flip", "aux_loss_weight",
-    "seed", "deterministic", "sync_bn", "max_steps_per_epoch", "workers", "device", "amp",
+    "seed", "deterministic", "sync_bn", "max_steps_per_epoch", "workers", "device", "amp", "lr_schedule",
+    "checkpoint", "val_transform",
 )
 
 
@@ -72,7 +75,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-steps-per-epoch", type=int, default=unset, help="cut epochs short (smoke tests)")
     add("--workers", type=int, default=unset, help="loader processes per training process (default min(8, CPUs))")
     add("--device", default=unset, help="auto, cpu or cuda (default auto)")
-    add("--amp", choices=["bf16", "off"], default=unset, help="autocast (default bf16 on CUDA, off on CPU)")
+    add("--amp", choices=["bf16", "off"], default=unset,
+        help="CUDA autocast (default off: float32, as the official training code)")
+    add("--lr-schedule", choices=["official", "step"], default=unset,
+        help="official (default): the x0.9 takes effect after epochs 11, 21, ... as NPR's train.py; "
+             "step: after epochs 10, 20, ...")
+    add("--checkpoint", choices=["last", "best"], default=unset,
+        help="the checkpoint to evaluate: last (default, as the official code) or best (val ACC, then AP)")
+    add("--val-transform", choices=["center-crop", "test-protocol"], default=unset,
+        help="center-crop (default, the official validation loader: resize then centre crop of the crop size) "
+             "or test-protocol (the val split's test-time protocol, no crop)")
     add("--json", action="store_true", help="print the summary only, as JSON")
 
 
@@ -124,5 +136,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"last: epoch {result.epochs}  val acc {result.last['acc']:.4f}  ap {result.last['ap']:.4f}"
               f"  {result.last_path}")
     print(f"run folder: {result.output}")
-    print(f"evaluate it: bench run --detector {result.detector} --weights {result.best_path} --suite all")
+    print(f"evaluate it ({result.checkpoint} checkpoint, by --checkpoint): "
+          f"bench run --detector {result.detector} --weights {result.recommended_path} --suite all")
     return 0

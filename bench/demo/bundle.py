@@ -2,7 +2,8 @@
 
     python -m bench.demo.bundle RUN_FOLDER [RUN_FOLDER ...]
 
-copies each run's `best.pth` to `bench/demo/weights/<family>_demo.pth` and records it in
+copies each run's recommended checkpoint (by its `--checkpoint` rule) to `bench/demo/weights/<family>_demo.pth`
+and records it in
 `bench/demo/weights/manifest.json` (sha256, the training command, the demo data's content hash, the
 validation metrics), which `detectors.weights` reads to register the bundled weights.
 """
@@ -21,16 +22,40 @@ from bench.store import atomic_write_json
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
+def _convention_flags(recipe: dict) -> str:
+    """The options that repeat a recipe's non-default conventions (a recipe recorded before a convention
+    was a field used its legacy value)."""
+    from bench.train import LEGACY_RECIPE, TrainConfig
+
+    defaults = TrainConfig(detector=recipe["detector"], train_set="demo")
+    flags = []
+    for name in ("lr_schedule", "checkpoint", "val_transform"):
+        value = recipe.get(name, LEGACY_RECIPE[name])
+        if value != getattr(defaults, name):
+            flags.append(f" --{name.replace('_', '-')} {value}")
+    return "".join(flags)
+
+
 def training_command(recipe: dict) -> str:
     return (f"bench train --detector {recipe['detector']} --train-set demo --epochs {recipe['epochs']} "
-            f"--seed {recipe['seed']}")
+            f"--seed {recipe['seed']}{_convention_flags(recipe)}")
+
+
+def _recommended(run_folder: Path) -> str:
+    config_path = run_folder / "config.json"
+    if not config_path.is_file():
+        raise BenchError(f"{run_folder} has no config.json: is it a `bench train` output folder?")
+    from bench.train import LEGACY_RECIPE
+
+    return json.loads(config_path.read_text()).get("checkpoint", LEGACY_RECIPE["checkpoint"])
 
 
 def bundle(run_folder: Path) -> dict:
-    sidecar_path = run_folder / "best.json"
-    checkpoint = run_folder / "best.pth"
+    which = _recommended(run_folder)
+    sidecar_path = run_folder / f"{which}.json"
+    checkpoint = run_folder / f"{which}.pth"
     if not sidecar_path.is_file() or not checkpoint.is_file():
-        raise BenchError(f"{run_folder} has no best.pth/best.json: is it a `bench train` output folder?")
+        raise BenchError(f"{run_folder} has no {which}.pth/{which}.json: is it a `bench train` output folder?")
     sidecar = json.loads(sidecar_path.read_text())
     if sidecar["recipe"]["train_set"] != "demo":
         raise BenchError(f"{run_folder} was trained on {sidecar['recipe']['train_set']!r}, not on the demo set")
@@ -43,7 +68,8 @@ def bundle(run_folder: Path) -> dict:
         "tag": "demo",
         "filename": filename,
         "sha256": sidecar["sha256"],
-        "source": f"this project: `{training_command(sidecar['recipe'])}` (epoch {sidecar['epoch']} = best on demo-val)",
+        "source": f"this project: `{training_command(sidecar['recipe'])}` (epoch {sidecar['epoch']}, the {which} "
+                  "checkpoint)",
         "note": "trained on synthetic demo data only; not a detector for real images",
         "detector": sidecar["detector"],
         "demo_data_content_hash": content_hash(),

@@ -3,9 +3,11 @@
 Recipe (every value is a `TrainConfig` field, recorded in `config.json` and in each checkpoint's sidecar):
 Adam (beta1 0.9), global batch 32, Resize((256, 256)) -> RandomCrop(224) -> RandomHorizontalFlip ->
 Normalize, BCE-with-logits (+ the detector's auxiliary loss, LFM's Random-K Sampling), lr x0.9 every 10
-epochs, 50 epochs; lr = the detector's `train_lr` (1e-4 LFM, 2e-4 NPR). Validation after every epoch
-on a `val` split (never a test suite) with the test-time protocol of that split; `best` by val ACC, then
-AP.
+epochs (taking effect after epochs 11, 21, ... as NPR's train.py), 50 epochs, float32; lr = the
+detector's `train_lr` (1e-4 LFM, 2e-4 NPR). Validation after every epoch on a `val` split (never a test
+suite) through the official validation loader (Resize((256, 256)) -> CenterCrop(224)); the checkpoint to
+evaluate is the last epoch's, as the official code saves it (`--checkpoint best` picks the best val ACC,
+then AP; both are written).
 
 Reproducibility: everything random is a function of (seed, epoch, ...), never of how the run got there.
 - the data order of epoch e is a permutation drawn from a generator seeded with (seed, e);
@@ -29,7 +31,11 @@ Output folder: `best.pth`, `last.pth` (the detector's own checkpoint layout, loa
 """
 
 from bench.train.config import (
+    CHECKPOINT_RULES,
     DEMO_RECIPE,
+    LEGACY_RECIPE,
+    LR_SCHEDULES,
+    VAL_TRANSFORMS,
     TrainConfig,
     TrainResult,
     lr_at,
@@ -65,9 +71,12 @@ from bench.train.state import (
 )
 
 __all__ = [
+    "CHECKPOINT_RULES",
     "CHECKPOINT_WRAPPERS",
     "DEMO_RECIPE",
+    "LEGACY_RECIPE",
     "LOG_COLUMNS",
+    "LR_SCHEDULES",
     "RESUMABLE_CHANGES",
     "STATE_FORMAT",
     "EpochBatches",
@@ -78,6 +87,7 @@ __all__ = [
     "TrainData",
     "TrainImages",
     "TrainResult",
+    "VAL_TRANSFORMS",
     "better",
     "check_resumable",
     "convert_batchnorm",

@@ -21,6 +21,15 @@ from bench.train.distributed import Processes
 DEMO_RECIPE = {"resize": None, "crop": 96}
 """The demo recipe (bundled demo weights): the 128x128 demo images at native size, 96x96 crops."""
 
+# The conventions of the official training code (NPR's train.py, networks/trainer.py, data/datasets.py,
+# which LFM's code extends; github.com/chuangchuangtan/NPR-DeepfakeDetection): the defaults. The other
+# values are options, and every effective value is written to the run's config.json.
+LR_SCHEDULES = ("official", "step")
+CHECKPOINT_RULES = ("last", "best")
+VAL_TRANSFORMS = ("center-crop", "test-protocol")
+LEGACY_RECIPE = {"lr_schedule": "step", "checkpoint": "best", "val_transform": "test-protocol"}
+"""What runs recorded before these fields existed did: a config.json without them resumes as it began."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -42,7 +51,11 @@ class TrainConfig:
     """Default: the detector's `train_lr` (LFM 1e-4, NPR 2e-4, as their READMEs give)."""
     lr_decay: float = 0.9
     lr_step: int = 10
-    """The lr of epoch e (0-based) is lr * lr_decay ** (e // lr_step)."""
+    lr_schedule: str = "official"
+    """When the x lr_decay steps take effect (epochs 0-based). `official`: as NPR's train.py, which decays
+    at the end of epoch e when e % lr_step == 0 and e != 0, so epoch e runs at lr * lr_decay **
+    ((e - 1) // lr_step) (epochs 0-10 at lr, 11-20 at 0.9 lr, ...); `step`: lr * lr_decay ** (e // lr_step),
+    one epoch earlier (epochs 0-9 at lr, 10-19 at 0.9 lr, ...)."""
     optimizer: str = "adam"
     """`adam` (the papers) or `sgd` (no momentum, as the NPR code's `--optim sgd`)."""
     beta1: float = 0.9
@@ -65,7 +78,16 @@ class TrainConfig:
     """Loader processes per training process. Default: min(8, CPUs per process)."""
     device: str = "auto"
     amp: str | None = None
-    """`bf16` or `off`. Default: bf16 on CUDA, off on CPU."""
+    """`off` (float32, as the official training code) or `bf16` (CUDA autocast). Default: off."""
+    checkpoint: str = "last"
+    """Which checkpoint the run recommends for evaluation: `last` (the official train.py saves the last
+    epoch; its early-stopping option is unused) or `best` (best validation ACC, then AP). Both files are
+    written either way."""
+    val_transform: str = "center-crop"
+    """How validation images are prepared. `center-crop`: the official validation loader, the training
+    resize then a centre crop of the training crop size (Resize((256, 256)) -> CenterCrop(224)), truncated
+    files loaded; `test-protocol`: the val split's test-time protocol (256x256 or native, no crop),
+    unusable files skipped."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -92,6 +114,12 @@ class TrainConfig:
             problems.append("workers must be at least 0")
         if self.amp not in (None, "off", "bf16"):
             problems.append("amp must be bf16 or off")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
+        if self.checkpoint not in CHECKPOINT_RULES:
+            problems.append(f"checkpoint must be one of {', '.join(CHECKPOINT_RULES)}")
+        if self.val_transform not in VAL_TRANSFORMS:
+            problems.append(f"val_transform must be one of {', '.join(VAL_TRANSFORMS)}")
         if self.crop is not None and self.resize is not None and self.crop > self.resize:
             problems.append(f"crop {self.crop} is larger than the resized image ({self.resize})")
         if problems:
@@ -115,11 +143,20 @@ class TrainResult:
     is_main: bool = True
     """False on torchrun ranks other than 0 (which write nothing)."""
 
+    checkpoint: str = "last"
+    """The rule that chose `recommended_path` (TrainConfig.checkpoint)."""
+
+    @property
+    def recommended_path(self) -> Path:
+        """The checkpoint to evaluate, by the run's checkpoint rule."""
+        return self.best_path if self.checkpoint == "best" else self.last_path
+
     def summary(self) -> dict:
         return {
             "output": str(self.output), "detector": self.detector, "epochs": self.epochs,
             "best_epoch": self.best_epoch, "best": self.best, "last": self.last,
             "best_path": str(self.best_path), "last_path": str(self.last_path),
+            "checkpoint": self.checkpoint, "recommended_path": str(self.recommended_path),
             "resumed_from": self.resumed_from, "seconds": round(self.seconds, 3),
         }
 
@@ -130,8 +167,12 @@ def recipe_defaults(train_set: str) -> dict:
 
 
 def lr_at(config: TrainConfig, epoch: int, base_lr: float) -> float:
-    """Step decay: lr x lr_decay after every lr_step epochs (epoch is 0-based)."""
-    return base_lr * config.lr_decay ** (epoch // config.lr_step)
+    """The lr of `epoch` (0-based) under `config.lr_schedule` (see TrainConfig.lr_schedule)."""
+    if config.lr_schedule == "official":
+        decays = max(0, (epoch - 1) // config.lr_step)
+    else:
+        decays = epoch // config.lr_step
+    return base_lr * config.lr_decay ** decays
 
 
 def mix_seed(*parts) -> int:
@@ -177,5 +218,5 @@ def resolve_config(config: TrainConfig, detector, device: torch.device, procs: P
         lr=config.lr if config.lr is not None else detector.train_lr,
         aux_loss_weight=config.aux_loss_weight if config.aux_loss_weight is not None else detector.aux_loss_weight,
         workers=workers,
-        amp=config.amp or ("bf16" if device.type == "cuda" else "off"),
+        amp=config.amp or "off",  # the official training code runs in float32
     )

@@ -40,16 +40,17 @@ from lfm import lfm_loss  # BCE-with-logits (+ aux_weight x the same on an auxil
 
 
 def score_validation(run: Run) -> dict:
-    """ACC/AP (and the other bench metrics) of the model in eval mode on the val images under the val
-    split's test-time protocol, each process scoring its share; bad files are skipped and counted, as
-    `bench run` does."""
-    from bench.data import DecodeSpec, ImageDataset, collate_by_size
+    """ACC/AP (and the other bench metrics) of the model in eval mode on the val images, prepared as
+    `config.val_transform` says (the official validation loader by default), each process scoring its
+    share; unusable files are skipped and counted. Metrics as the official validate.py computes them
+    (float32 sigmoid)."""
+    from bench.data import ImageDataset, collate_by_size
     from bench.inference import autocast_context
-    from bench.metrics import compute_metrics, probability
+    from bench.metrics import metrics_from_logits
 
     procs, device, val = run.procs, run.device, run.val
     indices = list(range(procs.rank, len(val.items), procs.world))
-    dataset = ImageDataset([val.items[i] for i in indices], DecodeSpec.for_detector(val.resize, run.detector.preprocessing))
+    dataset = ImageDataset([val.items[i] for i in indices], validation_spec(run.config, val, run.detector.preprocessing))
     loader = torch.utils.data.DataLoader(dataset, batch_size=run.config.batch_size, num_workers=run.config.workers,
                                          collate_fn=collate_by_size, pin_memory=device.type == "cuda")
     scored: list[tuple[int, float]] = []
@@ -75,10 +76,21 @@ def score_validation(run: Run) -> dict:
         raise BenchError(f"none of the {len(val.items)} validation images under {val.root} could be decoded")
     scored.sort()
     labels = [val.items[i][1] for i, _ in scored]
-    probs = [probability(logit) for _, logit in scored]
-    metrics = compute_metrics(labels, probs)
+    metrics = metrics_from_logits(labels, [logit for _, logit in scored])
     keep = ("acc", "ap", "r_acc", "f_acc", "auc", "n_real", "n_fake")
     return {**{k: metrics[k] for k in keep}, "n_skipped": skipped}
+
+def validation_spec(config: TrainConfig, val: TrainData, preprocessing):
+    """How validation images are decoded under `config.val_transform`."""
+    from bench.data import DecodeSpec
+
+    if config.val_transform == "center-crop":
+        # NPR's data/datasets.py with isTrain False: Resize((loadSize, loadSize)) -> CenterCrop(cropSize),
+        # with ImageFile.LOAD_TRUNCATED_IMAGES set for the whole process
+        return DecodeSpec(resize=config.resize, interpolation=preprocessing.interpolation,
+                          even_crop=preprocessing.even_crop, center_crop=config.crop, load_truncated=True)
+    return DecodeSpec.for_detector(val.resize, preprocessing)
+
 
 def better(metrics: dict, best: dict | None) -> bool:
     """Val ACC first, AP to break ties; an undefined AP never wins a tie."""
@@ -316,5 +328,5 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
         output=run.folder, detector=run.detector.name, epochs=run.epoch, best_epoch=run.best_epoch,
         best=run.best or {}, last=run.last or {}, best_path=run.folder / "best.pth", last_path=run.folder / "last.pth",
         history=run.history, resumed_from=resumed_from, seconds=time.perf_counter() - started,
-        is_main=run.procs.is_main,
+        is_main=run.procs.is_main, checkpoint=run.config.checkpoint,
     )

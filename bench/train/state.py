@@ -17,7 +17,7 @@ from torch import nn
 
 from bench.errors import BenchError
 from bench.store import atomic_write_bytes, atomic_write_json
-from bench.train.config import TrainConfig
+from bench.train.config import LEGACY_RECIPE, TrainConfig
 
 STATE_FORMAT = 1
 STATE_KEYS = ("epoch", "step", "model", "optimizer", "rng", "best", "best_epoch", "last", "history",
@@ -26,7 +26,7 @@ STATE_KEYS = ("epoch", "step", "model", "optimizer", "rng", "best", "best_epoch"
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "val_ap", "seconds")
 CHECKPOINT_WRAPPERS = {"cnndetection": "model"}
 """Weights families whose official checkpoints wrap the state dict (CNNDetection: {'model': sd})."""
-RESUMABLE_CHANGES = ("epochs", "workers", "device", "amp", "data_root", "output")
+RESUMABLE_CHANGES = ("epochs", "workers", "device", "amp", "data_root", "output", "checkpoint")
 """Config fields a resumed run may change: none of them alters what the remaining epochs compute
 (a different device or amp setting changes the arithmetic, not the recipe)."""
 
@@ -105,7 +105,8 @@ def load_config(folder: str | Path) -> TrainConfig:
     if missing:
         raise BenchError(f"{path} has no {', '.join(missing)}: not a complete training recipe; it cannot be resumed")
     try:
-        return TrainConfig(**{k: v for k, v in saved.items() if k in known})
+        # a recipe recorded before a field existed ran with that field's legacy behaviour
+        return TrainConfig(**{**LEGACY_RECIPE, **{k: v for k, v in saved.items() if k in known}})
     except TypeError as error:  # a value of the wrong type fails a comparison in the recipe's checks
         raise BenchError(f"{path} holds a value of the wrong type ({error}); it cannot be resumed") from error
 
