@@ -17,6 +17,16 @@ Decisions, each matching what the official code gets:
 - A perturbation (`bench.perturb`, e.g. ``jpeg:q=75``), when the spec has one, acts on the RGB image
   right after ``convert("RGB")`` and before the resize or native-size crop, seeded by the image's path
   relative to its suite (``key``).
+- Native size also has limits of its own: an image with a side under what the model can take
+  (`DecodeSpec.min_side`, from `model_min_side`: about 24 px for LFM) is skipped as "too small for the
+  model", and one with more pixels than `DecodeSpec.max_pixels` (default `NATIVE_MAX_PIXELS`, 4096 x 4096;
+  `$BENCH_MAX_PIXELS` or the commands' `--max-pixels` change it) as "too large for native-size
+  evaluation", judged from the header before anything is decoded: LFM needs about 250 bytes per pixel, so
+  a 10000 x 10000 image would ask for 25 GB.
+- Animated or multi-frame files (GIF, APNG, WebP, TIFF pages) are skipped ("animated image"): which
+  frame a detector should see is not defined by the paper, and frame 0 of an animation is often a
+  blank or partial one. A still GIF is an ordinary image.
+- A broken symlink or a symlink loop is an unusable file with that reason, not a crash.
 - Decompression bombs follow PIL: above `Image.MAX_IMAGE_PIXELS` PIL warns and the image is decoded
   (Python shows the warning; under `-W error` it becomes an error and the image is unusable); above twice
   that PIL refuses and the image is unusable.
@@ -24,6 +34,7 @@ Decisions, each matching what the official code gets:
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import struct
@@ -39,6 +50,9 @@ import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from bench.perturb import Perturbation
+
+NATIVE_MAX_PIXELS = 4096 * 4096
+"""Default pixel limit of native-size evaluation (see the module docstring)."""
 
 # What PIL raises on a damaged file, besides OSError: plugins parse headers with struct and raise
 # SyntaxError ("broken PNG file"), ValueError or EOFError on inconsistent data.
@@ -117,10 +131,117 @@ def _reasons() -> Iterator[None]:
         raise UnusableImage(_damage_reason(error)) from error
 
 
+def _link_problem(path: Path) -> str | None:
+    """Why a path that cannot be stat'ed is unusable, when it is a symlink: dangling or a loop."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return f"broken symlink (its target {os.readlink(path)} does not exist)"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symlink loop (the link points back to itself)"
+        raise
+    return None
+
+
 def _check_not_empty(path: Path) -> None:
+    problem = _link_problem(path)
+    if problem is not None:
+        raise UnusableImage(problem)
     with _reasons():
         if os.stat(path).st_size == 0:
             raise UnusableImage("empty file")
+
+
+def default_max_pixels() -> int | None:
+    """`$BENCH_MAX_PIXELS` (a number of pixels, or `none` for no limit), else NATIVE_MAX_PIXELS."""
+    text = os.environ.get("BENCH_MAX_PIXELS", "").strip()
+    if not text:
+        return NATIVE_MAX_PIXELS
+    return parse_max_pixels(text)
+
+
+def parse_max_pixels(text: str) -> int | None:
+    """`16777216`, `4096x4096` or `none` -> a pixel limit (None: no limit)."""
+    from bench.errors import BenchError
+
+    value = text.strip().lower()
+    if value == "none":
+        return None
+    try:
+        if "x" in value:
+            width, height = value.split("x")
+            pixels = int(width) * int(height)
+        else:
+            pixels = int(value)
+    except ValueError as error:
+        raise BenchError(f"max pixels {text!r}: expected a number of pixels, WxH or none") from error
+    if pixels < 4:
+        raise BenchError(f"max pixels {text!r}: must be at least 4 (2x2)")
+    return pixels
+
+
+def _frames(img: Image.Image) -> int:
+    return int(getattr(img, "n_frames", 1) or 1)
+
+
+def _check_limits(size: tuple[int, int], frames: int, resize: int | None, center_crop: int | None,
+                  max_pixels: int | None) -> None:
+    """The checks a file's header can answer before its pixels are decoded."""
+    if frames > 1:
+        raise UnusableImage(f"animated image ({frames} frames); only still images are scored: "
+                            "save the frame to score as a PNG")
+    width, height = size
+    if resize is None and center_crop is None and max_pixels is not None and width * height > max_pixels:
+        raise UnusableImage(
+            f"too large for native-size evaluation ({width}x{height} = {width * height / 1e6:.1f} MP > "
+            f"limit {max_pixels / 1e6:.1f} MP); raise the limit with --max-pixels or $BENCH_MAX_PIXELS"
+        )
+
+
+def _check_min_side(size: tuple[int, int], min_side: int, original: tuple[int, int]) -> None:
+    if min(size) < min_side:
+        raise UnusableImage(f"too small for the model ({original[0]}x{original[1]}; "
+                            f"it needs at least {min_side} px a side)")
+
+
+def model_min_side(model: torch.nn.Module, long_side: int = 256) -> int:
+    """The smallest side (even, in pixels) the model runs on when the other side is `long_side`: zeros
+    probed at sides 2, 4, 8, ... until one runs, then bisected (the models here only get more able with
+    size), so the probes stay small and cheap. Sizes a model refuses raise a RuntimeError in a convolution
+    or pooling ("Kernel size can't be greater than actual input size") or a ValueError (Top-K needs K
+    positions)."""
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+
+    def runs(side: int) -> bool:
+        try:
+            with torch.inference_mode():
+                for shape in ((side, long_side), (long_side, side)):
+                    model(torch.zeros(1, 3, *shape, device=device))
+        except (RuntimeError, ValueError):
+            return False
+        return True
+
+    was_training = model.training
+    model.eval()
+    try:
+        fails, side = 0, 2
+        while not runs(side):
+            if side >= long_side:
+                return long_side
+            fails, side = side, min(2 * side, long_side)
+        while side - fails > 2:  # fails < edge <= side, in steps of 2 px
+            middle = (fails + side) // 4 * 2
+            if runs(middle):
+                side = middle
+            else:
+                fails = middle
+        return side
+    finally:
+        model.train(was_training)
 
 
 def _to_uint8_chw(img: Image.Image) -> torch.Tensor:
@@ -148,23 +269,30 @@ class DecodeSpec:
     load_truncated: bool = False
     perturbation: Perturbation | None = None
     """Applied to the RGB image before the resize/crop (`bench.perturb`)."""
+    min_side: int = 2
+    """Decoded images with a side under this are unusable ("too small for the model", `model_min_side`)."""
+    max_pixels: int | None = NATIVE_MAX_PIXELS
+    """Native size only: files with more pixels are unusable ("too large for native-size evaluation")."""
 
     @classmethod
     def for_detector(cls, resize: int | None, preprocessing, *, own_protocol: bool = False,
-                     load_truncated: bool = False, perturbation: Perturbation | None = None) -> DecodeSpec:
+                     load_truncated: bool = False, perturbation: Perturbation | None = None,
+                     min_side: int = 2, max_pixels: int | None = NATIVE_MAX_PIXELS) -> DecodeSpec:
         """The paper's protocol (the suite's resize) or, with ``own_protocol``, the detector's own."""
         if own_protocol and (preprocessing.own_resize is not None or preprocessing.own_crop is not None):
             resize, crop = preprocessing.own_resize, preprocessing.own_crop
         else:
             crop = None
         return cls(resize=resize, interpolation=preprocessing.interpolation, even_crop=preprocessing.even_crop,
-                   center_crop=crop, load_truncated=load_truncated, perturbation=perturbation)
+                   center_crop=crop, load_truncated=load_truncated, perturbation=perturbation,
+                   min_side=min_side, max_pixels=max_pixels)
 
     def decode(self, path: str | os.PathLike, key: str | None = None) -> DecodedImage:
         """``key``: the path relative to the suite root, which seeds a random perturbation."""
         return decode_image(path, self.resize, self.even_crop, self.load_truncated,
                             interpolation=self.interpolation, center_crop=self.center_crop,
-                            perturbation=self.perturbation, key=key)
+                            perturbation=self.perturbation, key=key, min_side=self.min_side,
+                            max_pixels=self.max_pixels)
 
     def decode_mask(self, path: str | os.PathLike | None, image_size: tuple[int, int]) -> torch.Tensor:
         """The mask of an image of `image_size` (width, height) under this spec: bool [H, W]; see
@@ -188,7 +316,8 @@ def _center_crop(img: Image.Image, size: int) -> Image.Image:
 def decode_image(
     path: str | os.PathLike, resize: int | None, even_crop: bool = True, load_truncated: bool = False, *,
     interpolation: str = "bilinear", center_crop: int | None = None,
-    perturbation: Perturbation | None = None, key: str | None = None,
+    perturbation: Perturbation | None = None, key: str | None = None, min_side: int = 2,
+    max_pixels: int | None = NATIVE_MAX_PIXELS,
 ) -> DecodedImage:
     """One file -> uint8 [3, H, W] under the paper's test preprocessing; raises UnusableImage.
     ``perturbation`` acts on the RGB image before the resize; ``key`` (the relative path) seeds it."""
@@ -198,6 +327,7 @@ def decode_image(
     path = Path(path)
     _check_not_empty(path)
     with _reasons(), Image.open(path) as img:
+        _check_limits(img.size, _frames(img), resize, center_crop, max_pixels)
         with _truncated_images(load_truncated):
             img.load()  # decode now: a damaged file must fail here, not later inside a batch
         original_size = img.size
@@ -208,6 +338,7 @@ def decode_image(
         if perturbation is not None:
             rgb = perturbation(rgb, key or "")  # before the protocol, so the geometry sees its size
         rgb, cropped = _geometry(rgb, resize, even_crop, interpolation, center_crop)
+        _check_min_side(rgb.size, min_side, original_size)
         pixels = _to_uint8_chw(rgb)
     return DecodedImage(pixels, original_size, cropped)
 
@@ -268,24 +399,31 @@ def decode_mask(path: str | os.PathLike | None, image_size: tuple[int, int], res
     return torch.from_numpy(np.asarray(mask) > MASK_THRESHOLD)
 
 
-def check_image(path: str | os.PathLike, resize: int | None = None, full: bool = False) -> tuple[int, int]:
-    """A fast usability check for `bench data check`: open + verify (PNG checksums, headers).
+def check_image(path: str | os.PathLike, resize: int | None = None, full: bool = False, *,
+                min_side: int = 2, max_pixels: int | None = NATIVE_MAX_PIXELS) -> tuple[int, int]:
+    """A fast usability check for `bench data check`: open + verify (PNG checksums, headers), and the
+    limits `bench run` applies (animation, native-size pixel limit, the model's smallest side).
 
     `verify()` cannot see every problem (a truncated JPEG passes) and flags some a decoder shrugs off
     (a PNG missing its end chunk), so when it fails, and always with `full=True`, the file is decoded
     as `bench run` would and that decides. Returns (width, height); raises UnusableImage."""
     path = Path(path)
+    limits = {"min_side": min_side, "max_pixels": max_pixels}
     if full:
-        return decode_image(path, resize).original_size
+        return decode_image(path, resize, **limits).original_size
     _check_not_empty(path)
     with _reasons(), Image.open(path) as img:
         size = img.size
+        _check_limits(size, _frames(img), resize, None, max_pixels)
         try:
             img.verify()
         except (OSError, *_DECODE_ERRORS):
-            return decode_image(path, resize).original_size
-    if resize is None and (size[0] - size[0] % 2 < 2 or size[1] - size[1] % 2 < 2):
-        raise UnusableImage(f"too small ({size[0]}x{size[1]})")
+            return decode_image(path, resize, **limits).original_size
+    if resize is None:
+        even = (size[0] - size[0] % 2, size[1] - size[1] % 2)
+        if min(even) < 2:
+            raise UnusableImage(f"too small ({size[0]}x{size[1]})")
+        _check_min_side(even, min_side, size)
     return size
 
 

@@ -20,6 +20,7 @@ is that suite, with its columns and protocol; any other folder is evaluated at 2
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 from bench.demo.build import DEMO_SUITES
 from bench.errors import BenchError, UnknownNameError
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 """Files with these extensions (any case) are image candidates; others are reported, not read."""
 LABEL_FOLDERS = {"0_real": 0, "1_fake": 1}
 MASK_FOLDER = "1_fake_masks"
@@ -75,6 +76,27 @@ class GeneratorFiles:
     """The generator carries forgery masks (a `1_fake_masks` folder below it)."""
     masks: dict[Path, Path] = field(default_factory=dict)
     """Fake image -> its mask file, for the fakes whose mask exists."""
+    misnamed: list[tuple[Path, str]] = field(default_factory=list)
+    """Folders whose name looks like a misspelt label folder, with the name meant (`0_Real` -> `0_real`)."""
+
+
+EXPECTED_LAYOUT = (
+    "expected layout: SUITE/GENERATOR/0_real/*.png and SUITE/GENERATOR/1_fake/*.png (category folders may sit "
+    "between GENERATOR and 0_real/1_fake; a folder holding 0_real and 1_fake itself is one generator)"
+)
+_LABEL_ALIASES = {"real": "0_real", "reals": "0_real", "fake": "1_fake", "fakes": "1_fake"}
+
+
+def meant_label_folder(name: str) -> str | None:
+    """The label folder a folder name was probably meant to be (`0_Real`, `0-real`, `real`, `1_fakes`),
+    or None. Exact names, the mask folder and hidden folders are not near misses."""
+    if name in LABEL_FOLDERS or name == MASK_FOLDER or name.startswith("."):
+        return None
+    lowered = name.lower().strip()
+    if lowered in _LABEL_ALIASES:
+        return _LABEL_ALIASES[lowered]
+    close = difflib.get_close_matches(lowered, list(LABEL_FOLDERS), n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def _suite(name: str, alias: str, folder: str, generators: str, resize: int | None, title: str, source: str) -> Suite:
@@ -243,6 +265,7 @@ def scan_generator(folder: Path, name: str) -> GeneratorFiles | None:
     real: list[Path] = []
     fake: list[Path] = []
     other: list[Path] = []
+    misnamed: list[tuple[Path, str]] = []
     found_label_folder = False
     found_mask_folder = False
     visited = {os.path.realpath(folder)}
@@ -257,6 +280,7 @@ def scan_generator(folder: Path, name: str) -> GeneratorFiles | None:
                 visited.add(real_path)
                 keep.append(d)
         dirnames[:] = keep
+        misnamed += [(Path(dirpath, d), meant) for d in keep if (meant := meant_label_folder(d)) is not None]
         found_mask_folder = found_mask_folder or MASK_FOLDER in Path(dirpath).relative_to(folder).parts
         label = _label_of(Path(dirpath).relative_to(folder).parts)
         if label is None:
@@ -268,9 +292,10 @@ def scan_generator(folder: Path, name: str) -> GeneratorFiles | None:
                 (fake if label == 1 else real).append(path)
             else:
                 other.append(path)
-    if not found_label_folder:
+    if not found_label_folder and not misnamed:
         return None
-    found = GeneratorFiles(name, sorted(real, key=str), sorted(fake, key=str), sorted(other, key=str))
+    found = GeneratorFiles(name, sorted(real, key=str), sorted(fake, key=str), sorted(other, key=str),
+                           misnamed=misnamed)
     if found_mask_folder:
         found.has_masks = True
         found.masks = {path: mask for path in found.fake if (mask := mask_path(path)) is not None and mask.is_file()}
@@ -292,7 +317,9 @@ def mask_path(image: Path) -> Path | None:
 def generator_folders(root: Path) -> dict[str, Path]:
     """Folder name -> folder for each candidate generator under a suite root (or the root itself when
     it holds `0_real`/`1_fake` directly)."""
-    if any((root / label).is_dir() for label in LABEL_FOLDERS):
+    if any((root / label).is_dir() for label in LABEL_FOLDERS) or any(
+        child.is_dir() and meant_label_folder(child.name) is not None for child in root.iterdir()
+    ):
         return {root.name: root}
     return {
         child.name: child
@@ -340,3 +367,25 @@ def discover(root: Path, suite: Suite | None = None, *, extras: bool | None = No
             listed[column] = found
     ordered = [listed[g] for g in suite.generators if g in listed]
     return ordered + sorted(others, key=lambda g: g.name)
+
+
+def check_layout(root: Path, generators: list[GeneratorFiles]) -> None:
+    """Raise BenchError (exit 2) when a suite cannot be scored as laid out: no generator with images,
+    or a folder that looks like a misspelt `0_real`/`1_fake` (which would silently drop its images)."""
+    misnamed = [(path, meant) for g in generators for path, meant in g.misnamed]
+    if misnamed:
+        shown = "; ".join(f"{_relative(path, root)}: did you mean {meant}?" for path, meant in misnamed[:5])
+        more = f" (and {len(misnamed) - 5} more)" if len(misnamed) > 5 else ""
+        raise BenchError(f"{root}: folders that look like misspelt label folders, whose images would be left out: "
+                         f"{shown}{more}. Rename them (the names are case-sensitive); {EXPECTED_LAYOUT}.")
+    if not any(g.real or g.fake for g in generators):
+        found = "it is empty" if not any(root.iterdir()) else (
+            "no generator folder with 0_real/1_fake below it" if not generators else "0_real/1_fake hold no image files")
+        children = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))[:8]
+        listing = f" (it holds: {', '.join(children)})" if children else ""
+        raise BenchError(f"suite folder {root} has nothing to score: {found}{listing}; {EXPECTED_LAYOUT}. "
+                         f"Image files are {', '.join(sorted(IMAGE_EXTENSIONS))}.")
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

@@ -5,6 +5,12 @@ that `bench run` would have to skip.
 with where to download it) and at any demo or training set that is present. Each file is opened and
 verified (`--full` decodes every file as `bench run` does, which also catches truncated JPEGs).
 
+On native-size suites, files are also checked against the limits `bench run` applies: the smallest side
+the model takes (`--detector`, default lfm: about 24 px) and the native-size pixel limit (`--max-pixels`).
+Broken symlinks, symlink loops and animated images are listed with their reason; a folder that looks
+like a misspelt `0_real`/`1_fake` (`0_Real`, `real`, `1-fake`) makes the suite unusable, as `bench run`
+refuses it.
+
 Exit status: 2 when a suite named explicitly (by name, alias or PATH) is missing or has no usable
 generator, or when none of the suites looked at is usable; 0 otherwise. Suites reached through a group
 (or the default listing) that are missing are reported, not an error. Damaged files, one-class or empty
@@ -14,6 +20,7 @@ generators are reported and do not change the exit status: `bench run` skips and
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--full", action="store_true", help="decode every file completely (slower, thorough)")
     parser.add_argument("--workers", type=int, default=None, help="threads for the file pass (default: min(8, CPUs))")
+    parser.add_argument("--detector", default="lfm",
+                        help="whose smallest input side native-size images are checked against (default lfm)")
+    parser.add_argument("--max-pixels", default=None, metavar="N|WxH|none",
+                        help="native-size pixel limit (default: $BENCH_MAX_PIXELS or 4096x4096)")
 
 
 @dataclass
@@ -101,7 +112,8 @@ def _requested(args: argparse.Namespace, data_root: Path) -> list:
     return list(chosen.values())
 
 
-def check_files(generators, resize: int | None, full: bool, workers: int, label: str) -> list[GeneratorReport]:
+def check_files(generators, resize: int | None, full: bool, workers: int, label: str, *, min_side: int = 2,
+                max_pixels: int | None = None) -> list[GeneratorReport]:
     """Open (and verify, or fully decode) every image file; collect the unusable ones per generator."""
     from tqdm import tqdm
 
@@ -109,7 +121,7 @@ def check_files(generators, resize: int | None, full: bool, workers: int, label:
 
     def check(path: Path) -> str | None:
         try:
-            check_image(path, resize, full=full)
+            check_image(path, resize, full=full, min_side=min_side, max_pixels=max_pixels)
         except UnusableImage as error:
             return error.reason
         return None
@@ -168,10 +180,37 @@ def _protocol(resize: int | None) -> str:
     return "native size (odd sizes cropped to even)" if resize is None else f"resized to {resize}x{resize}"
 
 
-def report_suite(resolved, full: bool, workers: int) -> tuple[bool, list[str]]:
+@dataclass
+class Limits:
+    """The native-size limits of `bench run`: the model's smallest side (probed once, when first needed)
+    and the pixel limit."""
+
+    detector: str
+    max_pixels: int | None
+    _min_side: int | None = None
+
+    def min_side(self) -> int:
+        if self._min_side is None:
+            self._min_side = _min_side_of(self.detector)
+        return self._min_side
+
+
+@functools.cache
+def _min_side_of(detector: str) -> int:
+    from bench.data import model_min_side
+    from detectors import get_detector
+
+    # random weights: which sizes a model takes depends on its layers, not on their values
+    return model_min_side(get_detector(detector).build())
+
+
+def report_suite(resolved, full: bool, workers: int, limits: Limits | None = None) -> tuple[bool, list[str]]:
     """(usable?, report lines) for one suite."""
-    from bench.suites import discover
+    from bench.data import default_max_pixels
+    from bench.suites import EXPECTED_LAYOUT, discover
     from bench.textable import format_table
+
+    limits = limits or Limits("lfm", default_max_pixels())
 
     suite = resolved.suite
     head = f"## {suite.name}" + (f" ({', '.join(suite.aliases)})" if suite.aliases else "") + f": {suite.title}"
@@ -183,9 +222,17 @@ def report_suite(resolved, full: bool, workers: int) -> tuple[bool, list[str]]:
     lines = [head, f"found at {_show(resolved.root)}; {suite.split} split, {_protocol(suite.resize)}"]
     generators = discover(resolved.root, suite)
     if not generators:
-        lines.append("UNUSABLE: no generator folder with 0_real/1_fake below it")
+        empty = not any(resolved.root.iterdir())
+        lines.append("UNUSABLE: " + ("the folder is empty" if empty else "no generator folder with 0_real/1_fake below it"))
+        lines.append(EXPECTED_LAYOUT)
         return False, lines
-    reports = check_files(generators, suite.resize, full, workers, suite.name)
+    native = {}
+    if suite.resize is None:
+        native = {"min_side": limits.min_side(), "max_pixels": limits.max_pixels}
+        shown_limit = "none" if limits.max_pixels is None else f"{limits.max_pixels / 1e6:.1f} MP"
+        lines.append(f"native-size limits: at least {native['min_side']} px a side ({limits.detector}), "
+                     f"at most {shown_limit}")
+    reports = check_files(generators, suite.resize, full, workers, suite.name, **native)
     rows = [
         [r.name + (" (extra)" if r.extra else ""), r.n_real, r.n_fake, r.bad_real + r.bad_fake,
          len(r.bad) - r.bad_real - r.bad_fake, r.problem()]
@@ -222,6 +269,14 @@ def report_suite(resolved, full: bool, workers: int) -> tuple[bool, list[str]]:
     usable = any(r.usable for r in reports)
     if not usable:
         lines.append("UNUSABLE: no generator has both usable real and usable fake images")
+    misnamed = [(path, meant) for g in generators for path, meant in g.misnamed]
+    if misnamed:
+        usable = False
+        lines.append(f"UNUSABLE: {len(misnamed)} folder(s) look like misspelt label folders (`bench run` refuses "
+                     "the suite until they are renamed; names are case-sensitive):")
+        for path, meant in misnamed[:SHOWN_PER_SUITE]:
+            shown = path.relative_to(resolved.root) if path.is_relative_to(resolved.root) else path
+            lines.append(f"  {_show(shown)}: did you mean {meant}?")
     return usable, lines
 
 
@@ -234,13 +289,18 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise BenchError("--workers must be at least 1")
     workers = args.workers or min(8, os.cpu_count() or 1)
+    from bench.data import default_max_pixels, parse_max_pixels
+    from detectors import get_detector
+
+    get_detector(args.detector)  # an unknown name fails now, with did-you-mean
+    limits = Limits(args.detector, default_max_pixels() if args.max_pixels is None else parse_max_pixels(args.max_pixels))
     data_root = (Path(args.data_root).expanduser() if args.data_root else default_data_root()).absolute()
     requested = _requested(args, data_root)
     print(f"data root: {_show(data_root)}" + ("" if data_root.is_dir() else " (does not exist)"))
     failures = []
     n_usable = 0
     for resolved, explicit in requested:
-        usable, lines = report_suite(resolved, args.full, workers)
+        usable, lines = report_suite(resolved, args.full, workers, limits)
         print("\n" + "\n".join(lines), flush=True)
         n_usable += usable
         if explicit and not usable:
