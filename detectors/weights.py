@@ -5,7 +5,8 @@ A name is ``<family>:<tag>`` (``lfm:official``). Files are looked up, in order: 
 cache ``$BENCH_CACHE/weights/<filename>`` (default ``~/.cache/lfm-bench``), where ``fetch`` downloads them.
 Every file is checked against its pinned sha256. Not every entry is pinned: `npr:official` and the two
 `cnndetection` files have no published hash this project could check, so the first file seen records its
-hash beside itself (`<file>.sha256`) and `bench weights list` says "not pinned".
+hash beside itself (`<file>.sha256`) and `bench weights list` says "not pinned". A later use of a file
+whose bytes no longer match its recorded hash is refused.
 """
 
 from __future__ import annotations
@@ -152,8 +153,18 @@ def verify(entry: WeightsEntry, path: Path) -> str:
             f"or a different checkpoint. Delete it and run `bench weights fetch {entry.name}`."
         )
     if not entry.sha256:
+        # no pinned hash: the first one seen is recorded beside the file, and later uses must match it
         record = path.with_name(path.name + ".sha256")
-        if not record.exists() and os.access(path.parent, os.W_OK):
+        if record.exists():
+            recorded = record.read_text().strip()
+            if recorded != seen:
+                raise BenchError(
+                    f"weights {entry.name} at {path} have sha256 {seen}, but {record} recorded {recorded or '(empty)'} "
+                    f"when the file was first used: the file changed since (corrupt, or a different checkpoint). "
+                    f"Delete both and run `bench weights fetch {entry.name}`, or delete {record.name} if the new "
+                    "file is intended."
+                )
+        elif os.access(path.parent, os.W_OK):
             record.write_text(seen + "\n")
     return seen
 

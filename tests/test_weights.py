@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import urllib.request
 
 import pytest
 
+from bench.cli import main
 from bench.errors import BenchError, UnknownNameError
-from detectors import get_detector, resolve_weights
+from detectors import get_detector, load_detector, resolve_weights
 from detectors.weights import cache_dir, fetch, get_weights_entry, sha256_of
 
 
@@ -31,12 +34,28 @@ def test_weights_dir_is_used_and_verified(shared_dir, monkeypatch):
     assert resolved.sha256 == get_weights_entry("lfm:official").sha256
 
 
-def test_fetch_downloads_once_and_checks_the_hash(official_lfm_path):
-    entry = dataclasses.replace(get_weights_entry("lfm:official"), url=official_lfm_path.as_uri())
+def test_fetch_downloads_once_and_checks_the_hash(tmp_path, monkeypatch):
+    """The first fetch downloads (one urlopen) and verifies; the second finds the cached file and opens
+    no connection at all, even when the source is gone."""
+    source = tmp_path / "source.pth"
+    source.write_bytes(b"checkpoint bytes " * 1000)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    entry = dataclasses.replace(get_weights_entry("lfm:official"), url=source.as_uri(), sha256=digest,
+                                filename="fetched.pth")
+    opened = []
+    real_urlopen = urllib.request.urlopen
+
+    def counting_urlopen(*args, **kwargs):
+        opened.append(args[0])
+        return real_urlopen(*args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", counting_urlopen)
     path = fetch(entry, progress=False)
-    assert path == cache_dir() / entry.filename
-    assert sha256_of(path) == entry.sha256
-    assert fetch(entry, progress=False) == path  # second call: already cached
+    assert path == cache_dir() / entry.filename and opened == [source.as_uri()]
+    assert path.read_bytes() == source.read_bytes()
+    source.unlink()
+    assert fetch(entry, progress=False) == path
+    assert opened == [source.as_uri()]  # no second download
 
 
 def test_fetch_refuses_a_file_with_the_wrong_hash(official_lfm_path):
@@ -54,6 +73,29 @@ def test_unpinned_hash_is_recorded(official_lfm_path, capsys):
     recorded = path.with_name(path.name + ".sha256").read_text().strip()
     assert recorded == sha256_of(official_lfm_path)
     assert "no pinned sha256" in capsys.readouterr().err
+
+
+def test_an_unpinned_file_that_changes_after_its_hash_was_recorded_is_refused(capsys):
+    """npr:official has no pinned sha256: the first use records the file's hash beside it; a file with other
+    bytes under the same name later is refused (resolving, loading and fetching alike)."""
+    entry = get_weights_entry("npr:official")
+    assert entry.sha256 is None  # the premise: an unpinned entry
+    path = cache_dir() / entry.filename
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"the bytes first seen" * 100)
+    first = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert resolve_weights(get_detector("npr"), "official").sha256 == first
+    assert path.with_name(path.name + ".sha256").read_text().strip() == first
+    assert resolve_weights(get_detector("npr"), "npr:official").sha256 == first  # unchanged: accepted again
+
+    path.write_bytes(b"other bytes, same name" * 100)
+    for attempt in (lambda: resolve_weights(get_detector("npr"), "official"),
+                    lambda: load_detector("npr", "npr:official"),
+                    lambda: fetch(entry, progress=False)):
+        with pytest.raises(BenchError, match=f"recorded {first}"):
+            attempt()
+    assert main(["weights", "fetch", "npr:official"]) == 2
+    assert "the file changed" in capsys.readouterr().err
 
 
 def test_unreachable_url_is_a_clear_error(tmp_path):
