@@ -105,3 +105,30 @@ def test_config_rejects_bad_values():
         LFMConfig(pooling="max")
     with pytest.raises(ValueError, match="Random-K"):
         LFMConfig(pooling="gap", rks=True)
+
+
+def test_top_16_pooling_on_a_crafted_map_and_inside_the_model():
+    """K=16, the paper's value, without ../shared: on maps whose values are known permutations the pooled
+    vector is each channel's 16 largest values, largest first, channel-major, as torch.topk gives them;
+    in the eval-mode model the head sees exactly that vector of the 1x1 reduction's output."""
+    generator = torch.Generator().manual_seed(0)
+    n = 81  # a 9x9 map
+    maps = torch.stack([torch.stack([torch.randperm(n, generator=generator).float() * (c + 1) for c in range(64)])
+                        for _ in range(2)]).view(2, 64, 9, 9)
+    pooled = top_k_per_channel(maps, 16)
+    by_construction = torch.arange(n - 1, n - 17, -1).float()[None, None, :] * torch.arange(1, 65).float()[None, :, None]
+    assert torch.equal(pooled, by_construction.expand(2, 64, 16))
+    assert torch.equal(pooled, torch.topk(maps.flatten(2), 16, dim=-1).values)
+
+    torch.manual_seed(0)
+    model = LFM().eval()
+    assert model.config.k == 16
+    seen = {}
+    model.reduce.register_forward_hook(lambda module, args, out: seen.__setitem__("maps", out))
+    model.head.register_forward_hook(lambda module, args, out: seen.__setitem__("features", args[0]))
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 96, 96))
+        expected = torch.topk(seen["maps"].flatten(2), 16, dim=-1).values.flatten(1)  # [2, 64 x 16]
+        assert expected.shape == (2, 1024)
+        assert torch.equal(seen["features"], expected)
+        assert torch.allclose(logits, model.head(expected).squeeze(1))
