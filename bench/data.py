@@ -283,6 +283,8 @@ class DecodeSpec:
             resize, crop = preprocessing.own_resize, preprocessing.own_crop
         else:
             crop = None
+        if crop is None and preprocessing.input_size is not None:
+            crop = preprocessing.input_size  # a model that takes one size only (a ViT): a centre crop to it last
         return cls(resize=resize, interpolation=preprocessing.interpolation, even_crop=preprocessing.even_crop,
                    center_crop=crop, load_truncated=load_truncated, perturbation=perturbation,
                    min_side=min_side, max_pixels=max_pixels)

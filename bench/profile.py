@@ -261,6 +261,10 @@ def profile_detector(
         raise BenchError("--batch-size and --repeats must be at least 1, --input-size at least 2, --warmup at least 0")
     device = pick_device(str(device))
     detector = get_detector(name)
+    fixed = detector.preprocessing.input_size
+    if fixed is not None and fixed != input_size:  # a ViT with learned position embeddings: one size only
+        say(f"{name}: takes {fixed}x{fixed} inputs only; profiling at {fixed}x{fixed}, not {input_size}x{input_size}")
+        input_size = fixed
     model = detector.build()
     if detector.preprocessing.even_crop and input_size % 2:
         raise BenchError(f"detector {name!r} needs even image sizes; --input-size {input_size} is odd")

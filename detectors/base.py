@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -40,12 +41,19 @@ class Preprocessing:
     """The detector's own test protocol: resize to this square size first (None: keep the size)."""
     own_crop: int | None = None
     """The detector's own test protocol: then a centre crop of this square size (None: no crop)."""
+    input_size: int | None = None
+    """A fixed square input the model needs under every protocol (a ViT with learned position embeddings,
+    e.g. CLIP ViT-L/14: 224): a centre crop of this size after the protocol's resize. None: any size."""
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation {self.interpolation!r} is not one of {INTERPOLATIONS}")
         if self.input_kind != "rgb":
             raise ValueError(f"input_kind {self.input_kind!r} is not supported (only 'rgb')")
+        for name in ("own_resize", "own_crop", "input_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be a positive size in pixels, got {value}")
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 [B, 3, H, W] (or [3, H, W]) on any device -> float32 model input.
@@ -56,6 +64,17 @@ class Preprocessing:
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
         return (x - mean) / std
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A frozen part of a detector whose weights come from their own file, not from the detector's
+    checkpoint (UnivFD: OpenAI's CLIP ViT-L/14; its checkpoint holds only the linear head)."""
+
+    weights: str
+    """The named weights entry of the file (``family:tag`` in :mod:`detectors.weights`)."""
+    load: Callable[[nn.Module, Path], None]
+    """Fills the frozen part of a freshly built model from the file (strictly)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,13 @@ class Detector:
     see :mod:`detectors.layers`."""
     reported_method: str | None = None
     """The method name of this detector's rows in the paper's tables (None: no reported row)."""
+    backbone: Backbone | None = None
+    """A frozen part loaded from its own file before the checkpoint (None: the checkpoint has everything)."""
+    checkpoint_module: str | None = None
+    """Dotted name of the submodule a checkpoint holds (UnivFD: ``fc``); None: the whole model."""
+    imagenet_init: Callable[[nn.Module], Path] | None = None
+    """``bench train --init imagenet``: loads ImageNet-pretrained weights from a local file into a freshly
+    built model and returns the file's path (None: the detector has no such weights)."""
     description: str = ""
     reference: str = ""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
@@ -31,7 +32,10 @@ def safe_torch_load(path: Path, map_location="cpu"):
     UnpicklingError for a forbidden global, EOFError, BadZipFile, ...), so every Exception is taken as
     "not readable" here and reported as UnreadableCheckpoint."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        # argparse.Namespace: training scripts in the field (SAFE's, MAE-style) save their args beside the
+        # weights; it holds plain values, so allowing it keeps weights_only's guarantee
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # see the docstring: the unpickler's failures have no fixed type
         raise UnreadableCheckpoint(first_line(error)) from error
 
@@ -101,7 +105,10 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
 
 
 def export_state_dict(model: nn.Module, detector: Detector) -> dict[str, torch.Tensor]:
-    """The model's weights under the checkpoint names the detector's own code uses (inverse key map)."""
+    """The model's weights under the checkpoint names the detector's own code uses (inverse key map);
+    only the ``checkpoint_module`` for detectors whose checkpoints hold a part (UnivFD's head)."""
+    if detector.checkpoint_module:
+        model = model.get_submodule(detector.checkpoint_module)
     exported = {}
     for key, value in model.state_dict().items():
         for source, target in detector.key_map:

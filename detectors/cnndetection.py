@@ -5,11 +5,16 @@ Its checkpoints are ``{'model': state_dict}`` with torchvision's key names; the 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from bench.errors import BenchError
 from detectors.base import Detector, Preprocessing
 from detectors.registry import register_detector
+
+IMAGENET_WEIGHTS = "imagenet:resnet50"
 
 
 class CNNDetectionNet(nn.Module):
@@ -23,6 +28,26 @@ class CNNDetectionNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
+
+
+def imagenet_init(model: nn.Module) -> Path:
+    """torchvision's ImageNet ResNet-50 (what CNNDetection fine-tuned) into the model, all but the head.
+
+    The file comes from $BENCH_WEIGHTS_DIR, the harness's cache or torch.hub's cache; never downloaded."""
+    from detectors.checkpoints import CheckpointError, read_state_dict
+    from detectors.weights import get_weights_entry, require_local, sha256_of
+
+    entry = get_weights_entry(IMAGENET_WEIGHTS)
+    hub_copy = Path(torch.hub.get_dir()) / "checkpoints" / entry.filename
+    path = require_local(entry, "cnndetection --init imagenet", also=(hub_copy,))
+    prefix = entry.filename.rsplit("-", 1)[-1].split(".")[0]  # torch.hub names carry their hash's start
+    if not sha256_of(path).startswith(prefix):
+        raise BenchError(f"{path} is not torchvision's {entry.filename}: its sha256 does not start with {prefix}")
+    state = {k: v for k, v in read_state_dict(path).items() if not k.startswith("fc.")}
+    missing, unexpected = model.net.load_state_dict(state, strict=False)
+    if sorted(missing) != ["fc.bias", "fc.weight"] or unexpected:
+        raise CheckpointError(f"{path} is not a torchvision ResNet-50: missing {missing}, unexpected {unexpected}")
+    return path
 
 
 @register_detector
@@ -39,6 +64,7 @@ def cnndetection() -> Detector:
         reported_method="CNNDetection",
         cam_target_layer="net.layer4",  # the last residual stage
         feature_layer="net.avgpool",  # the globally pooled 2048-d vector net.fc reads
+        imagenet_init=imagenet_init,
         description="CNNDetection: ImageNet ResNet-50 fine-tuned on ProGAN with blur+JPEG augmentation",
         reference="CNN-generated images are surprisingly easy to spot... for now (CVPR 2020)",
     )

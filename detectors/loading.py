@@ -11,7 +11,7 @@ from bench.errors import BenchError
 from detectors.base import Detector
 from detectors.checkpoints import load_state_dict_strict, read_state_dict
 from detectors.registry import get_detector
-from detectors.weights import all_weights, get_weights_entry, local_path, sha256_of, verify
+from detectors.weights import all_weights, get_weights_entry, local_path, require_local, sha256_of, verify
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class LoadedDetector:
     weights: ResolvedWeights
     fingerprint: str | None = None
     """Set by the runner: a hash of the model's outputs on a fixed probe (see bench.runner)."""
+    backbone: ResolvedWeights | None = None
+    """The frozen backbone's file, for detectors that load one apart from their checkpoint (UnivFD)."""
 
 
 def weights_name_for(detector: Detector, spec: str) -> str:
@@ -72,7 +74,8 @@ def resolve_weights(detector: Detector, spec: str | None) -> ResolvedWeights:
     if path is None:
         raise BenchError(
             f"weights {entry.name} are not on this machine. Run `bench weights fetch {entry.name}` "
-            f"(downloads {entry.url}), or put {entry.filename} in a folder and set BENCH_WEIGHTS_DIR to it."
+            f"(downloads {entry.url}), or put {entry.filename} in a folder and set BENCH_WEIGHTS_DIR to it"
+            + (f" ({entry.note})." if entry.note else ".")
         )
     return ResolvedWeights(name=entry.name, path=path, sha256=verify(entry, path))
 
@@ -90,10 +93,36 @@ def _no_weights_message(detector: Detector, tag: str | None = None) -> str:
     )
 
 
+def locate_backbone(detector: Detector) -> ResolvedWeights | None:
+    """The verified file of the detector's frozen backbone (exit 2 naming the expected path when it is not
+    on this machine); None for detectors without one. Called before the model is built: failing is fast."""
+    if detector.backbone is None:
+        return None
+    entry = get_weights_entry(detector.backbone.weights)
+    path = require_local(entry, f"detector {detector.name!r}")  # verified against a pinned sha256
+    return ResolvedWeights(name=entry.name, path=path.resolve(), sha256=entry.sha256 or sha256_of(path))
+
+
+def load_backbone(detector: Detector, model: nn.Module, located: ResolvedWeights | None = None) -> ResolvedWeights | None:
+    """Fill the detector's frozen backbone from its own file; None for detectors without one."""
+    located = located or locate_backbone(detector)
+    if located is not None:
+        detector.backbone.load(model, located.path)
+    return located
+
+
+def checkpoint_target(detector: Detector, model: nn.Module) -> nn.Module:
+    """The module a checkpoint of the detector holds: the whole model, or its ``checkpoint_module``."""
+    return model.get_submodule(detector.checkpoint_module) if detector.checkpoint_module else model
+
+
 def load_detector(name_or_detector: str | Detector, weights: str | None = None) -> LoadedDetector:
-    """Build the detector and load its weights strictly. Never returns a randomly initialised model."""
+    """Build the detector and load its weights strictly. Never returns a randomly initialised model:
+    a detector with a frozen backbone gets it from its own file first, then the checkpoint fills the rest."""
     detector = get_detector(name_or_detector) if isinstance(name_or_detector, str) else name_or_detector
     resolved = resolve_weights(detector, weights)
+    backbone = locate_backbone(detector)
     model = detector.build_model()
-    load_state_dict_strict(model, read_state_dict(resolved.path), detector, resolved.path)
-    return LoadedDetector(detector=detector, model=model.eval(), weights=resolved)
+    load_backbone(detector, model, backbone)
+    load_state_dict_strict(checkpoint_target(detector, model), read_state_dict(resolved.path), detector, resolved.path)
+    return LoadedDetector(detector=detector, model=model.eval(), weights=resolved, backbone=backbone)

@@ -5,6 +5,10 @@ Outside packages add detectors through the entry-point group ``bench.detectors``
 a zero-argument callable returning a :class:`detectors.base.Detector` (or the Detector itself); the
 entry point's name is the detector's name. Entry points are loaded lazily, on the first lookup of a name
 that is not built in, or when the full list is asked for.
+
+A family of names can also resolve lazily through a prefix (``timm:<model_name>``): ``@register_prefix``
+registers a function of the rest of the name that returns the Detector or raises UnknownNameError. Such
+names are never listed one by one (timm has over a thousand); ``list_prefixes()`` says which exist.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from detectors.base import Detector
 ENTRY_POINT_GROUP = "bench.detectors"
 
 _BUILDERS: dict[str, Callable[[], Detector]] = {}
+_PREFIXES: dict[str, tuple[Callable[[str], Detector], str]] = {}
 _entry_points_loaded = False
 
 
@@ -30,9 +35,27 @@ def register_detector(builder: Callable[[], Detector]) -> Callable[[], Detector]
     return builder
 
 
+def register_prefix(prefix: str, description: str) -> Callable:
+    """Decorator: names ``<prefix>:<rest>`` resolve to ``resolver(rest)``, built on each lookup."""
+
+    def decorate(resolver: Callable[[str], Detector]) -> Callable[[str], Detector]:
+        if prefix in _PREFIXES:
+            raise ValueError(f"detector prefix {prefix!r} is registered twice")
+        _PREFIXES[prefix] = (resolver, description)
+        return resolver
+
+    return decorate
+
+
 def _builtin() -> None:
-    # importing the modules runs their @register_detector decorators
-    from detectors import cnndetection, lfm, npr  # noqa: F401
+    # importing the modules runs their @register_detector / @register_prefix decorators
+    from detectors import cnndetection, lfm, npr, safe, timm_backbones, univfd  # noqa: F401
+
+
+def list_prefixes() -> dict[str, str]:
+    """``{prefix: what names under it are}`` for the lazily resolved families (``timm``)."""
+    _builtin()
+    return {prefix: description for prefix, (_, description) in sorted(_PREFIXES.items())}
 
 
 def _load_entry_points() -> None:
@@ -68,10 +91,18 @@ def list_detectors() -> list[str]:
 
 def get_detector(name: str) -> Detector:
     _builtin()
+    prefix, colon, rest = name.partition(":")
+    if colon and prefix in _PREFIXES and name not in _BUILDERS:
+        resolver = _PREFIXES[prefix][0]
+        detector = resolver(rest)
+        if detector.name != name:
+            raise BenchError(f"detector prefix {prefix!r} resolved {name!r} to a detector called {detector.name!r}")
+        return detector
     if name not in _BUILDERS:
         _load_entry_points()
     if name not in _BUILDERS:
-        raise UnknownNameError("detector", name, _BUILDERS)
+        known = list(_BUILDERS) + [f"{prefix}:<name>" for prefix in _PREFIXES]
+        raise UnknownNameError("detector", name, known)
     detector = _BUILDERS[name]()
     if detector.name != name:
         raise BenchError(f"detector registered as {name!r} calls itself {detector.name!r}")

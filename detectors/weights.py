@@ -85,6 +85,52 @@ WEIGHTS: tuple[WeightsEntry, ...] = (
         licence="CC BY-NC-SA 4.0",
         source="github.com/PeterWang512/CNNDetection README (weights/download_weights.sh)",
     ),
+    # UnivFD (Ojha et al., CVPR 2023): the linear head, and the CLIP backbone it was trained on
+    WeightsEntry(
+        family="univfd",
+        tag="official",
+        filename="univfd_fc_weights.pth",
+        url="https://github.com/WisconsinAIVision/UniversalFakeDetect/raw/main/pretrained_weights/fc_weights.pth",
+        sha256=None,
+        licence="MIT",
+        source="github.com/WisconsinAIVision/UniversalFakeDetect pretrained_weights/fc_weights.pth "
+        "(the Linear(768, 1) head, trained on ProGAN 4-class)",
+        note="save the repository's fc_weights.pth as univfd_fc_weights.pth; needs clip:ViT-L-14 too",
+    ),
+    WeightsEntry(
+        family="clip",
+        tag="ViT-L-14",
+        filename="ViT-L-14.pt",
+        # the URL's path holds the file's sha256, which the CLIP code checks after downloading
+        url="https://openaipublic.azureedge.net/clip/models/"
+        "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
+        sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+        licence="MIT",
+        source="OpenAI CLIP ViT-L/14 (github.com/openai/CLIP, clip/clip.py _MODELS), a TorchScript archive",
+        note="the frozen image encoder of UnivFD",
+    ),
+    # SAFE (Li et al., 2024)
+    WeightsEntry(
+        family="safe",
+        tag="official",
+        filename="safe_checkpoint-best.pth",
+        url="https://github.com/Ouxiang-Li/SAFE/raw/main/checkpoint/checkpoint-best.pth",
+        sha256=None,
+        licence="Apache-2.0",
+        source="github.com/Ouxiang-Li/SAFE checkpoint/checkpoint-best.pth (trained on ProGAN 4-class)",
+        note="save the repository's checkpoint/checkpoint-best.pth as safe_checkpoint-best.pth",
+    ),
+    # ImageNet initialisation (`bench train --init imagenet`): torchvision's ResNet-50, as CNNDetection used
+    WeightsEntry(
+        family="imagenet",
+        tag="resnet50",
+        filename="resnet50-0676ba61.pth",
+        url="https://download.pytorch.org/models/resnet50-0676ba61.pth",
+        sha256=None,  # torch.hub's convention: the name carries the first 8 hex digits of the sha256
+        licence="BSD-3-Clause (torchvision)",
+        source="torchvision ResNet50_Weights.IMAGENET1K_V1 (the weights of resnet50(pretrained=True))",
+        note="also found in torch.hub's cache (~/.cache/torch/hub/checkpoints)",
+    ),
 )
 
 
@@ -211,3 +257,29 @@ def fetch(entry: WeightsEntry, *, progress: bool = True, timeout: float = 60.0) 
             file=sys.stderr,
         )
     return target
+
+
+def expected_path(entry: WeightsEntry) -> Path:
+    """Where a file put by hand is looked for first: ``$BENCH_WEIGHTS_DIR/<filename>`` (else the cache)."""
+    weights_dir = os.environ.get("BENCH_WEIGHTS_DIR")
+    return Path(weights_dir) / entry.filename if weights_dir else cache_dir() / entry.filename
+
+
+def require_local(entry: WeightsEntry, needed_for: str, also: tuple[Path, ...] = ()) -> Path:
+    """The entry's file on this machine (verified), also trying the paths in ``also``; nothing is
+    downloaded. A missing file is a BenchError (exit 2) that names the paths looked at and where the file
+    should go."""
+    path = local_path(entry) or next((p for p in also if p.is_file()), None)
+    if path is None:
+        weights_dir = os.environ.get("BENCH_WEIGHTS_DIR")
+        looked = [Path(weights_dir) / entry.filename] if weights_dir else []
+        looked += [cache_dir() / entry.filename, *also]
+        note = f" ({entry.note})" if entry.note else ""
+        raise BenchError(
+            f"{needed_for} needs the weights {entry.name}, file {entry.filename}, which is not on this machine "
+            f"(looked at: {', '.join(str(p) for p in looked)}). Put it at {expected_path(entry)}{note}: get it "
+            f"from {entry.url} (licence: {entry.licence}) or run `bench weights fetch {entry.name}`."
+            + ("" if weights_dir else " Or set BENCH_WEIGHTS_DIR to the folder that holds it.")
+        )
+    verify(entry, path)
+    return path

@@ -14,11 +14,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def list_detectors_table() -> str:
     from detectors import get_detector, list_detectors
+    from detectors.registry import list_prefixes
 
     rows = []
     for name in list_detectors():
         d = get_detector(name)
         rows.append([name, d.display_name, d.weights_family, d.default_weights or "-", d.description])
+    for prefix, description in list_prefixes().items():
+        rows.append([f"{prefix}:<name>", "-", "(the name)", "-", description])
     return format_table(["detector", "display name", "weights family", "default weights", "what it is"], rows)
 
 
@@ -39,11 +42,13 @@ def list_weights_table() -> str:
     from detectors.weights import all_weights, local_path
 
     rows = [
-        [e.name, "bundled" if e.bundled else ("yes" if local_path(e) else "no"),
+        [e.name, "bundled" if e.bundled else ("yes" if local_path(e) else "no"), e.filename,
          "yes" if e.pinned else "no: first file seen is recorded", (e.sha256 or "-")[:16], e.licence, e.source]
         for e in all_weights()
     ]
-    return format_table(["weights", "on this machine", "sha256 pinned", "sha256", "licence", "source"], rows)
+    table = format_table(["weights", "on this machine", "file", "sha256 pinned", "sha256", "licence", "source"], rows)
+    return (table + "\n\nfiles not on this machine: `bench weights fetch NAME`, or download the source by hand and "
+            "save it under the name in `file` in a folder named by $BENCH_WEIGHTS_DIR")
 
 
 def list_perturbations_table() -> str:

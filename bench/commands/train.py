@@ -29,7 +29,7 @@ RECIPE_OPTIONS = (
     "detector", "train_set", "val_set", "data_root", "output", "epochs", "batch_size", "lr", "lr_decay",
     "lr_step", "optimizer", "beta1", "beta2", "weight_decay", "resize", "crop", "flip", "aux_loss_weight",
     "seed", "deterministic", "sync_bn", "max_steps_per_epoch", "workers", "device", "amp", "lr_schedule",
-    "checkpoint", "val_transform",
+    "checkpoint", "val_transform", "init",
 )
 
 
@@ -85,6 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--val-transform", choices=["center-crop", "test-protocol"], default=unset,
         help="center-crop (default, the official validation loader: resize then centre crop of the crop size) "
              "or test-protocol (the val split's test-time protocol, no crop)")
+    add("--init", choices=["none", "imagenet"], default=unset,
+        help="initial weights: none (random, default) or imagenet (timm's pretrained weights for timm: names, "
+             "torchvision's ResNet-50 for cnndetection; from a local file, never downloaded)")
     add("--json", action="store_true", help="print the summary only, as JSON")
 
 

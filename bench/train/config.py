@@ -88,6 +88,9 @@ class TrainConfig:
     resize then a centre crop of the training crop size (Resize((256, 256)) -> CenterCrop(224)), truncated
     files loaded; `test-protocol`: the val split's test-time protocol (256x256 or native, no crop),
     unusable files skipped."""
+    init: str = "none"
+    """`none` (random initialisation) or `imagenet`: the detector's ImageNet-pretrained weights from a local
+    file (timm's for `timm:` names, torchvision's ResNet-50 for CNNDetection, as its paper fine-tuned)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -120,6 +123,8 @@ class TrainConfig:
             problems.append(f"checkpoint must be one of {', '.join(CHECKPOINT_RULES)}")
         if self.val_transform not in VAL_TRANSFORMS:
             problems.append(f"val_transform must be one of {', '.join(VAL_TRANSFORMS)}")
+        if self.init not in ("none", "imagenet"):
+            problems.append("init must be none or imagenet")
         if self.crop is not None and self.resize is not None and self.crop > self.resize:
             problems.append(f"crop {self.crop} is larger than the resized image ({self.resize})")
         if problems:
@@ -198,6 +203,12 @@ def resolve_config(config: TrainConfig, detector, device: torch.device, procs: P
                          f"{procs.world} processes; use a multiple of {procs.world}")
     if detector.preprocessing.even_crop and config.crop is not None and config.crop % 2:
         raise BenchError(f"detector {detector.name} needs even image sizes; use an even --crop")
+    fixed = detector.preprocessing.input_size
+    if fixed is not None and config.crop != fixed:
+        raise BenchError(f"detector {detector.name} takes {fixed}x{fixed} images only; use --crop {fixed}")
+    if config.init == "imagenet" and detector.imagenet_init is None:
+        raise BenchError(f"detector {detector.name} has no ImageNet initialisation; drop --init imagenet "
+                         "(it applies to timm: detectors and cnndetection)")
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", procs.world))
     workers = config.workers
     if workers is None:

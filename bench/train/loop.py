@@ -140,6 +140,8 @@ class Run:
     best_epoch: int | None = None
     last: dict | None = None
     history: list[dict] = field(default_factory=list)
+    init_source: str | None = None
+    """The file of the initial weights (--init imagenet), recorded in every sidecar."""
 
     def sidecar(self, epoch: int, metrics: dict) -> dict:
         import bench
@@ -149,6 +151,7 @@ class Run:
             "weights_family": self.detector.weights_family, "epoch": epoch, "step": self.step,
             "val_metrics": metrics, "recipe": dataclasses.asdict(self.config),
             "data": {"train": self.train.describe(), "val": self.val.describe()},
+            "init": {"kind": self.config.init, "file": self.init_source},
             "world_size": self.procs.world, "device": str(self.device),
             "package_version": bench.__version__, "git_commit": git_commit(), "torch_version": torch.__version__,
             "written_at": now_iso(),
@@ -176,10 +179,18 @@ def setup(config: TrainConfig, procs: Processes, device: torch.device, resume: b
             f"the training images under {train_data.root} are not the ones the run in {folder} started with "
             "(files added, removed or renamed); it cannot be resumed exactly. Start a new run."
         )
+    from detectors.loading import load_backbone, locate_backbone
+
+    backbone = locate_backbone(detector)  # a frozen backbone's file (UnivFD's CLIP) must be here, or exit 2
     torch.manual_seed(mix_seed(config.seed, "init"))  # the same initial weights on every rank
     model = detector.build_model()
+    init_source = None
     if state is not None:
         model.load_state_dict(state["model"])
+    else:
+        load_backbone(detector, model, backbone)
+        if config.init == "imagenet":
+            init_source = str(detector.imagenet_init(model))
     if procs.distributed and config.sync_bn:
         model = convert_batchnorm(model, device)
     model = model.to(device)
@@ -203,6 +214,7 @@ def setup(config: TrainConfig, procs: Processes, device: torch.device, resume: b
                                          generator=torch.Generator().manual_seed(mix_seed(config.seed, "loader")))
     run = Run(config, detector, procs, device, model, step_model, optimizer, train_data, val_data, sampler, loader,
               folder, progress)
+    run.init_source = init_source if state is None else state.get("init_source")
     if state is not None:
         run.epoch, run.step, run.history = state["epoch"], state["step"], list(state["history"])
         run.best, run.best_epoch, run.last = state["best"], state["best_epoch"], state["last"]
@@ -273,6 +285,7 @@ def finish_epoch(run: Run, train_loss: float, metrics: dict, seconds: float) -> 
             "optimizer": run.optimizer.state_dict(), "rng": rng_states(), "sampler_epoch": run.epoch,
             "best": run.best, "best_epoch": run.best_epoch, "last": run.last, "history": run.history,
             "train_fingerprint": run.train.fingerprint(), "world_size": run.procs.world,
+            "init_source": run.init_source,
         }
         atomic_write_bytes(run.folder / "state.pt", _torch_bytes(state))
         flag = " (best)" if improved else ""

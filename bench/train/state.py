@@ -24,8 +24,8 @@ STATE_KEYS = ("epoch", "step", "model", "optimizer", "rng", "best", "best_epoch"
               "train_fingerprint")
 """What `finish_epoch` writes into state.pt and `setup` reads back."""
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "val_ap", "seconds")
-CHECKPOINT_WRAPPERS = {"cnndetection": "model"}
-"""Weights families whose official checkpoints wrap the state dict (CNNDetection: {'model': sd})."""
+CHECKPOINT_WRAPPERS = {"cnndetection": "model", "safe": "model"}
+"""Weights families whose official checkpoints wrap the state dict (CNNDetection, SAFE: {'model': sd})."""
 RESUMABLE_CHANGES = ("epochs", "workers", "device", "amp", "data_root", "output", "checkpoint")
 """Config fields a resumed run may change: none of them alters what the remaining epochs compute
 (a different device or amp setting changes the arithmetic, not the recipe)."""
