@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def read_openai_clip(path: str | Path) -> dict[str, torch.Tensor]:
     checked the file's sha256. A plain state dict of the CLIP model is read with ``weights_only=True``."""
     path = Path(path)
     try:
-        state = torch.jit.load(str(path), map_location="cpu").state_dict()
+        with warnings.catch_warnings():  # torch.jit.load is deprecated for new code; OpenAI's files need it
+            warnings.simplefilter("ignore", FutureWarning)
+            state = torch.jit.load(str(path), map_location="cpu").state_dict()
     except RuntimeError:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -117,7 +120,8 @@ def univfd() -> Detector:
         backbone=Backbone(weights="clip:ViT-L-14", load=load_clip_backbone),
         checkpoint_module="fc",
         train_lr=1e-4,  # UnivFD's train_options.py: Adam, lr 1e-4
-        feature_layer="visual",
+        cam_target_layer="visual.conv1",  # the patch embedding: the last spatial map of a ViT (16 x 16 patches)
+        feature_layer="visual",  # the 768-d CLIP image embedding fc reads
         reported_method="Ojha",
         description="UnivFD: frozen CLIP ViT-L/14 image features + Linear(768, 1) (needs ViT-L-14.pt)",
         reference=UNIVFD_REFERENCE,
