@@ -104,7 +104,8 @@ def model_fingerprint(loaded: LoadedDetector) -> str:
     if loaded.fingerprint is not None:
         return loaded.fingerprint
     generator = torch.Generator().manual_seed(20251122)
-    probe = torch.rand(2, 3, 160, 160, generator=generator) * 2 - 1
+    size = loaded.detector.preprocessing.input_size or 160  # a fixed-size ViT (UnivFD) takes its own size only
+    probe = torch.rand(2, 3, size, size, generator=generator) * 2 - 1
     with torch.inference_mode():
         logits = loaded.model.eval()(probe).float()
     rounded = ",".join(f"{value:.4f}" for value in logits.tolist())

@@ -107,7 +107,8 @@ def safe() -> Detector:
         preprocessing=Preprocessing(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), even_crop=False,
                                     own_resize=None, own_crop=256),
         train_lr=1e-4,
-        cam_target_layer="layer2",
+        cam_target_layer="layer2",  # the last residual stage
+        feature_layer="avgpool",  # the pooled 512-d vector fc1 reads (flattened by the feature hook)
         reported_method="SAFE",
         description="SAFE: ResNet-50 stem + layer1 + layer2 on the bior1.3 DWT's HH band, 2-way head",
         reference=SAFE_REFERENCE,

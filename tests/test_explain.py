@@ -74,7 +74,10 @@ def test_every_detector_feature_hook_is_what_its_head_reads(models):
         features = tap.features
         assert features.dim() == 2 and features.shape[0] == 2, f"{name}: {tuple(features.shape)}"
         with torch.no_grad():
-            again = _head(model, features.shape[1])(features).squeeze(1)
+            again = _head(model, features.shape[1])(features)
+        if again.shape[1] == 2:  # a two-way head (SAFE): the logit is the fake-minus-real difference
+            again = again[:, 1] - again[:, 0]
+        again = again.squeeze(1) if again.dim() == 2 else again
         torch.testing.assert_close(again, logits, rtol=0, atol=1e-5, msg=name)
 
 

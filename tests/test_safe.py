@@ -110,3 +110,16 @@ def test_own_protocol_is_a_256_centre_crop_without_resizing(tmp_path):
     assert torch.allclose(normalized, decoded.float() / 255)
     paper = DecodeSpec.for_detector(256, pre)  # the paper's protocol stays the default
     assert (paper.resize, paper.center_crop) == (256, None)
+
+
+@pytest.mark.parametrize("detector,method", [("safe", "SAFE"), ("univfd", "Ojha")])
+def test_table_compare_matches_the_reported_rows_of_the_same_method(detector, method):
+    from bench.reported import table_spec
+    from bench.tables.build import matching_method
+    from bench.tables.reproduced import ReproducedModel, _registered_reported_method
+
+    model = ReproducedModel(detector=detector, display_name=detector, weights_name=None, weights_sha256=None,
+                            reported_method=_registered_reported_method(detector))
+    assert matching_method(table_spec("comparison"), model) == method
+    if detector == "univfd":  # Ojha is in every table of the paper; SAFE only in the comparison table
+        assert matching_method(table_spec("ufd"), model) == "Ojha"
