@@ -22,6 +22,7 @@ COMMANDS = {
     "audit": "Shortcut audit: can file format, JPEG quality or size alone tell real from fake?",
     "weights": "List or fetch named weights",
     "explain": "Class-activation maps (Grad-CAM) of detectors on images, with localisation numbers",
+    "report": "Render run folders as one self-contained HTML page",
 }
 
 

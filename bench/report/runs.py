@@ -1,0 +1,97 @@
+"""What a report needs from a finished run folder, read once.
+
+The report reads run folders only (run.json, metrics.json, scores.parquet, skipped.csv); it never
+re-scores an image or looks at the data root.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import BenchError
+
+RUN_FILES = ("run.json", "metrics.json", "scores.parquet")
+
+
+@dataclass
+class ReportRun:
+    """One finished run folder, as the report sees it."""
+
+    folder: Path
+    info: dict
+    metrics: dict
+    scores: pd.DataFrame
+    skipped: pd.DataFrame
+    label: str = ""
+    colour: str = ""
+
+    @property
+    def detector(self) -> str:
+        return str(self.info.get("detector", "?"))
+
+    @property
+    def display_name(self) -> str:
+        return str(self.info.get("display_name") or self.detector)
+
+    @property
+    def weights_name(self) -> str:
+        weights = self.info.get("weights") or {}
+        return str(weights.get("name") or weights.get("path") or "?")
+
+    @property
+    def suites(self) -> list[str]:
+        return list(self.metrics.get("suites", {}))
+
+
+def read_report_run(folder: str | Path) -> ReportRun:
+    """A finished run folder, or a BenchError that says what is wrong with it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BenchError(f"{folder} is not a folder; pass run folders (results/runs/<run-id>)")
+    missing = [name for name in RUN_FILES if not (folder / name).is_file()]
+    if missing:
+        raise BenchError(
+            f"{folder} is not a finished run folder: it lacks {', '.join(missing)} "
+            "(a run folder is what `bench run` writes under results/runs/)"
+        )
+    try:
+        info = json.loads((folder / "run.json").read_text())
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise BenchError(f"{folder}: cannot read run.json/metrics.json ({error})") from error
+    if info.get("status") != "finished":
+        raise BenchError(f"{folder}: the run did not finish (status {info.get('status')!r}); rerun it to finish")
+    try:
+        scores = pd.read_parquet(folder / "scores.parquet")
+    except (OSError, ValueError) as error:
+        raise BenchError(f"{folder}/scores.parquet cannot be read ({error})") from error
+    skipped_path = folder / "skipped.csv"
+    skipped = pd.DataFrame(columns=["path", "reason"])
+    if skipped_path.is_file() and skipped_path.stat().st_size:
+        try:
+            skipped = pd.read_csv(skipped_path, dtype=str, keep_default_na=False)
+        except (OSError, ValueError, pd.errors.ParserError) as error:
+            raise BenchError(f"{skipped_path} cannot be read ({error})") from error
+    return ReportRun(folder=folder, info=info, metrics=metrics, scores=scores, skipped=skipped)
+
+
+def label_runs(runs: list[ReportRun]) -> None:
+    """Give each run the shortest label that tells it apart from the others in the report."""
+    candidates = [
+        lambda r: r.display_name,
+        lambda r: f"{r.display_name} ({r.weights_name})",
+        lambda r: f"{r.display_name} ({r.weights_name}, {r.info.get('perturbation') or 'clean'})",
+        lambda r: f"{r.display_name} ({r.folder.name})",
+    ]
+    for make in candidates:
+        labels = [make(run) for run in runs]
+        if len(set(labels)) == len(labels):
+            break
+    else:
+        labels = [f"{make(run)} #{i + 1}" for i, run in enumerate(runs)]
+    for run, label in zip(runs, labels):
+        run.label = label
