@@ -178,6 +178,78 @@ def test_bad_folders_exit_2(tmp_path, capsys):
         assert not out.exists()
 
 
+def make_sweep(folder: Path, seed: int = 0) -> tuple[Path, dict]:
+    """A sweep folder as `bench sweep` writes it (sweep.json from bench.sweep's own SweepResult)."""
+    from bench.perturb import parse_sweep
+    from bench.sweep import SweepResult
+
+    rng = np.random.default_rng(seed)
+    grids = [parse_sweep("jpeg:q=100,70,40"), parse_sweep("blur:sigma=1,2")]
+    values = {spec: {d: {"acc": float(rng.uniform(0.5, 1)), "ap": float(rng.uniform(0.5, 1)), "run": None}
+                     for d in ("lfm", "npr")}
+              for spec in ["clean"] + [level.spec for grid in grids for level in grid.levels]}
+    result = SweepResult(["lfm", "npr"], {"lfm": "LFM (lfm:demo)", "npr": "NPR (npr:demo)"}, ["demo"], grids, values)
+    folder.mkdir(parents=True)
+    (folder / "sweep.json").write_text(json.dumps(result.to_dict()))
+    return folder, values
+
+
+def make_explain(folder: Path, n_images: int = 2) -> tuple[Path, list[np.ndarray]]:
+    """An explanation folder as `bench explain` writes it: explain.json and a panel.png per image."""
+    rng = np.random.default_rng(5)
+    panels, records = [], []
+    for i in range(n_images):
+        pixels = rng.integers(0, 256, (120, 360, 3), dtype=np.uint8)
+        (folder / f"img{i}").mkdir(parents=True)
+        Image.fromarray(pixels).save(folder / f"img{i}" / "panel.png")
+        panels.append(pixels)
+        records.append({"path": f"/data/1_fake/img{i}.png", "folder": f"img{i}", "truth": 1, "panel": f"img{i}/panel.png",
+                        "detectors": {"lfm": {"prob": 0.25 + 0.5 * i, "pred": i}}, "skipped": {}})
+    document = {"method": "gradcam", "protocol": "resize256", "detectors": {"lfm": {}}, "images": records,
+                "localisation": {"lfm": {"n_masks": 2, "energy_in_mask": 0.625, "pointing_game": 0.5, "mask_area": 0.25}}}
+    (folder / "explain.json").write_text(json.dumps(document))
+    return folder, panels
+
+
+def decode_uri(src: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+
+
+def test_sweep_folder_gives_robustness_table_and_curves(tmp_path):
+    folder, values = make_sweep(tmp_path / "sweep")
+    html, _ = report(tmp_path, folder)
+    page = parse_page(html)
+    assert len(page.images) == 1 and min(decode_uri(page.images[0]).shape[:2]) > 200
+    jpeg = table_with_header(page, "detector")
+    assert jpeg[0][1:] == ["clean ACC", "clean AP", "100 ACC", "100 AP", "70 ACC", "70 AP", "40 ACC", "40 AP"]
+    for row, detector in zip(jpeg[1:], ("lfm", "npr")):
+        specs = ["clean", "jpeg:q=100", "jpeg:q=70", "jpeg:q=40"]
+        assert row[1:] == [f"{100 * values[s][detector][m]:.1f}" for s in specs for m in ("acc", "ap")]
+    assert "Robustness" in html
+
+
+def test_explain_folder_gives_gradcam_panels(tmp_path):
+    folder, panels = make_explain(tmp_path / "explain")
+    html, _ = report(tmp_path, folder)
+    page = parse_page(html)
+    assert len(page.images) == 2
+    for src, pixels in zip(page.images, panels):
+        assert np.array_equal(decode_uri(src), pixels)  # the panel itself, losslessly
+    assert "img1.png (true: fake) - lfm: p(fake) 0.75" in html
+    localisation = table_with_header(page, "detector")
+    assert localisation[1] == ["lfm", "2", "62.5", "50.0", "25.0"]
+
+
+def test_figure_folder_embedded_and_downscaled(tmp_path):
+    folder = tmp_path / "embed"
+    folder.mkdir()
+    Image.fromarray(np.full((900, 3200, 3), 90, dtype=np.uint8)).save(folder / "tsne_lfm.png")
+    html, _ = report(tmp_path, folder)
+    page = parse_page(html)
+    assert "Embeddings (t-SNE): embed" in html
+    assert decode_uri(page.images[0]).shape[:2] == (450, 1600)
+
+
 @pytest.fixture(scope="module")
 def real_runs(tmp_path_factory) -> list[Path]:
     """Two detectors' run folders written by `bench run` itself, on a tiny folder suite."""
@@ -194,12 +266,15 @@ def test_renders_in_a_real_browser(tmp_path, real_runs):
     browser = find_browser()
     if browser is None:
         pytest.skip("no Chromium/Chrome on PATH (.ci/run installs Debian's chromium; `apt-get install chromium`)")
-    html, out = report(tmp_path, *real_runs)
+    sweep, _ = make_sweep(tmp_path / "sweep")
+    explain, _ = make_explain(tmp_path / "explain")
+    html, out = report(tmp_path, *real_runs, sweep, explain)
     page = parse_page(html)
     probe = probe_page(browser, out, tmp_path)
     assert probe["broken"] == []
-    assert probe["images"] == len(page.images) == 3
-    assert probe["tables"] == len(page.tables) == 4  # overview, per generator, one detail table per run
+    assert probe["images"] == len(page.images) == 3 + 1 + 2  # bars, ROC, PR; robustness; two panels
+    # overview, per generator, a detail table per run, two robustness tables, localisation
+    assert probe["tables"] == len(page.tables) == 7
     assert probe["rows"] >= 10
     assert probe["smallest_rendered"] > 200  # images are laid out at a readable size, not collapsed
     shot = np.asarray(Image.open(screenshot(browser, out, tmp_path / "shot.png", tmp_path)).convert("L"), dtype=float)

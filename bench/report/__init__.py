@@ -1,4 +1,5 @@
-"""`bench report`: one self-contained HTML page from finished run folders.
+"""`bench report`: one self-contained HTML page from finished run folders (and sweep, explanation and
+figure folders beside them, see `bench.report.extras`).
 
 Everything comes from the folders (run.json, metrics.json, scores.parquet, skipped.csv) and the reported
 numbers bundled in `bench.reported`; figures are PNGs embedded as data URIs, so the file opens offline,
@@ -18,6 +19,7 @@ import jinja2
 
 import bench
 from bench.report import figures
+from bench.report.extras import folder_kind, read_extra
 from bench.report.paper import reported_method, reported_values
 from bench.report.runs import ReportRun, label_runs, read_report_run
 from bench.store import atomic_write_bytes
@@ -207,14 +209,20 @@ def _environment() -> jinja2.Environment:
 
 def render_report(folders: list[str | Path], title: str | None = None) -> str:
     """The HTML text of the report on these run folders (in this order)."""
-    runs = [read_report_run(folder) for folder in folders]
+    runs, extras = [], []
+    for folder in map(Path, folders):
+        kind = folder_kind(folder)
+        if kind in (None, "run"):
+            runs.append(read_report_run(folder))  # says what is wrong when it is not a run folder
+        else:
+            extras.append(read_extra(folder, kind))
     label_runs(runs)
     for index, run in enumerate(runs):
         run.colour = figures.colour(index)
     suites = _suite_order(runs)
     sections = [_suite_section(suite, runs) for suite in suites]
     if title is None:
-        title = "lfm-bench report: " + ", ".join(run.label for run in runs)
+        title = "lfm-bench report: " + ", ".join([run.label for run in runs] + [extra.title for extra in extras])
     return _environment().get_template("report.html.j2").render(
         title=title,
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -223,6 +231,7 @@ def render_report(folders: list[str | Path], title: str | None = None) -> str:
         suites=suites,
         overview=_overview(runs, suites),
         sections=sections,
+        extras=extras,
         detail_headers=[name for _, name in DETAIL_METRICS],
         demo=any("demo" in str(run.info.get("note") or "") for run in runs),
     )

@@ -56,7 +56,8 @@ def read_report_run(folder: str | Path) -> ReportRun:
     if missing:
         raise BenchError(
             f"{folder} is not a finished run folder: it lacks {', '.join(missing)} "
-            "(a run folder is what `bench run` writes under results/runs/)"
+            "(a run folder is what `bench run` writes under results/runs/; `bench report` also takes sweep "
+            "folders with sweep.json, `bench explain` folders with explain.json, and folders of PNG figures)"
         )
     try:
         info = json.loads((folder / "run.json").read_text())
