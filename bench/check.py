@@ -28,6 +28,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import settings
 from bench.errors import BenchError
 
 DEFAULT_TOLERANCE_POINTS = 0.1
@@ -171,12 +172,13 @@ def _weights_spec(baseline: dict, path: Path) -> str:
 
 
 def _missing_input(path: Path, baseline: dict, message: str) -> CheckOutcome:
-    if baseline.get("optional") and os.environ.get("BENCH_REQUIRE_SHARED") != "1":
+    if baseline.get("optional") and not settings.require_optional_inputs():
         return CheckOutcome(path, "skipped", message)
     return CheckOutcome(path, "error", message)
 
 
 def run_baseline(path: Path, baseline: dict, store, options, data_root: Path, update: bool = False) -> CheckOutcome:
+    """`options` is the EvalConfig the baseline is evaluated with (its `limit` comes from the baseline)."""
     """Evaluate what one baseline names and compare. Reuses stored scores whose key matches.
     With ``update``, weights whose sha256 changed are evaluated too (the baseline will record them)."""
     from detectors import load_detector
@@ -204,14 +206,16 @@ def run_baseline(path: Path, baseline: dict, store, options, data_root: Path, up
 def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOutcome:
     from dataclasses import replace
 
-    from bench.runner import DetectorRun, evaluate, metrics_for_run
-    from bench.suites import resolve_suites_building_demo
+    from bench import api
+    from bench.protocol import protocol_name
 
     if baseline.get("data_root"):
         data_root = resolve_relative(path, baseline["data_root"])
     spec = baseline["suite"]
     if "/" in spec:  # a folder suite, relative to the baseline file
         spec = str(resolve_relative(path, spec))
+    from bench.suites import resolve_suites_building_demo
+
     suites = resolve_suites_building_demo(spec, data_root, quiet=True)
     missing = [r for r in suites if not r.exists]
     if missing:
@@ -219,50 +223,54 @@ def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOu
         return _missing_input(path, baseline, f"data not found: {where}")
     protocol = baseline.get("protocol")
     if protocol:
-        from bench.protocol import protocol_name
-
         got = {r.suite.name: protocol_name(r.suite.resize) for r in suites}
         if got != protocol:
             return CheckOutcome(path, "error", f"the baseline's protocol {protocol} differs from the suites' {got}")
-    run = DetectorRun(loaded)
-    evaluate([run], suites, store, replace(options, limit=baseline.get("limit")))
-    fresh = metrics_for_run(run, suites)
+    selection = api.SuiteSelection(suites, data_root)
+    result = api.evaluate([loaded], selection, config=replace(options, limit=baseline.get("limit"), write_run=False))
+    fresh = result.runs[loaded.detector.name].metrics
     differences, compared = compare_metrics(baseline, fresh)
     status = "regression" if differences else "ok"
     return CheckOutcome(path, status, differences=differences, compared=compared, fresh=fresh)
 
 
 def _check_logits(path, baseline, loaded, options) -> CheckOutcome:
-    import torch
-
-    from bench.data import DecodeSpec, UnusableImage
-    from bench.inference import prepare_scorer
+    from bench.data import DecodeSpec
+    from bench.inference import pick_device, prepare_scorer
     from bench.protocol import protocol_resize
+    from bench.scoring import score_images
     from bench.suites import IMAGE_EXTENSIONS
 
     folder = resolve_relative(path, baseline["images"])
     if not folder.is_dir():
         return _missing_input(path, baseline, f"image folder {folder} not found")
-    scorer = prepare_scorer(loaded.model, loaded.detector.preprocessing, options.device)
-    resize = protocol_resize(baseline.get("protocol", "resize256"))
+    device = pick_device(options.device)
+    name = loaded.detector.name
+    scorer = prepare_scorer(loaded.model, loaded.preprocessing, device)
+    spec = DecodeSpec.for_detector(protocol_resize(baseline.get("protocol", "resize256")), loaded.preprocessing)
     tolerance = float(baseline.get("tolerance_logit", 1e-4))
     differences, fresh = [], {}
     expected_logits = baseline.get("expected") or {
         p.name: None for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS
     }
-    for name, expected in expected_logits.items():
-        file = folder / name
-        try:
-            pixels = DecodeSpec.for_detector(resize, loaded.detector.preprocessing).decode(file).pixels
-        except (UnusableImage, FileNotFoundError) as error:
-            differences.append(Difference(name, "logit", expected, None, tolerance))
-            fresh[name] = f"unusable: {error}"
-            continue
-        with torch.inference_mode():
-            logit = float(scorer(pixels[None].to(options.device))[0])
-        fresh[name] = logit
-        if expected is not None and not _close(expected, logit, tolerance):
-            differences.append(Difference(name, "logit", expected, logit, tolerance))
+    names = list(expected_logits)
+    present = [n for n in names if (folder / n).is_file()]
+    for n in names:
+        if n not in present:
+            differences.append(Difference(n, "logit", expected_logits[n], None, tolerance))
+            fresh[n] = "unusable: file not found"
+    for rows in score_images([(folder / n, -1) for n in present], {name: scorer}, spec, device=device):
+        for row in rows:
+            file_name, expected = present[row.index], expected_logits[present[row.index]]
+            logit = row.values.get(name)
+            if logit is None:
+                differences.append(Difference(file_name, "logit", expected, None, tolerance))
+                fresh[file_name] = f"unusable: {row.reasons.get(name)}"
+                continue
+            fresh[file_name] = float(logit)
+            if expected is not None and not _close(expected, float(logit), tolerance):
+                differences.append(Difference(file_name, "logit", expected, float(logit), tolerance))
+    fresh = {n: fresh[n] for n in names}  # in the baseline's order, for --update
     status = "regression" if differences else "ok"
     compared = sum(v is not None for v in expected_logits.values())
     return CheckOutcome(path, status, differences=differences, compared=compared, fresh=fresh)

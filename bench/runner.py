@@ -1,14 +1,18 @@
-"""The evaluation loop: suites x generators x detectors -> cached per-image scores -> run folders.
+"""Scores of detectors on suites, cached per unit of work, and the run folders made from them.
 
-Each image is decoded once for all detectors that share a preprocessing (resize, even crop); scores
-stream to the cache in parts, so memory stays flat and a killed run resumes where it stopped.
+The scoring itself is `bench.scoring.score_images` (the one loop); this module decides what needs
+scoring (a unit of work is one detector x weights x generator x protocol x perturbation x file list, keyed
+in the cache), streams the rows into the cache's part files, so memory stays flat and a killed run resumes
+where it stopped, and assembles `results/runs/<run-id>/` from the scores. `bench.api.evaluate` is the
+entry point.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,11 +23,15 @@ import torch
 from tqdm import tqdm
 
 import bench
-from bench.data import DecodeSpec, ImageDataset, collate_by_size
-from bench.inference import autocast_context, prepare_scorer
+from bench import settings
+from bench.config import EvalConfig
+from bench.data import DecodeSpec
+from bench.inference import prepare_scorer
 from bench.metrics import compute_metrics, mean_metrics, probability
 from bench.protocol import protocol_name
 from bench.provenance import git_commit
+from bench.results import SCHEMA_VERSION
+from bench.scoring import Scorer, score_images
 from bench.store import (
     SCORE_COLUMNS,
     ResultsStore,
@@ -36,22 +44,7 @@ from bench.store import (
 from bench.suites import PAPER_SUITES, GeneratorFiles, ResolvedSuite, discover
 from detectors import LoadedDetector
 
-PART_EVERY_IMAGES = int(os.environ.get("BENCH_PART_EVERY", "512"))
-"""Flush a generator's scores to a part file this often (images): a kill loses at most this much work."""
-
-
-@dataclass
-class RunOptions:
-    device: torch.device
-    batch_size: int = 64
-    workers: int = 2
-    limit: int | None = None
-    fresh: bool = False
-    load_truncated: bool = False
-    compile: bool = False
-    amp: str | None = None
-    progress: bool = True
-    perturbation: str | None = None
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,11 +58,15 @@ class WorkUnit:
 
 @dataclass
 class DetectorRun:
-    """One detector's share of a `bench run`: which work units it needs and where its scores are."""
+    """One detector's share of an evaluation: which work units it needs and where its scores are."""
 
     loaded: LoadedDetector
     key_fields: dict[tuple[str, str], dict] = field(default_factory=dict)
     frames: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.loaded.detector.name
 
 
 def build_units(suites: list[ResolvedSuite], limit: int | None) -> list[WorkUnit]:
@@ -78,10 +75,11 @@ def build_units(suites: list[ResolvedSuite], limit: int | None) -> list[WorkUnit
         generators = discover(resolved.root, resolved.suite)
         extra = [g.name for g in generators if g.extra]
         if extra and resolved.suite.name in PAPER_SUITES:
-            # e.g. CNNDetection's test download has crn, imle, san, ... beside the paper's 8 columns; the
-            # paper's test.py scores only its columns, and so does the harness, or the means would differ
-            print(f"note: {resolved.suite.name}: not scoring {', '.join(extra)} (not columns of the paper's table)",
-                  file=sys.stderr)
+            # e.g. CNNDetection's test download has crn, imle, san, ... beside the paper's 8 columns. The
+            # official test.py would score every folder it finds; the harness scores only the paper's
+            # columns, because those are what the paper's means are taken over
+            log.info("note: %s: not scoring %s (not columns of the paper's table)",
+                     resolved.suite.name, ", ".join(extra))
             generators = [g for g in generators if not g.extra]
         for generator in generators:
             real, fake = generator.real, generator.fake
@@ -114,108 +112,110 @@ def model_fingerprint(loaded: LoadedDetector) -> str:
     return digest
 
 
-def unit_key_fields(unit: WorkUnit, loaded: LoadedDetector, options: RunOptions) -> dict:
+def unit_key_fields(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig, spec: DecodeSpec) -> dict:
+    """Everything that decides a unit's scores; its hash names the cache entry."""
     return {
         "detector": loaded.detector.name,
         "weights_sha256": loaded.weights.sha256,
         "model": model_fingerprint(loaded),
         "suite": unit.suite.suite.name,
         "generator": unit.generator.name,
-        "protocol": protocol_name(unit.suite.suite.resize),
-        "even_crop": loaded.detector.preprocessing.even_crop,
-        "perturbation": options.perturbation,
-        "truncated_images": "load" if options.load_truncated else "skip",
+        "protocol": protocol_name(spec.resize),
+        "decode": dataclasses.asdict(spec),
+        "normalize": {"mean": list(loaded.preprocessing.mean), "std": list(loaded.preprocessing.std)},
+        "perturbation": config.perturbation,
+        "truncated_images": config.truncated,
         "files": unit.fingerprint,
     }
 
 
-def evaluate(
-    detector_runs: list[DetectorRun], suites: list[ResolvedSuite], store: ResultsStore, options: RunOptions
+def decode_spec(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig) -> DecodeSpec:
+    """How this detector's images of this unit are decoded: the suite's protocol (or the detector's own,
+    with `--protocol own`) joined with the detector's preprocessing."""
+    return DecodeSpec.for_detector(
+        unit.suite.suite.resize, loaded.preprocessing, own_protocol=config.protocol == "own",
+        load_truncated=config.load_truncated,
+    )
+
+
+def score_suites(
+    detector_runs: list[DetectorRun], suites: list[ResolvedSuite], store: ResultsStore, config: EvalConfig
 ) -> None:
-    """Fill every DetectorRun's frames with the scores of every (suite, generator)."""
-    units = build_units(suites, options.limit)
-    scorers = {}
+    """Fill every DetectorRun's frames with the scores of every (suite, generator), from the cache where
+    its key matches, else through the one scoring loop (bench.scoring)."""
+    units = build_units(suites, config.limit)
+    scorers: dict[str, Scorer] = {}
     for unit in units:
         uid = (unit.suite.suite.name, unit.generator.name)
-        # detectors sharing a preprocessing decode each image once
-        pending: dict[tuple[int | None, bool], list[DetectorRun]] = {}
+        # detectors whose decode specs are equal decode each image once
+        pending: dict[DecodeSpec, list[DetectorRun]] = {}
         for run in detector_runs:
-            fields = unit_key_fields(unit, run.loaded, options)
+            spec = decode_spec(unit, run.loaded, config)
+            fields = unit_key_fields(unit, run.loaded, config, spec)
             run.key_fields[uid] = fields
             entry = store.cache_entry(work_key(fields))
-            if entry.is_complete() and not options.fresh:
+            if entry.is_complete() and not config.fresh:
                 run.frames[uid] = entry.read()
                 continue
-            group = (unit.suite.suite.resize, run.loaded.detector.preprocessing.even_crop)
-            pending.setdefault(group, []).append(run)
-        for (resize, even_crop), runs in pending.items():
+            pending.setdefault(spec, []).append(run)
+        for spec, runs in pending.items():
             for run in runs:
-                if run.loaded.detector.name not in scorers:
-                    scorers[run.loaded.detector.name] = prepare_scorer(
-                        run.loaded.model, run.loaded.detector.preprocessing, options.device, compile=options.compile
+                if run.name not in scorers:
+                    scorers[run.name] = prepare_scorer(
+                        run.loaded.model, run.loaded.preprocessing, config.device, compile=config.compile
                     )
-            frames = score_unit(unit, runs, scorers, resize, even_crop, store, options)
+            frames = score_unit(unit, runs, {run.name: scorers[run.name] for run in runs}, spec, store, config)
             for run in runs:
-                run.frames[uid] = frames[run.loaded.detector.name]
+                run.frames[uid] = frames[run.name]
 
 
 def score_unit(
-    unit: WorkUnit, runs: list[DetectorRun], scorers: dict, resize: int | None, even_crop: bool,
-    store: ResultsStore, options: RunOptions,
+    unit: WorkUnit, runs: list[DetectorRun], scorers: dict[str, Scorer], spec: DecodeSpec,
+    store: ResultsStore, config: EvalConfig,
 ) -> dict[str, pd.DataFrame]:
+    """Score one generator for detectors sharing a decode spec; rows stream to the cache's part files, so
+    a killed run resumes where it stopped."""
     uid = (unit.suite.suite.name, unit.generator.name)
     entries = {}
     done: dict[str, pd.DataFrame] = {}
     for run in runs:
         entry = store.cache_entry(work_key(run.key_fields[uid]))
-        if options.fresh:
+        if config.fresh:
             for part in entry.parts():
                 part.unlink()
             entry.final_path.unlink(missing_ok=True)
         entry.ensure(run.key_fields[uid])
-        entries[run.loaded.detector.name] = entry
-        done[run.loaded.detector.name] = entry.read_partial()
+        entries[run.name] = entry
+        done[run.name] = entry.read_partial()
     # images every detector of this group has already scored in an interrupted run are not decoded again
     finished_paths = set.intersection(*(set(frame["path"]) for frame in done.values()))
     todo = [i for i, rel in enumerate(unit.relative) if rel not in finished_paths]
     buffers: dict[str, list[dict]] = {name: [] for name in entries}
     suite_name, generator = uid
     if todo:
-        dataset = ImageDataset(
-            [unit.items[i] for i in todo],
-            DecodeSpec(resize=resize, even_crop=even_crop, load_truncated=options.load_truncated),
-        )
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=options.batch_size, num_workers=options.workers, collate_fn=collate_by_size,
-            pin_memory=options.device.type == "cuda", persistent_workers=False,
-        )
-        names = ", ".join(run.loaded.detector.name for run in runs)
+        names = ", ".join(run.name for run in runs)
         bar = tqdm(
             total=len(unit.relative), initial=len(unit.relative) - len(todo), unit="img", leave=False,
-            desc=f"{names} | {suite_name}/{generator}", disable=not options.progress or None, file=sys.stderr,
+            desc=f"{names} | {suite_name}/{generator}", disable=not config.progress or None, file=sys.stderr,
         )
         since_flush = 0
-        with torch.inference_mode(), autocast_context(options.device, options.amp):
-            for batch in loader:
-                for local_index, reason in batch.failed:
-                    i = todo[local_index]
-                    for name in entries:
-                        buffers[name].append(_row(suite_name, generator, unit, i, math.nan, reason))
-                for local_indices, pixels in batch.groups:
-                    pixels = pixels.to(options.device, non_blocking=True)
-                    for run in runs:
-                        name = run.loaded.detector.name
-                        logits, reason = score_group(scorers[name], pixels)
-                        for local_index, logit in zip(local_indices, logits):
-                            buffers[name].append(_row(suite_name, generator, unit, todo[local_index], logit, reason))
-                n = sum(len(g[0]) for g in batch.groups) + len(batch.failed)
-                bar.update(n)
-                since_flush += n
-                if since_flush >= PART_EVERY_IMAGES:
-                    for name, entry in entries.items():
-                        entry.append_part(pd.DataFrame(buffers[name]))
-                        buffers[name] = []
-                    since_flush = 0
+        part_every = settings.part_every()
+        batches = score_images(
+            [unit.items[i] for i in todo], scorers, spec, device=config.device, batch_size=config.batch_size,
+            workers=config.worker_count, amp=config.amp, progress=bar.update,
+            keys=[unit.relative[i] for i in todo],
+        )
+        for rows in batches:
+            for row in rows:
+                i = todo[row.index]
+                for name in entries:
+                    buffers[name].append(_row(suite_name, generator, unit, i, row.values.get(name), row.reasons.get(name)))
+            since_flush += len(rows)
+            if since_flush >= part_every:
+                for name, entry in entries.items():
+                    entry.append_part(pd.DataFrame(buffers[name]))
+                    buffers[name] = []
+                since_flush = 0
         bar.close()
     frames = {}
     for name, entry in entries.items():
@@ -232,17 +232,8 @@ def score_unit(
     return frames
 
 
-def score_group(scorer, pixels: torch.Tensor) -> tuple[list[float], str | None]:
-    """Logits of a same-size group, or NaNs and the reason when the model cannot take that size
-    (e.g. a native-size image too small for Top-K pooling): those images are skipped, not fatal."""
-    try:
-        return scorer(pixels).float().cpu().tolist(), None
-    except ValueError as error:
-        h, w = pixels.shape[-2:]
-        return [math.nan] * len(pixels), f"cannot be scored at {w}x{h}: {error}"
-
-
-def _row(suite: str, generator: str, unit: WorkUnit, index: int, logit: float, reason: str | None) -> dict:
+def _row(suite: str, generator: str, unit: WorkUnit, index: int, logit: float | None, reason: str | None) -> dict:
+    logit = math.nan if logit is None else float(logit)
     return {
         "suite": suite, "generator": generator, "path": unit.relative[index], "label": unit.items[index][1],
         "logit": logit, "prob": probability(logit), "reason": reason,
@@ -260,7 +251,7 @@ def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: d
             per_generator[generator] = compute_metrics(rows["label"].to_numpy(), rows["prob"].to_numpy())
         every_generator.extend(per_generator.values())
         suites[suite] = {"generators": per_generator, "mean": mean_metrics(list(per_generator.values()))}
-    return {"suites": suites, "mean": mean_metrics(every_generator)}
+    return {"schema_version": SCHEMA_VERSION, "suites": suites, "mean": mean_metrics(every_generator)}
 
 
 def collect_scores(run: DetectorRun, suite_names: list[str]) -> pd.DataFrame:
@@ -279,44 +270,67 @@ def metrics_for_run(run: DetectorRun, suites: list[ResolvedSuite], scores: pd.Da
     return metrics_for(scores[scores["reason"].isna()], suite_names, generator_order)
 
 
+def _per_suite(run: DetectorRun, suite_names: list[str], key: str) -> dict:
+    """A key field as it was for each suite's units (the same for every generator of a suite)."""
+    found = {}
+    for (suite, _), fields in run.key_fields.items():
+        if suite in suite_names:
+            found.setdefault(suite, fields[key])
+    return found
+
+
+def run_info(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, data_root: Path,
+             started_at: str, note: str | None) -> dict:
+    """run.json: what was evaluated, how, with what, where."""
+    loaded = run.loaded
+    suite_names = [s.suite.name for s in suites]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "running",
+        "detector": loaded.detector.name,
+        "display_name": loaded.detector.display_name,
+        "reported_method": loaded.detector.reported_method,
+        "weights": {"name": loaded.weights.name, "sha256": loaded.weights.sha256, "path": str(loaded.weights.path)},
+        "suites": suite_names,
+        "suite_roots": {s.suite.name: str(s.root) for s in suites},
+        "data_root": str(data_root),
+        "protocol_choice": config.protocol,
+        "protocol": _per_suite(run, suite_names, "protocol"),
+        "decode": _per_suite(run, suite_names, "decode"),
+        "preprocessing": dataclasses.asdict(loaded.preprocessing),
+        "even_crop": loaded.preprocessing.even_crop,
+        "perturbation": config.perturbation,
+        "truncated_images": config.truncated,
+        "limit_per_class": config.limit,
+        "package_version": bench.__version__,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "device": str(config.device),
+        "amp": config.amp,
+        "started_at": started_at,
+        "finished_at": None,
+        "note": note,
+    }
+
+
 def write_run(
-    run: DetectorRun, suites: list[ResolvedSuite], store: ResultsStore, options: RunOptions,
+    run: DetectorRun, suites: list[ResolvedSuite], store: ResultsStore, config: EvalConfig,
     data_root: Path, started_at: str, note: str | None = None,
-) -> tuple[Path, dict]:
-    """Assemble the run folder of one detector from its (cached or fresh) scores."""
+) -> tuple[Path, dict, pd.DataFrame, dict]:
+    """Assemble the run folder of one detector from its (cached or fresh) scores.
+    Returns (folder, metrics, scored rows, run.json content)."""
     loaded = run.loaded
     suite_names = [s.suite.name for s in suites]
     run_id = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{loaded.detector.name}-{'+'.join(suite_names)}"
     if len(run_id) > 120:
         run_id = run_id[:120]
     folder = store.new_run_dir(run_id)
-    info = {
-        "run_id": folder.name,
-        "status": "running",
-        "detector": loaded.detector.name,
-        "display_name": loaded.detector.display_name,
-        "weights": {"name": loaded.weights.name, "sha256": loaded.weights.sha256, "path": str(loaded.weights.path)},
-        "suites": suite_names,
-        "suite_roots": {s.suite.name: str(s.root) for s in suites},
-        "data_root": str(data_root),
-        "protocol": {s.suite.name: protocol_name(s.suite.resize) for s in suites},
-        "even_crop": loaded.detector.preprocessing.even_crop,
-        "perturbation": options.perturbation,
-        "truncated_images": "load" if options.load_truncated else "skip",
-        "limit_per_class": options.limit,
-        "package_version": bench.__version__,
-        "git_commit": git_commit(),
-        "torch_version": torch.__version__,
-        "device": str(options.device),
-        "started_at": started_at,
-        "finished_at": None,
-        "note": note,
-    }
+    info = {"run_id": folder.name, **run_info(run, suites, config, data_root, started_at, note)}
     atomic_write_json(folder / "run.json", info)
     scores = collect_scores(run, suite_names)
     skipped = scores[scores["reason"].notna()]
-    scored = scores[scores["reason"].isna()]
-    atomic_write_parquet(folder / "scores.parquet", scored[SCORE_COLUMNS].reset_index(drop=True))
+    scored = scores[scores["reason"].isna()][SCORE_COLUMNS].reset_index(drop=True)
+    atomic_write_parquet(folder / "scores.parquet", scored)
     atomic_write_csv(folder / "skipped.csv", skipped[["path", "reason"]].assign(
         path=skipped["suite"] + "/" + skipped["path"]).reset_index(drop=True))
     metrics = metrics_for_run(run, suites, scores)
@@ -329,9 +343,4 @@ def write_run(
         work_keys={f"{k[0]}/{k[1]}": work_key(v) for k, v in run.key_fields.items()},
     )
     atomic_write_json(folder / "run.json", info)
-    return folder, metrics
-
-
-def default_workers() -> int:
-    return min(4, os.cpu_count() or 1)
-
+    return folder, metrics, scored, info

@@ -29,7 +29,9 @@ SKIP_COLUMNS = ["path", "reason"]
 
 
 def default_results_root() -> Path:
-    return Path(os.environ.get("BENCH_RESULTS") or "results")
+    from bench import settings
+
+    return settings.results_root()
 
 
 def _default_mode() -> int:
@@ -170,15 +172,8 @@ class ResultsStore:
         folder.mkdir(parents=True)
         return folder
 
-    def finished_runs(self) -> list[tuple[Path, dict]]:
-        """(folder, run.json) of every finished run, oldest first."""
-        runs = []
-        for run_json in sorted(self.runs_dir.glob("*/run.json")):
-            try:
-                info = json.loads(run_json.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue  # a foreign or damaged file is not a finished run
-            if info.get("status") == "finished":
-                runs.append((run_json.parent, info))
-        runs.sort(key=lambda item: item[1].get("finished_at") or "")
-        return runs
+    def finished_runs(self):
+        """Every finished run folder under this root, oldest first (see bench.results)."""
+        from bench.results import finished_runs
+
+        return finished_runs(self.root)

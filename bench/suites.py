@@ -152,7 +152,9 @@ GROUPS: dict[str, list[str]] = {
 
 def default_data_root() -> Path:
     """`$BENCH_DATA`, else `./datasets` in the current directory."""
-    return Path(os.environ.get("BENCH_DATA") or "datasets").expanduser().absolute()
+    from bench import settings
+
+    return settings.data_root()
 
 
 def _by_name() -> dict[str, Suite]:

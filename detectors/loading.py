@@ -8,7 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from bench.errors import BenchError
-from detectors.base import Detector
+from detectors.base import Detector, Preprocessing
 from detectors.checkpoints import load_state_dict_strict, read_state_dict
 from detectors.registry import get_detector
 from detectors.weights import all_weights, get_weights_entry, local_path, require_local, sha256_of, verify
@@ -20,6 +20,9 @@ class ResolvedWeights:
     """``family:tag`` for named weights, None for a file given by path."""
     path: Path
     sha256: str
+    preprocessing: Preprocessing | None = None
+    """The weights' own preprocessing when it differs from the detector's (e.g. a checkpoint trained
+    with other normalisation statistics); None: the detector's."""
 
     @property
     def label(self) -> str:
@@ -35,6 +38,12 @@ class LoadedDetector:
     """Set by the runner: a hash of the model's outputs on a fixed probe (see bench.runner)."""
     backbone: ResolvedWeights | None = None
     """The frozen backbone's file, for detectors that load one apart from their checkpoint (UnivFD)."""
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """What scoring, training, explanations and profiling feed this model: the weights' own
+        preprocessing where the weights entry declares one, else the detector's."""
+        return self.weights.preprocessing or self.detector.preprocessing
 
 
 def weights_name_for(detector: Detector, spec: str) -> str:
@@ -55,8 +64,9 @@ def resolve_weights(detector: Detector, spec: str | None) -> ResolvedWeights:
     if as_path.is_file():
         sha256 = sha256_of(as_path)
         # a local copy of a registered file keeps its name, so results stay comparable across machines
-        known = next((e.name for e in all_weights() if e.sha256 == sha256), None)
-        return ResolvedWeights(name=known, path=as_path.resolve(), sha256=sha256)
+        known = next((e for e in all_weights() if e.sha256 == sha256), None)
+        return ResolvedWeights(name=known.name if known else None, path=as_path.resolve(), sha256=sha256,
+                               preprocessing=known.preprocessing if known else None)
     if ("/" in spec or spec.endswith((".pth", ".pt", ".ckpt"))) and ":" not in spec:
         raise BenchError(f"weights file {spec} does not exist")
     name = weights_name_for(detector, spec)
@@ -77,7 +87,7 @@ def resolve_weights(detector: Detector, spec: str | None) -> ResolvedWeights:
             f"(downloads {entry.url}), or put {entry.filename} in a folder and set BENCH_WEIGHTS_DIR to it"
             + (f" ({entry.note})." if entry.note else ".")
         )
-    return ResolvedWeights(name=entry.name, path=path, sha256=verify(entry, path))
+    return ResolvedWeights(name=entry.name, path=path, sha256=verify(entry, path), preprocessing=entry.preprocessing)
 
 
 def _no_weights_message(detector: Detector, tag: str | None = None) -> str:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -23,7 +23,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from bench import settings
 from bench.errors import BenchError, UnknownNameError
+from detectors.base import Preprocessing
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class WeightsEntry:
     source: str
     bundled: bool = False
     note: str = ""
+    preprocessing: Preprocessing | None = None
+    """Set when these weights expect other preprocessing than their detector's default."""
 
     @property
     def name(self) -> str:
@@ -164,7 +170,7 @@ def get_weights_entry(name: str) -> WeightsEntry:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("BENCH_CACHE") or Path.home() / ".cache" / "lfm-bench") / "weights"
+    return settings.cache_root() / "weights"
 
 
 def sha256_of(path: str | Path) -> str:
@@ -184,8 +190,8 @@ def local_path(entry: WeightsEntry) -> Path | None:
     if entry.bundled:
         path = _bundled_path(entry)
         return path if path.is_file() else None
-    weights_dir = os.environ.get("BENCH_WEIGHTS_DIR")
-    candidates = [Path(weights_dir) / entry.filename] if weights_dir else []
+    weights_dir = settings.weights_dir()
+    candidates = [weights_dir / entry.filename] if weights_dir else []
     candidates.append(cache_dir() / entry.filename)
     return next((p for p in candidates if p.is_file()), None)
 
@@ -252,10 +258,7 @@ def fetch(entry: WeightsEntry, *, progress: bool = True, timeout: float = 60.0) 
         Path(temp_name).unlink(missing_ok=True)
     if not entry.sha256:
         target.with_name(target.name + ".sha256").write_text(seen + "\n")
-        print(
-            f"note: {entry.name} has no pinned sha256 yet; recorded the hash seen, {seen}, in {target}.sha256",
-            file=sys.stderr,
-        )
+        log.warning("%s has no pinned sha256 yet; recorded the hash seen, %s, in %s.sha256", entry.name, seen, target)
     return target
 
 

@@ -34,6 +34,16 @@ def official_lfm_path(shared_dir) -> Path:
     return OFFICIAL_LFM
 
 
+@pytest.fixture(scope="session")
+def demo_data_root(tmp_path_factory) -> Path:
+    """A data root holding the default demo suites, built once per test session."""
+    from bench.demo import ensure_demo_data
+
+    root = tmp_path_factory.mktemp("demo-data-root")
+    ensure_demo_data(root, quiet=True)
+    return root
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Never touch the user's weights cache or results from tests."""

@@ -27,8 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.check import baseline_files, load_baseline, render_differences, run_baseline, updated_baseline
-    from bench.inference import pick_device
-    from bench.runner import RunOptions, default_workers
+    from bench.config import EvalConfig
     from bench.store import ResultsStore, atomic_write_json
     from bench.suites import default_data_root
 
@@ -36,10 +35,8 @@ def run(args: argparse.Namespace) -> int:
         raise BenchError("--tolerance must be >= 0 (points)")
     store = ResultsStore(args.output)
     data_root = Path(args.data_root) if args.data_root else default_data_root()
-    options = RunOptions(
-        device=pick_device(args.device), workers=default_workers() if args.workers is None else args.workers,
-        fresh=args.fresh, progress=True,
-    )
+    options = EvalConfig(output=args.output, device=args.device, workers=args.workers, fresh=args.fresh,
+                         write_run=False)
     outcomes = []
     for path in baseline_files(args.baseline, store.root):
         baseline = load_baseline(path)

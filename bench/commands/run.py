@@ -11,13 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from pathlib import Path
 
-from bench.errors import BenchError
-
-README_DATA_SECTION = "README.md, section 'Getting the paper's data'"
-DEMO_FOR_GROUP = {"all": "demo", "gan": "demo-gan", "diffusion": "demo-diffusion"}
+from bench.config import AMP_CHOICES, PROTOCOL_CHOICES, TRUNCATED_CHOICES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,103 +26,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: min(4, CPUs))")
     parser.add_argument("--limit", type=int, default=None, help="at most N real and N fake images per generator")
     parser.add_argument("--fresh", action="store_true", help="recompute instead of reusing stored scores")
-    parser.add_argument("--truncated", choices=["skip", "load"], default="skip",
+    parser.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="paper",
+                        help="paper: every detector under the paper's protocol (default); own: each detector's own")
+    parser.add_argument("--truncated", choices=TRUNCATED_CHOICES, default="skip",
                         help="truncated image files: skip them (default) or load them as the official code does")
-    parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off", help="CUDA autocast (default off)")
+    parser.add_argument("--amp", choices=AMP_CHOICES, default="off", help="CUDA autocast (default off)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long runs)")
     parser.add_argument("--json", action="store_true", help="print the metrics only, as JSON")
 
 
-def run(args: argparse.Namespace) -> int:
-    from bench.inference import pick_device
-    from bench.provenance import now_iso
-    from bench.runner import DetectorRun, RunOptions, default_workers, evaluate, write_run
-    from bench.store import ResultsStore
-    from bench.suites import default_data_root
-    from detectors import get_detectors, load_detector
+def config_from_args(args: argparse.Namespace):
+    from bench.config import EvalConfig
 
-    if args.batch_size < 1 or (args.workers is not None and args.workers < 0) or (args.limit is not None and args.limit < 1):
-        raise BenchError("--batch-size and --limit must be at least 1, --workers at least 0")
-    data_root = Path(args.data_root) if args.data_root else default_data_root()
-    detectors = get_detectors(args.detector)
-    say = (lambda text: print(text, file=sys.stderr)) if args.json else print
-
-    suites, demo_note = choose_suites(args.suite, data_root)
-    demo = all(r.suite.demo for r in suites)
-    if demo and demo_note is None:
-        from bench.demo import DEMO_NOTE
-
-        demo_note = f"{' and '.join(r.suite.name for r in suites)}: {DEMO_NOTE}."
-    if demo_note:
-        say(demo_note)
-    # demo suites get the demo weights by default, paper suites each detector's official ones
-    weights_spec = args.weights or ("demo" if demo else None)
-    loaded = [load_detector(d, weights_spec) for d in detectors]  # all weights checked before any work
-
-    options = RunOptions(
-        device=pick_device(args.device), batch_size=args.batch_size,
-        workers=default_workers() if args.workers is None else args.workers,
-        limit=args.limit, fresh=args.fresh, load_truncated=args.truncated == "load",
-        compile=args.compile, amp=args.amp, progress=True,
+    return EvalConfig(
+        data_root=args.data_root, weights=args.weights, output=args.output, device=args.device,
+        batch_size=args.batch_size, workers=args.workers, limit=args.limit, fresh=args.fresh,
+        truncated=args.truncated, amp=args.amp, compile=args.compile, protocol=args.protocol,
+        progress=not getattr(args, "quiet", False),
     )
-    store = ResultsStore(args.output)
-    started_at, started = now_iso(), time.perf_counter()
-    runs = [DetectorRun(item) for item in loaded]
-    evaluate(runs, suites, store, options)
-    outputs = {}
-    for item in runs:
-        folder, metrics = write_run(item, suites, store, options, data_root, started_at, note=demo_note)
-        outputs[item.loaded.detector.name] = (folder, metrics)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench import api
+
+    config = config_from_args(args)
+    selection = api.select_suites(args.suite, config.data_root)
+    if selection.note:
+        print(selection.note, file=sys.stderr if args.json else sys.stdout, flush=True)
+    result = api.evaluate(args.detector, selection, config=config)
     if args.json:
         from bench.store import json_safe
 
-        print(json.dumps(json_safe({name: metrics for name, (_, metrics) in outputs.items()}), indent=1))
+        print(json.dumps(json_safe({name: r.metrics for name, r in result.runs.items()}), indent=1))
         return 0
-    for item in runs:
-        folder, metrics = outputs[item.loaded.detector.name]
-        print(render_metrics(item.loaded, metrics, demo=demo))
-        print(f"run folder: {folder}\n")
-    print(f"done in {time.perf_counter() - started:.1f}s on {options.device}")
+    for item in result.runs.values():
+        print(render_metrics(item, item.metrics, demo=result.demo))
+        print(f"run folder: {item.folder}\n")
+    print(f"done in {result.seconds:.1f}s on {result.device}")
     return 0
 
 
-def choose_suites(spec: str, data_root: Path):
-    """Resolve --suite. A group with none of its suites present falls back to the demo suites."""
-    from bench.suites import GROUPS, resolve_suites_building_demo
-
-    resolved = resolve_suites_building_demo(spec, data_root)
-    present = [r for r in resolved if r.exists]
-    missing = [r for r in resolved if not r.exists]
-    explicit = {part.strip() for part in spec.split(",")} - set(GROUPS)
-    if spec in DEMO_FOR_GROUP and not present:
-        from bench.demo import DEMO_NOTE
-
-        demo = resolve_suites_building_demo(DEMO_FOR_GROUP[spec], data_root)
-        note = (
-            f"No paper suite found under {data_root.resolve()}: running the demo suites "
-            f"{' and '.join(r.suite.name for r in demo)} with the bundled demo weights instead. "
-            f"They are {DEMO_NOTE}. To run the paper's suites, see {README_DATA_SECTION}."
-        )
-        return demo, note
-    for r in missing:
-        named = r.suite.name in explicit or any(alias in explicit for alias in r.suite.aliases)
-        message = f"suite {r.suite.name} not found at {r.root} (published at {r.suite.source})"
-        if named:
-            raise BenchError(f"{message}. Download it there or pass --data-root; see {README_DATA_SECTION}.")
-        print(f"skipping {message}", file=sys.stderr)
-    if not present:
-        raise BenchError(f"none of the suites in {spec!r} is under {data_root}; see {README_DATA_SECTION}")
-    return present, None
-
-
-def render_metrics(loaded, metrics: dict, demo: bool) -> str:
+def render_metrics(result, metrics: dict, demo: bool) -> str:
+    """A detector's metrics as text tables, one per suite (generators, then the suite's mean)."""
     from bench.textable import format_table
 
     def pct(value) -> str:
         return "-" if value is None or value != value else f"{100 * value:.1f}"
 
     lines = [
-        f"## {loaded.detector.display_name} | weights {loaded.weights.label} (sha256 {loaded.weights.sha256[:12]})"
+        f"## {result.display_name} | weights {result.weights} (sha256 {result.weights_sha256[:12]})"
         + ("  [synthetic demo data]" if demo else "")
     ]
     header = ["generator", "ACC", "AP", "real ACC", "fake ACC", "AUC", "EER", "oracle ACC", "n real", "n fake"]

@@ -21,6 +21,7 @@ import contextlib
 import csv
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -34,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError, UnknownNameError
+
+log = logging.getLogger(__name__)
 
 DEMO_NOTE = "synthetic demo data (bench.demo; not a paper benchmark)"
 FORMAT = 1
@@ -152,15 +155,12 @@ def ensure_demo_data(
         try:
             started = time.perf_counter()
             if not quiet:
-                print(
-                    f"bench: building the {DEMO_NOTE} under {root} (first use; a few seconds)",
-                    file=sys.stderr,
-                )
+                log.info("bench: building the %s under %s (first use; a few seconds)", DEMO_NOTE, root)
             n_images = _build(staging, digest, counts, quiet)
             _swap_into_place(staging, root)
             if not quiet:
                 seconds = time.perf_counter() - started
-                print(f"bench: built {n_images} demo images in {seconds:.1f} s", file=sys.stderr)
+                log.info("bench: built %d demo images in %.1f s", n_images, seconds)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return root

@@ -9,13 +9,16 @@ tables are on clean images. FLOPs and Params come from `bench profile` (`profile
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.results import finished_runs
+
 
 def default_results_root() -> Path:
-    return Path(os.environ.get("BENCH_RESULTS") or "results")
+    from bench import settings
+
+    return settings.results_root()
 
 
 @dataclass(frozen=True)
@@ -84,22 +87,6 @@ def _read_json(path: Path) -> dict | None:
     return payload if isinstance(payload, dict) else None
 
 
-def finished_runs(root: Path) -> list[tuple[dict, dict]]:
-    """(run.json, metrics.json) of every finished run under `root/runs`, oldest first."""
-    runs = []
-    for run_json in sorted((root / "runs").glob("*/run.json")):
-        info = _read_json(run_json)
-        if info is None or info.get("status") != "finished":
-            continue
-        metrics = _read_json(run_json.parent / "metrics.json")
-        if metrics is None:
-            continue
-        info.setdefault("run_id", run_json.parent.name)
-        runs.append((info, metrics))
-    runs.sort(key=lambda pair: (pair[0].get("finished_at") or "", pair[0]["run_id"]))
-    return runs
-
-
 def _registered_reported_method(detector: str) -> str | None:
     from bench.errors import BenchError
     from detectors import get_detector
@@ -119,7 +106,8 @@ def reproduced_models(root: str | Path | None = None) -> list[ReproducedModel]:
     """The latest finished result per detector, weights and suite, grouped by (detector, weights)."""
     root = Path(root) if root is not None else default_results_root()
     models: dict[tuple[str, str], ReproducedModel] = {}
-    for info, metrics in finished_runs(root):
+    for run in finished_runs(root):
+        info, metrics = run.info, run.metrics
         if info.get("perturbation"):
             continue
         weights = info.get("weights") or {}

@@ -209,7 +209,9 @@ def resolve_config(config: TrainConfig, detector, device: torch.device, procs: P
     if config.init == "imagenet" and detector.imagenet_init is None:
         raise BenchError(f"detector {detector.name} has no ImageNet initialisation; drop --init imagenet "
                          "(it applies to timm: detectors and cnndetection)")
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", procs.world))
+    from bench import settings
+
+    local_world = settings.torchrun_layout()["local_world"] if procs.distributed else 1
     workers = config.workers
     if workers is None:
         workers = min(8, max(0, (os.cpu_count() or 1) // local_world - 1))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -29,12 +28,14 @@ class Processes:
 
 
 def start_processes(device_spec: str) -> tuple[Processes, torch.device]:
+    from bench import settings
     from bench.inference import pick_device
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    layout = settings.torchrun_layout()
+    world = layout["world"]
     if world <= 1:
         return Processes(), pick_device(device_spec)
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank = layout["rank"], layout["local_rank"]
     device = pick_device(device_spec)
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)

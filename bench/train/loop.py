@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import sys
@@ -36,36 +37,41 @@ from bench.train.state import (
 )
 from lfm import lfm_loss  # BCE-with-logits (+ aux_weight x the same on an auxiliary logit), any detector
 
+log = logging.getLogger(__name__)
+
 # -------------------------------------------------------------------------------------- validation
 
 
 def score_validation(run: Run) -> dict:
-    """ACC/AP (and the other bench metrics) of the model in eval mode on the val images, prepared as
-    `config.val_transform` says (the official validation loader by default), each process scoring its
-    share; unusable files are skipped and counted. Metrics as the official validate.py computes them
+    """ACC/AP (and the other bench metrics) of the model in eval mode on the val images under the val
+    split's test-time protocol, each process scoring its share through the one scoring loop
+    (bench.scoring), prepared as `config.val_transform` says (the official validation loader by
+    default); unusable files are skipped and counted. Metrics as the official validate.py computes them
     (float32 sigmoid)."""
-    from bench.data import ImageDataset, collate_by_size
-    from bench.inference import autocast_context
+    from bench.inference import prepare_scorer
     from bench.metrics import metrics_from_logits
+    from bench.scoring import score_images
 
     procs, device, val = run.procs, run.device, run.val
     indices = list(range(procs.rank, len(val.items), procs.world))
-    dataset = ImageDataset([val.items[i] for i in indices], validation_spec(run.config, val, run.detector.preprocessing))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=run.config.batch_size, num_workers=run.config.workers,
-                                         collate_fn=collate_by_size, pin_memory=device.type == "cuda")
+    run.model.eval()
+    # the plain model (no BatchNorm folding), so validation sees exactly what training built
+    scorer = prepare_scorer(run.model, run.detector.preprocessing, device, optimize=False)
+    spec = validation_spec(run.config, val, run.detector.preprocessing)
     scored: list[tuple[int, float]] = []
     skipped = 0
-    run.model.eval()
     bar = tqdm(total=len(indices), desc="validation", unit="img", leave=False, file=sys.stderr,
                disable=not (run.progress and procs.is_main) or None)
-    with torch.inference_mode(), autocast_context(device, run.config.amp):
-        for batch in loader:
-            skipped += len(batch.failed)
-            for local, pixels in batch.groups:
-                x = run.detector.preprocessing.normalize(pixels.to(device, non_blocking=True))
-                logits = run.model(x).float().cpu().tolist()
-                scored += [(indices[i], logit) for i, logit in zip(local, logits, strict=True)]
-            bar.update(sum(len(g[0]) for g in batch.groups) + len(batch.failed))
+    batches = score_images([val.items[i] for i in indices], {"model": scorer}, spec, device=device,
+                           batch_size=run.config.batch_size, workers=run.config.workers, amp=run.config.amp,
+                           progress=bar.update)
+    for rows in batches:
+        for row in rows:
+            logit = row.values["model"]
+            if logit is None:
+                skipped += 1
+            else:
+                scored.append((indices[row.index], float(logit)))
     bar.close()
     if procs.distributed:
         gathered: list = [None] * procs.world
@@ -289,8 +295,8 @@ def finish_epoch(run: Run, train_loss: float, metrics: dict, seconds: float) -> 
         }
         atomic_write_bytes(run.folder / "state.pt", _torch_bytes(state))
         flag = " (best)" if improved else ""
-        print(f"epoch {run.epoch}/{run.config.epochs}  lr {record['lr']:.3g}  loss {train_loss:.4f}  "
-              f"val acc {metrics['acc']:.4f} ap {metrics['ap']:.4f}{flag}  {seconds:.1f}s", file=sys.stderr)
+        log.info("epoch %d/%d  lr %.3g  loss %.4f  val acc %.4f ap %.4f%s  %.1fs", run.epoch, run.config.epochs,
+                 record["lr"], train_loss, metrics["acc"], metrics["ap"], flag, seconds)
     return record
 
 

@@ -1,0 +1,74 @@
+"""`EvalConfig`: every option of an evaluation, in one dataclass (the CLI's flags map onto its fields)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from bench.errors import BenchError
+
+PROTOCOL_CHOICES = ("paper", "own")
+TRUNCATED_CHOICES = ("skip", "load")
+AMP_CHOICES = ("off", "bf16", "fp16")
+
+
+def default_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How to evaluate. Defaults are the paper's protocol on this machine's best device."""
+
+    data_root: str | None = None
+    """Where the suites are (default: $BENCH_DATA or ./datasets)."""
+    weights: str | None = None
+    """A weights name, tag or file for every detector given by name (default: each detector's own;
+    `demo` on the demo suites)."""
+    output: str | None = None
+    """Results root (default: $BENCH_RESULTS or ./results)."""
+    device: str = "auto"
+    batch_size: int = 64
+    workers: int | None = None
+    """Decoding processes (default: min(4, CPUs))."""
+    limit: int | None = None
+    """At most this many real and this many fake images per generator (a sample, recorded as such)."""
+    fresh: bool = False
+    """Recompute instead of reusing stored scores."""
+    truncated: str = "skip"
+    """Truncated image files: `skip` them (default) or `load` them as the official code does."""
+    amp: str = "off"
+    """CUDA autocast: off, bf16 or fp16 (CPU always scores in float32)."""
+    compile: bool = False
+    perturbation: str | None = None
+    """A perturbation spec applied to every decoded image before the protocol (robustness)."""
+    protocol: str = "paper"
+    """`paper`: every detector under the paper's protocol; `own`: each detector's own paper's protocol."""
+    progress: bool = True
+    write_run: bool = True
+    """Write a run folder per detector (False: scores and metrics are returned only, e.g. for checks)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.batch_size < 1:
+            problems.append("--batch-size must be at least 1")
+        if self.workers is not None and self.workers < 0:
+            problems.append("--workers must be at least 0")
+        if self.limit is not None and self.limit < 1:
+            problems.append("--limit must be at least 1")
+        if self.truncated not in TRUNCATED_CHOICES:
+            problems.append(f"truncated must be one of {', '.join(TRUNCATED_CHOICES)}")
+        if self.amp not in AMP_CHOICES:
+            problems.append(f"amp must be one of {', '.join(AMP_CHOICES)}")
+        if self.protocol not in PROTOCOL_CHOICES:
+            problems.append(f"protocol must be one of {', '.join(PROTOCOL_CHOICES)}")
+        if problems:
+            raise BenchError("; ".join(problems))
+
+    @property
+    def load_truncated(self) -> bool:
+        return self.truncated == "load"
+
+    @property
+    def worker_count(self) -> int:
+        return default_workers() if self.workers is None else self.workers

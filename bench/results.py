@@ -1,0 +1,116 @@
+"""Finished run folders: the schema version they carry and the one reader of them.
+
+`run.json` and `metrics.json` carry `schema_version`. Version 1 is every folder written before the
+field existed (same layout); a folder from a newer version than this code knows is refused with a
+message to upgrade, rather than misread. Tables, reports, checks and the Python API all read runs here.
+
+Version history:
+- 1: run.json, metrics.json, scores.parquet, skipped.csv (no `schema_version` field).
+- 2: `schema_version` in run.json and metrics.json; run.json adds `protocol_choice`, `decode`,
+  `preprocessing`, `reported_method`, `amp`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import BenchError
+
+SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
+
+
+class NewerSchemaError(BenchError):
+    """A run folder written by a newer lfm-bench than this one."""
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise BenchError(f"{path} does not exist: not a finished run folder") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BenchError(f"cannot read {path}: {error}") from error
+    if not isinstance(payload, dict):
+        raise BenchError(f"{path} is not a JSON object")
+    return payload
+
+
+def check_version(payload: dict, path: Path) -> int:
+    version = payload.get("schema_version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise BenchError(f"{path}: schema_version {version!r} is not a positive whole number")
+    if version > SCHEMA_VERSION:
+        raise NewerSchemaError(
+            f"{path} was written with results schema {version}, newer than this lfm-bench understands "
+            f"({SCHEMA_VERSION}); upgrade lfm-bench (pip install -U lfm-bench) to read it"
+        )
+    return version
+
+
+@dataclass
+class FinishedRun:
+    """One finished run folder. `scores` and `skipped` are read when first used."""
+
+    folder: Path
+    info: dict
+    metrics: dict
+
+    @property
+    def run_id(self) -> str:
+        return self.info.get("run_id") or self.folder.name
+
+    @property
+    def detector(self) -> str:
+        return self.info["detector"]
+
+    @property
+    def finished_at(self) -> str:
+        return self.info.get("finished_at") or ""
+
+    @cached_property
+    def scores(self) -> pd.DataFrame:
+        return pd.read_parquet(self.folder / "scores.parquet")
+
+    @cached_property
+    def skipped(self) -> pd.DataFrame:
+        path = self.folder / "skipped.csv"
+        if not path.is_file() or path.stat().st_size == 0:
+            return pd.DataFrame(columns=["path", "reason"])
+        return pd.read_csv(path)
+
+
+def read_run(folder: str | Path) -> FinishedRun:
+    """A finished run folder, checked: BenchError when it is not one, or was written by a newer version."""
+    folder = Path(folder)
+    info = _read_json(folder / "run.json")
+    check_version(info, folder / "run.json")
+    if info.get("status") != "finished":
+        raise BenchError(f"{folder} is not a finished run (status {info.get('status')!r})")
+    if "detector" not in info:
+        raise BenchError(f"{folder / 'run.json'} names no detector")
+    metrics = _read_json(folder / "metrics.json")
+    check_version(metrics, folder / "metrics.json")
+    info.setdefault("run_id", folder.name)
+    return FinishedRun(folder, info, metrics)
+
+
+def finished_runs(root: str | Path) -> list[FinishedRun]:
+    """Every finished run under `root/runs`, oldest first. Unfinished or damaged folders are passed over
+    (a run in progress is not a result); a folder from a newer schema is refused."""
+    runs = []
+    for run_json in sorted(Path(root, "runs").glob("*/run.json")):
+        try:
+            runs.append(read_run(run_json.parent))
+        except NewerSchemaError:
+            raise
+        except BenchError as error:
+            log.debug("not a finished run: %s", error)
+    runs.sort(key=lambda run: (run.finished_at, run.run_id))
+    return runs

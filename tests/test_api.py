@@ -1,0 +1,168 @@
+"""The Python API (bench.api): the README's example runs, results are what an independent computation
+gives, the results schema is versioned, and the code keeps one scoring loop and one normalisation."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+from tests_support import write_suite
+
+from bench import api
+from bench.cli import main
+from bench.errors import BenchError
+from bench.results import SCHEMA_VERSION, NewerSchemaError, read_run
+from detectors import export_state_dict, get_detector
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def readme_python_example() -> str:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Python API", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "README.md's 'Python API' section has no python code block"
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_readme_python_example_is_short_and_runs(tmp_path, demo_data_root, monkeypatch, capsys):
+    code = readme_python_example()
+    lines = [line for line in code.splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert len(lines) <= 15, "the README promises evaluate, predict and load in under 15 lines"
+    (tmp_path / "datasets").symlink_to(demo_data_root)  # the example reads datasets/demo/... in the cwd
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BENCH_DATA", str(tmp_path / "datasets"))
+    monkeypatch.setenv("BENCH_RESULTS", str(tmp_path / "results"))
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "real" in out or "fake" in out  # the predictions were printed
+    assert list((tmp_path / "results" / "runs").glob("*/metrics.json"))
+
+
+@pytest.fixture
+def random_lfm():
+    """A randomly initialised LFM with non-trivial BatchNorm statistics (a fixed model, not a trained one)."""
+    torch.manual_seed(3)
+    detector = get_detector("lfm")
+    model = detector.build()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return detector, model
+
+
+def test_evaluate_a_loaded_model_gives_sklearn_metrics_and_the_cli_agrees(tmp_path, random_lfm, capsys):
+    detector, model = random_lfm
+    weights = tmp_path / "lfm.pth"
+    torch.save(export_state_dict(model, detector), weights)
+    suite = write_suite(tmp_path / "suite", {"gen": 6})
+    loaded = api.load_detector("lfm", str(weights))
+    result = api.evaluate([loaded], str(suite / "gen"), output=str(tmp_path / "results"), workers=0, batch_size=4)
+    run = result["lfm"]
+    scores = run.scores
+    assert len(scores) == 12 and run.skipped.empty
+    # independent: sklearn on the returned scores, and the official float32 sigmoid of the plain model
+    expected_ap = average_precision_score(scores["label"], scores["prob"])
+    assert math.isclose(run.metrics["mean"]["ap"], expected_ap, abs_tol=1e-12)
+    acc = float(((scores["prob"] > 0.5) == (scores["label"] == 1)).mean())
+    assert math.isclose(run.metrics["mean"]["acc"], acc)
+    assert run.folder is not None and read_run(run.folder).metrics == json.loads((run.folder / "metrics.json").read_text())
+    # the CLI is a thin layer over the same call: same numbers
+    assert main(["run", "--detector", "lfm", "--suite", str(suite / "gen"), "--weights", str(weights),
+                 "--output", str(tmp_path / "results"), "--workers", "0", "--json"]) == 0
+    cli_metrics = json.loads(capsys.readouterr().out)["lfm"]
+    assert cli_metrics["mean"]["ap"] == pytest.approx(expected_ap, abs=1e-12)
+
+
+def test_evaluate_without_a_run_folder_and_unknown_options(tmp_path, random_lfm):
+    detector, model = random_lfm
+    weights = tmp_path / "lfm.pth"
+    torch.save(export_state_dict(model, detector), weights)
+    suite = write_suite(tmp_path / "suite", {"gen": 3})
+    result = api.evaluate("lfm", str(suite / "gen"), weights=str(weights), output=str(tmp_path / "r"),
+                          workers=0, write_run=False)
+    assert result["lfm"].folder is None and not (tmp_path / "r" / "runs").exists()
+    assert len(result["lfm"].scores) == 6
+    with pytest.raises(BenchError, match="EvalConfig fields"):
+        api.evaluate("lfm", str(suite / "gen"), weights=str(weights), no_such_option=1)
+    with pytest.raises(BenchError, match="batch-size"):
+        api.evaluate("lfm", str(suite / "gen"), weights=str(weights), batch_size=0)
+
+
+def test_predict_matches_the_plain_model(tmp_path, random_lfm):
+    from PIL import Image
+    from torchvision import transforms
+
+    detector, model = random_lfm
+    weights = tmp_path / "lfm.pth"
+    torch.save(export_state_dict(model, detector), weights)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, size in enumerate([(64, 48), (100, 80)]):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    result = api.predict("lfm", paths, weights=str(weights), device="cpu")
+    transform = transforms.Compose([transforms.Resize((256, 256)), transforms.ToTensor(),
+                                    transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    with torch.no_grad():
+        expected = model.eval()(torch.stack([transform(Image.open(p).convert("RGB")) for p in paths]))
+    assert [p.path for p in result.predictions] == [str(p) for p in paths]
+    got = torch.tensor([p.logit for p in result.predictions])
+    assert torch.allclose(got, expected, atol=1e-4)
+
+
+def test_a_run_from_a_newer_schema_is_refused_with_a_message(tmp_path, random_lfm, capsys):
+    detector, model = random_lfm
+    weights = tmp_path / "lfm.pth"
+    torch.save(export_state_dict(model, detector), weights)
+    suite = write_suite(tmp_path / "suite", {"gen": 2})
+    result = api.evaluate("lfm", str(suite / "gen"), weights=str(weights), output=str(tmp_path / "results"),
+                          workers=0)
+    folder = result["lfm"].folder
+    info = json.loads((folder / "run.json").read_text())
+    assert info["schema_version"] == SCHEMA_VERSION
+    assert json.loads((folder / "metrics.json").read_text())["schema_version"] == SCHEMA_VERSION
+    info["schema_version"] = SCHEMA_VERSION + 1
+    (folder / "run.json").write_text(json.dumps(info))
+    with pytest.raises(NewerSchemaError, match="upgrade"):
+        read_run(folder)
+    # every reader goes through read_run: bench table says so too, with exit 2
+    capsys.readouterr()
+    assert main(["table", "--suite", "forensynths", "--results", str(tmp_path / "results")]) == 2
+    assert "newer than this lfm-bench understands" in capsys.readouterr().err
+    # a version-1 folder (before the field existed) still reads
+    del info["schema_version"]
+    (folder / "run.json").write_text(json.dumps(info))
+    assert read_run(folder).detector == "lfm"
+
+
+def _tracked_python_files() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", "*.py"], cwd=REPO, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    return [REPO / name for name in listed.stdout.split() if name.split("/")[0] in ("bench", "detectors", "lfm")]
+
+
+def test_one_scoring_loop_and_one_normalisation():
+    """Scoring DataLoaders live in bench/scoring.py only (training builds its own batches of crops), and
+    only Preprocessing.normalize divides pixels by 255."""
+    loaders, normalisations = [], []
+    for path in _tracked_python_files():
+        text = "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("#"))
+        relative = path.relative_to(REPO).as_posix()
+        if "DataLoader(" in text:
+            loaders.append(relative)
+        if re.search(r"/\s*255|\.div\(\s*255", text):
+            normalisations.append(relative)
+    assert sorted(loaders) == ["bench/scoring.py", "bench/train/loop.py"]
+    assert normalisations == ["detectors/base.py"]
