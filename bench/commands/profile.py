@@ -90,4 +90,8 @@ def render(results: list[dict]) -> str:
         "MACs: thop convention (the paper's 'FLOPs'); FLOPs: torch.utils.flop_counter",
         f"peak MB: {s['memory']}",
     ]
+    other_sizes = [f"{r['detector']} {r['settings']['input_size']}x{r['settings']['input_size']}"
+                   for r in results if r["settings"]["input_size"] != s["input_size"]]
+    if other_sizes:  # detectors that take one input size only (a ViT with learned position embeddings)
+        notes.append("fixed input sizes: " + ", ".join(other_sizes))
     return format_table(header, rows, [False] + [True] * 6) + "\n\n" + "\n".join(notes)
