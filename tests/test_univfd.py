@@ -141,3 +141,11 @@ def test_reads_openai_torchscript_files_and_keeps_only_the_visual_weights(tmp_pa
     assert torch.equal(visual["proj"], clip.visual.proj.float())
     torch.save(clip.state_dict(), tmp_path / "state.pt")  # a plain state dict is read with weights_only
     assert set(read_openai_clip(tmp_path / "state.pt")) == {"proj", "conv1.weight"}
+
+
+def test_weights_list_says_the_hand_downloaded_files_are_not_here(capsys):
+    assert main(["weights", "list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    for name, filename in (("univfd:official", "univfd_fc_weights.pth"), ("clip:ViT-L-14", "ViT-L-14.pt"),
+                           ("safe:official", "safe_checkpoint-best.pth")):
+        assert rows[name].split()[1] == "no" and filename in rows[name], rows[name]
