@@ -235,10 +235,12 @@ def build_table(key: str, models: list[ReproducedModel] | None = None, compare: 
     _flag_inconsistent(spec, rows)
     flags = {row.method: [c.flag for c in row.cells] for row in rows}
     table = Table(key, spec.title, spec.caption, spec.label, groups, subheaders, rows, notes=_notes(spec))
+    own_protocol = False
     for model in models or []:
         values, sources = reproduced_values(spec, model)
         if all(v is None for v in values):
             continue  # nothing of this table in the store for this model
+        own_protocol = own_protocol or model.protocol == "own"
         table.reproduced.append(Row(model.label, "reproduced", _cells(values, metrics)))
         table.sources += sources
         if not compare:
@@ -253,4 +255,10 @@ def build_table(key: str, models: list[ReproducedModel] | None = None, compare: 
         for cell, flag in zip(delta_cells, flags[method], strict=True):
             cell.flag = flag if cell.value is not None else ""
         table.reproduced.append(Row(label, "delta", delta_cells, method))
+    if table.reproduced:
+        table.notes.append(
+            "Reproduced rows: the paper's test protocol (Resize((256, 256)), GANGen-Detection at native size)"
+            + (", except rows marked 'own protocol': the detector's own paper's test preprocessing "
+               "(bench run --protocol own)." if own_protocol else ".")
+        )
     return table

@@ -53,6 +53,8 @@ class ReproducedModel:
     suites: dict[str, SuiteResult] = field(default_factory=dict)
     profile: dict | None = None
     profile_path: Path | None = None
+    protocol: str = "paper"
+    """`paper` or `own` (`bench run --protocol`): runs under different protocols are different rows."""
     reported_method: str | None = None
     """The paper-table method this detector reproduces (run.json's `reported_method`; for runs written
     before it was recorded, the registered detector's declaration)."""
@@ -65,8 +67,10 @@ class ReproducedModel:
 
     @property
     def label(self) -> str:
-        """Row label, e.g. 'LFM (official weights, reproduced)'."""
-        return f"{self.display_name} ({self.weights_label}, reproduced)"
+        """Row label, e.g. 'LFM (official weights, reproduced)', 'SAFE (official weights, reproduced, own
+        protocol)'."""
+        own = ", own protocol" if self.protocol == "own" else ""
+        return f"{self.display_name} ({self.weights_label}, reproduced{own})"
 
     @property
     def weights_label(self) -> str:
@@ -103,9 +107,9 @@ def load_profile(root: Path, detector: str) -> tuple[dict | None, Path]:
 
 
 def reproduced_models(root: str | Path | None = None) -> list[ReproducedModel]:
-    """The latest finished result per detector, weights and suite, grouped by (detector, weights)."""
+    """The latest finished result per detector, weights and suite, grouped by (detector, weights, protocol)."""
     root = Path(root) if root is not None else default_results_root()
-    models: dict[tuple[str, str], ReproducedModel] = {}
+    models: dict[tuple[str, str, str], ReproducedModel] = {}
     for run in finished_runs(root):
         info, metrics = run.info, run.metrics
         if info.get("perturbation"):
@@ -115,14 +119,15 @@ def reproduced_models(root: str | Path | None = None) -> list[ReproducedModel]:
         if not detector:
             continue
         identity = weights.get("sha256") or weights.get("name") or ""
-        model = models.get((detector, identity))
+        protocol = info.get("protocol_choice") or "paper"  # runs before schema 2 used the paper's
+        model = models.get((detector, identity, protocol))
         if model is None:
             model = ReproducedModel(
                 detector=detector, display_name=info.get("display_name") or detector,
                 weights_name=weights.get("name"), weights_sha256=weights.get("sha256"),
-                weights_path=weights.get("path"),
+                weights_path=weights.get("path"), protocol=protocol,
             )
-            models[(detector, identity)] = model
+            models[(detector, identity, protocol)] = model
         if "reported_method" in info:
             model.reported_method = info["reported_method"] or ""  # "" = recorded as none
         for suite, payload in (metrics.get("suites") or {}).items():
