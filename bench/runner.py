@@ -39,6 +39,7 @@ from bench.store import (
     atomic_write_json,
     atomic_write_parquet,
     file_list_fingerprint,
+    file_stem,
     work_key,
 )
 from bench.suites import PAPER_SUITES, GeneratorFiles, ResolvedSuite, discover
@@ -321,7 +322,8 @@ def write_run(
     Returns (folder, metrics, scored rows, run.json content)."""
     loaded = run.loaded
     suite_names = [s.suite.name for s in suites]
-    run_id = f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{loaded.detector.name}-{'+'.join(suite_names)}"
+    run_id = (f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{file_stem(loaded.detector.name)}-"
+              f"{'+'.join(suite_names)}")
     if len(run_id) > 120:
         run_id = run_id[:120]
     folder = store.new_run_dir(run_id)

@@ -48,6 +48,12 @@ def _temp_beside(path: Path) -> tuple[int, str]:
     return handle, temp
 
 
+def file_stem(name: str) -> str:
+    """A detector name as a file or folder name: `timm:resnet50` -> `timm-resnet50` (a colon is not allowed
+    on Windows and reads as host:path to scp and rsync)."""
+    return name.replace(":", "-")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over the target."""
     handle, temp = _temp_beside(path)

@@ -92,6 +92,7 @@ def test_list_and_profile_work_for_timm_names(capsys, tmp_path):
     assert main(["profile", "--detector", "timm:test_resnet", "--input-size", "64", "--warmup", "0", "--repeats", "1",
                  "--batch-size", "2", "--output", str(tmp_path), "--json"]) == 0
     out = capsys.readouterr().out
+    assert (tmp_path / "profile" / "timm-test_resnet.json").is_file()  # no colon in file names
     params = sum(p.numel() for p in timm.create_model("test_resnet", num_classes=1).parameters())
     assert f'"params": {params}' in out
 

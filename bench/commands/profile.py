@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench.inference import pick_device
     from bench.profile import profile_detector
-    from bench.store import ResultsStore, atomic_write_json
+    from bench.store import ResultsStore, atomic_write_json, file_stem
     from detectors import get_detectors
 
     detectors = get_detectors(args.detector)  # every name checked before any work
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             channels_last=args.channels_last, compile=args.compile, warmup=args.warmup, repeats=args.repeats,
             progress=lambda text: print(text, file=sys.stderr, flush=True),
         )
-        path = Path(store.root) / "profile" / f"{detector.name}.json"
+        path = Path(store.root) / "profile" / f"{file_stem(detector.name)}.json"
         atomic_write_json(path, result)
         results.append(result)
         if not args.json:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.results import finished_runs
+from bench.store import file_stem
 
 
 def default_results_root() -> Path:
@@ -102,7 +103,7 @@ def _registered_reported_method(detector: str) -> str | None:
 
 
 def load_profile(root: Path, detector: str) -> tuple[dict | None, Path]:
-    path = root / "profile" / f"{detector}.json"
+    path = root / "profile" / f"{file_stem(detector)}.json"
     return (_read_json(path) if path.is_file() else None), path
 
 
