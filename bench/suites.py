@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.demo.build import DEMO_SUITES
+from bench.demo.local import LOCAL_SUITES
 from bench.errors import BenchError, UnknownNameError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
@@ -124,6 +125,7 @@ _PAPER = [
 ]
 
 _DEMO_SOURCE = "synthetic, written by the harness (bench.demo) under <data root>/demo/"
+_LOCAL_SOURCE = "synthetic, written by the harness (bench.demo.local) under <data root>/demo-local-data/"
 _FORENSYNTHS_TRAIN = "https://github.com/PeterWang512/CNNDetection (README: training set download)"
 _OTHERS = [
     Suite("demo-gan", (), "demo/demo-gan", tuple(DEMO_SUITES["demo-gan"]), None, "Demo: synthetic GAN-like images",
@@ -138,6 +140,14 @@ _OTHERS = [
           demo=True, split="train"),
     Suite("demo-val", (), "demo/demo-val", (), None, "Demo: synthetic validation set", _DEMO_SOURCE,
           demo=True, split="val"),
+    # local forgeries with masks (bench.demo.local): train on one manipulation, test on unseen ones
+    Suite("demo-local", (), "demo-local-data/demo-local", tuple(LOCAL_SUITES["demo-local"]), None,
+          "Demo: local forgeries with masks (seen: tconv; unseen: shape, blending, generators)",
+          _LOCAL_SOURCE, demo=True),
+    Suite("demo-local-train", (), "demo-local-data/demo-local-train", (), None, "Demo: local forgeries with masks, training set",
+          _LOCAL_SOURCE, demo=True, split="train"),
+    Suite("demo-local-val", (), "demo-local-data/demo-local-val", (), None, "Demo: local forgeries with masks, validation set",
+          _LOCAL_SOURCE, demo=True, split="val"),
 ]
 
 SUITES: dict[str, Suite] = {s.name: s for s in [*_PAPER, *_OTHERS]}
@@ -242,9 +252,9 @@ def resolve_suites_building_demo(spec: str, data_root: Path, *, quiet: bool = Fa
     demo suite is asked for: the check is cheap when the data is up to date."""
     resolved = resolve_suites(spec, data_root)
     if any(r.suite.demo for r in resolved):
-        from bench.demo import ensure_demo_data  # builds images: only imported when needed
+        from bench.demo import ensure_demo_suites  # builds images: only imported when needed
 
-        ensure_demo_data(data_root, quiet=quiet)
+        ensure_demo_suites(data_root, [r.suite.name for r in resolved if r.suite.demo], quiet=quiet)
         resolved = resolve_suites(spec, data_root)
     return resolved
 

@@ -111,6 +111,16 @@ class Detector:
     imagenet_init: Callable[[nn.Module], Path] | None = None
     """``bench train --init imagenet``: loads ImageNet-pretrained weights from a local file into a freshly
     built model and returns the file's path (None: the detector has no such weights)."""
+    train_loss: Callable[..., torch.Tensor] | None = None
+    """The training loss, called as ``train_loss(output, target, masks=, has_mask=)`` with the model's
+    training-mode output, the float labels [B] and, for runs that carry forgery masks, the masks
+    [B, H, W] (bool) and which images have one [B] (bool; None when the run carries none). None: BCE-with-
+    logits plus ``aux_loss_weight`` x the same on an auxiliary logit (LFM's loss)."""
+    uses_masks: bool = False
+    """``train_loss`` regularises with forgery masks (``bench train --mask-selection``)."""
+    interpretation: str | None = None
+    """Name of a model method ``(x [B, 3, H, W]) -> [B, H, W]`` giving the detector's own localisation map
+    in [0, 1] (LAE's interpretation); None: none (Grad-CAM through ``cam_target_layer`` may stand in)."""
     description: str = ""
     reference: str = ""
 

@@ -49,7 +49,7 @@ def register_prefix(prefix: str, description: str) -> Callable:
 
 def _builtin() -> None:
     # importing the modules runs their @register_detector / @register_prefix decorators
-    from detectors import cnndetection, lfm, npr, safe, timm_backbones, univfd  # noqa: F401
+    from detectors import cnndetection, lae, lfm, npr, safe, timm_backbones, univfd  # noqa: F401
 
 
 def list_prefixes() -> dict[str, str]:

@@ -30,6 +30,7 @@ RECIPE_OPTIONS = (
     "lr_step", "optimizer", "beta1", "beta2", "weight_decay", "resize", "crop", "flip", "aux_loss_weight",
     "seed", "deterministic", "sync_bn", "max_steps_per_epoch", "workers", "device", "amp", "lr_schedule",
     "checkpoint", "val_transform", "init",
+    "mask_selection", "mask_budget", "mask_query_epoch",
 )
 
 
@@ -88,6 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--init", choices=["none", "imagenet"], default=unset,
         help="initial weights: none (random, default) or imagenet (timm's pretrained weights for timm: names, "
              "torchvision's ResNet-50 for cnndetection; from a local file, never downloaded)")
+    add("--mask-selection", choices=["none", "random", "all", "active"], default=unset,
+        help="forgery masks for a mask-regularised detector (lae): none, random, all, or active "
+             "(the model picks after --mask-query-epoch epochs); default none")
+    add("--mask-budget", type=float, default=unset,
+        help="random/active: masks for this fraction of the training images (default 0.03)")
+    add("--mask-query-epoch", type=int, default=unset, help="active: epochs before the masks are requested (default 1)")
     add("--json", action="store_true", help="print the summary only, as JSON")
 
 

@@ -91,9 +91,23 @@ class TrainConfig:
     init: str = "none"
     """`none` (random initialisation) or `imagenet`: the detector's ImageNet-pretrained weights from a local
     file (timm's for `timm:` names, torchvision's ResNet-50 for CNNDetection, as its paper fine-tuned)."""
+    mask_selection: str = "none"
+    """Which training fakes get their forgery mask (`1_fake_masks`), for a detector whose loss uses masks
+    (LAE): `none`, `random` (a seeded draw), `all`, or `active` (the model picks after
+    `mask_query_epoch` epochs). See bench.train.masks."""
+    mask_budget: float = 0.03
+    """`random`/`active`: masks for this fraction of the training images (LAE: under 3%)."""
+    mask_query_epoch: int = 1
+    """`active`: epochs trained before the model scores the unmasked fakes and requests masks."""
 
     def __post_init__(self) -> None:
         problems = []
+        if self.mask_selection not in ("none", "random", "all", "active"):
+            problems.append("mask_selection must be none, random, all or active")
+        if not 0 <= self.mask_budget <= 1:
+            problems.append("mask_budget must be a fraction in [0, 1]")
+        if self.mask_query_epoch < 0:
+            problems.append("mask_query_epoch must be at least 0")
         for name in ("epochs", "batch_size", "lr_step"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
@@ -168,7 +182,7 @@ class TrainResult:
 
 def recipe_defaults(train_set: str) -> dict:
     """Recipe values implied by a train set: the demo recipe for `demo`, nothing otherwise."""
-    return dict(DEMO_RECIPE) if train_set in ("demo", "demo-train") else {}
+    return dict(DEMO_RECIPE) if train_set in ("demo", "demo-train", "demo-local-train") else {}
 
 
 def lr_at(config: TrainConfig, epoch: int, base_lr: float) -> float:

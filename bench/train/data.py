@@ -27,6 +27,8 @@ class TrainData:
     """Val: the test-time protocol of the split (256 or native). Train: the recipe's resize."""
     items: list[tuple[Path, int]]
     generators: dict[str, dict[str, int]] = field(default_factory=dict)
+    mask_files: dict[int, Path] = field(default_factory=dict)
+    """Item index -> forgery mask file, for the fakes that have one on disk (`1_fake_masks`)."""
 
     def describe(self) -> dict:
         n_fake = sum(label for _, label in self.items)
@@ -92,9 +94,9 @@ def _resolve_one(spec: str, data_root: Path, role: str):
     if role == "train" and _registered(suite) and suite.split == "val":
         raise BenchError(f"--train-set {spec} is a validation split; train on its train split instead")
     if suite.demo and not resolved.exists:
-        from bench.demo import ensure_demo_data
+        from bench.demo import ensure_demo_suites
 
-        ensure_demo_data(data_root)
+        ensure_demo_suites(data_root, [suite.name])
         (resolved,) = resolve_suites(spec, data_root)
     if not resolved.exists:
         raise BenchError(
@@ -130,9 +132,14 @@ def _collect(resolved, spec: str, resize: int | None, role: str) -> TrainData:
 
     items: list[tuple[Path, int]] = []
     generators = {}
+    mask_files: dict[int, Path] = {}
     for generator in discover(resolved.root, resolved.suite):
-        items += [(p, 0) for p in generator.real] + [(p, 1) for p in generator.fake]
+        items += [(p, 0) for p in generator.real]
+        mask_files.update({len(items) + i: generator.masks[p] for i, p in enumerate(generator.fake) if p in generator.masks})
+        items += [(p, 1) for p in generator.fake]
         generators[generator.name] = {"n_real": len(generator.real), "n_fake": len(generator.fake)}
+        if generator.has_masks:
+            generators[generator.name]["n_masks"] = len(generator.masks)
     n_fake = sum(label for _, label in items)
     if n_fake == 0 or n_fake == len(items):
         raise BenchError(
@@ -140,7 +147,7 @@ def _collect(resolved, spec: str, resize: int | None, role: str) -> TrainData:
             f"found {len(items) - n_fake} real and {n_fake} fake"
         )
     split = resolved.suite.split if _registered(resolved.suite) else "folder"
-    return TrainData(spec, resolved.suite.name, resolved.root, split, resize, items, generators)
+    return TrainData(spec, resolved.suite.name, resolved.root, split, resize, items, generators, mask_files)
 
 
 def resolve_data(config: TrainConfig, data_root: Path) -> tuple[TrainData, TrainData]:
@@ -168,30 +175,44 @@ def resolve_data(config: TrainConfig, data_root: Path) -> tuple[TrainData, Train
 
 class TrainImages(torch.utils.data.Dataset):
     """(epoch, index) -> (uint8 [3, crop, crop], label). The crop and flip of an image depend only on
-    (seed, epoch, index), so they are the same whatever the worker count or the process layout."""
+    (seed, epoch, index), so they are the same whatever the worker count or the process layout.
 
-    def __init__(self, items, resize: int | None, crop: int | None, flip: bool, seed: int, preprocessing):
+    With `masks` (index -> mask file of the images granted one; may be empty) every sample also carries
+    its mask, cropped and flipped with the image (bool [crop, crop]; all zero without one), and whether
+    it has one: (pixels, label, mask, has_mask)."""
+
+    def __init__(self, items, resize: int | None, crop: int | None, flip: bool, seed: int, preprocessing,
+                 masks: dict[int, Path] | None = None):
         self.items = items
         self.resize = resize
         self.crop = crop
         self.flip = flip
         self.seed = seed
         self.preprocessing = preprocessing
+        self.masks = masks
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, float]:
-        from bench.data import UnusableImage, decode_image
+    def __getitem__(self, key: tuple[int, int]) -> tuple:
+        from bench.data import UnusableImage, decode_image, decode_mask
 
         epoch, index = key
         path, label = self.items[index]
         try:
             # the official training code loads truncated files (ImageFile.LOAD_TRUNCATED_IMAGES = True)
-            pixels = decode_image(path, self.resize, even_crop=self.preprocessing.even_crop, load_truncated=True,
-                                  interpolation=self.preprocessing.interpolation).pixels
+            decoded = decode_image(path, self.resize, even_crop=self.preprocessing.even_crop, load_truncated=True,
+                                   interpolation=self.preprocessing.interpolation)
         except UnusableImage as error:
             raise BenchError(f"training image {path} cannot be used ({error.reason}); remove it or fix it") from error
+        pixels = decoded.pixels
+        mask = None
+        if self.masks is not None:
+            mask_file = self.masks.get(index)
+            try:
+                mask = decode_mask(mask_file, decoded.original_size, self.resize, self.preprocessing.even_crop)
+            except UnusableImage as error:
+                raise BenchError(f"forgery mask {mask_file} of {path} cannot be used ({error.reason})") from error
         generator = torch.Generator().manual_seed(mix_seed(self.seed, "augment", epoch, index))
         if self.crop is not None:
             height, width = pixels.shape[1:]
@@ -203,8 +224,14 @@ class TrainImages(torch.utils.data.Dataset):
             top = int(torch.randint(0, height - self.crop + 1, (1,), generator=generator))
             left = int(torch.randint(0, width - self.crop + 1, (1,), generator=generator))
             pixels = pixels[:, top:top + self.crop, left:left + self.crop]
+            if mask is not None:
+                mask = mask[top:top + self.crop, left:left + self.crop]
         if self.flip and float(torch.rand(1, generator=generator)) < 0.5:
             pixels = pixels.flip(-1)
+            if mask is not None:
+                mask = mask.flip(-1)
+        if mask is not None:
+            return pixels.contiguous(), float(label), mask.contiguous(), index in self.masks
         return pixels.contiguous(), float(label)
 
 

@@ -48,21 +48,34 @@ def score_validation(run: Run) -> dict:
     (bench.scoring), prepared as `config.val_transform` says (the official validation loader by
     default); unusable files are skipped and counted. Metrics as the official validate.py computes them
     (float32 sigmoid)."""
-    from bench.inference import prepare_scorer
     from bench.metrics import metrics_from_logits
+
+    val = run.val
+    spec = validation_spec(run.config, val, run.detector.preprocessing)
+    scored, skipped = score_items(run, val.items, spec, val.root, "validation")
+    labels = [val.items[i][1] for i, _ in scored]
+    metrics = metrics_from_logits(labels, [logit for _, logit in scored])
+    keep = ("acc", "ap", "r_acc", "f_acc", "auc", "n_real", "n_fake")
+    return {**{k: metrics[k] for k in keep}, "n_skipped": skipped}
+
+
+def score_items(run: Run, items: list, spec, root: Path, desc: str) -> tuple[list[tuple[int, float]], int]:
+    """(index, logit) of each decodable item under the DecodeSpec `spec`, sorted, and the number skipped:
+    the model in eval mode through the one scoring loop (bench.scoring), each process scoring its share
+    (validation, and the active-learning query of the training pool)."""
+    from bench.inference import prepare_scorer
     from bench.scoring import score_images
 
-    procs, device, val = run.procs, run.device, run.val
-    indices = list(range(procs.rank, len(val.items), procs.world))
+    procs, device = run.procs, run.device
+    indices = list(range(procs.rank, len(items), procs.world))
     run.model.eval()
-    # the plain model (no BatchNorm folding), so validation sees exactly what training built
+    # the plain model (no BatchNorm folding), so scoring sees exactly what training built
     scorer = prepare_scorer(run.model, run.detector.preprocessing, device, optimize=False)
-    spec = validation_spec(run.config, val, run.detector.preprocessing)
     scored: list[tuple[int, float]] = []
     skipped = 0
-    bar = tqdm(total=len(indices), desc="validation", unit="img", leave=False, file=sys.stderr,
+    bar = tqdm(total=len(indices), desc=desc, unit="img", leave=False, file=sys.stderr,
                disable=not (run.progress and procs.is_main) or None)
-    batches = score_images([val.items[i] for i in indices], {"model": scorer}, spec, device=device,
+    batches = score_images([items[i] for i in indices], {"model": scorer}, spec, device=device,
                            batch_size=run.config.batch_size, workers=run.config.workers, amp=run.config.amp,
                            progress=bar.update)
     for rows in batches:
@@ -79,12 +92,9 @@ def score_validation(run: Run) -> dict:
         scored = [row for part, _ in gathered for row in part]
         skipped = sum(n for _, n in gathered)
     if not scored:
-        raise BenchError(f"none of the {len(val.items)} validation images under {val.root} could be decoded")
+        raise BenchError(f"none of the {len(items)} {desc} images under {root} could be decoded")
     scored.sort()
-    labels = [val.items[i][1] for i, _ in scored]
-    metrics = metrics_from_logits(labels, [logit for _, logit in scored])
-    keep = ("acc", "ap", "r_acc", "f_acc", "auc", "n_real", "n_fake")
-    return {**{k: metrics[k] for k in keep}, "n_skipped": skipped}
+    return scored, skipped
 
 def validation_spec(config: TrainConfig, val: TrainData, preprocessing):
     """How validation images are decoded under `config.val_transform`."""
@@ -148,6 +158,10 @@ class Run:
     history: list[dict] = field(default_factory=list)
     init_source: str | None = None
     """The file of the initial weights (--init imagenet), recorded in every sidecar."""
+    masks: dict[int, Path] | None = None
+    """Item index -> mask file of the training images granted a mask; None: the batches carry no masks."""
+    mask_record: dict | None = None
+    """What `masks.json` holds, once the masks are chosen (None: not yet, or no masks)."""
 
     def sidecar(self, epoch: int, metrics: dict) -> dict:
         import bench
@@ -207,19 +221,12 @@ def setup(config: TrainConfig, procs: Processes, device: torch.device, resume: b
     optimizer = make_optimizer(config, model)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-    dataset = TrainImages(train_data.items, config.resize, config.crop, config.flip, config.seed,
-                          detector.preprocessing)
-    sampler = EpochBatches(len(dataset), config.batch_size, config.seed, procs.rank, procs.world,
+    granted, mask_record = _initial_masks(config, detector, train_data, state)
+    sampler = EpochBatches(len(train_data.items), config.batch_size, config.seed, procs.rank, procs.world,
                            config.max_steps_per_epoch)
-    # A DataLoader draws its workers' base seed from the global torch RNG whenever it starts an iterator,
-    # unless given a generator. With persistent workers that happens in the first epoch only, so a resumed
-    # run (which starts its iterator in a later epoch) would shift the global RNG that LFM's dropout and
-    # Random-K Sampling draw from, and end with other weights. A private generator keeps the draw off it.
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers,
-                                         pin_memory=device.type == "cuda", persistent_workers=config.workers > 0,
-                                         generator=torch.Generator().manual_seed(mix_seed(config.seed, "loader")))
-    run = Run(config, detector, procs, device, model, step_model, optimizer, train_data, val_data, sampler, loader,
-              folder, progress)
+    run = Run(config, detector, procs, device, model, step_model, optimizer, train_data, val_data, sampler, None,
+              folder, progress, masks=granted, mask_record=mask_record)
+    run.loader = make_loader(run)
     run.init_source = init_source if state is None else state.get("init_source")
     if state is not None:
         run.epoch, run.step, run.history = state["epoch"], state["step"], list(state["history"])
@@ -228,7 +235,75 @@ def setup(config: TrainConfig, procs: Processes, device: torch.device, resume: b
     elif procs.is_main:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "config.json", dataclasses.asdict(config))
+        if mask_record is not None:
+            atomic_write_json(folder / "masks.json", mask_record)
     return run, state
+
+
+def make_loader(run: Run) -> torch.utils.data.DataLoader:
+    """The training loader over `run.sampler`; rebuilt when the granted masks change (persistent workers
+    hold a copy of the dataset)."""
+    config = run.config
+    dataset = TrainImages(run.train.items, config.resize, config.crop, config.flip, config.seed,
+                          run.detector.preprocessing, masks=run.masks)
+    # A DataLoader draws its workers' base seed from the global torch RNG whenever it starts an iterator,
+    # unless given a generator. With persistent workers that happens in the first epoch only, so a resumed
+    # run (which starts its iterator in a later epoch) would shift the global RNG that LFM's dropout and
+    # Random-K Sampling draw from, and end with other weights. A private generator keeps the draw off it.
+    return torch.utils.data.DataLoader(dataset, batch_sampler=run.sampler, num_workers=config.workers,
+                                       pin_memory=run.device.type == "cuda", persistent_workers=config.workers > 0,
+                                       generator=torch.Generator().manual_seed(mix_seed(config.seed, "loader")))
+
+
+def _initial_masks(config: TrainConfig, detector, train_data: TrainData, state: dict | None):
+    """(granted masks, masks.json record) at the start of a run (or as a resumed run had them)."""
+    from bench.train import masks
+
+    if config.mask_selection == "none":
+        return None, None
+    if not detector.uses_masks:
+        raise BenchError(f"--mask-selection {config.mask_selection}: detector {detector.name} has no mask-regularised "
+                         "loss (see `bench list detectors`; lae has one)")
+    pool = train_data.mask_files
+    if not pool:
+        raise BenchError(f"--mask-selection {config.mask_selection}: the training set {train_data.root} has no "
+                         "forgery masks (1_fake_masks/<name>.png beside 1_fake; see `bench data check`)")
+    if state is not None and state.get("masks") is not None:
+        return {i: pool[i] for i in state["masks"]}, state.get("mask_record")
+    n_images = len(train_data.items)
+    count = masks.budget_count(config.mask_budget, n_images, len(pool))
+    if config.mask_selection == "active":
+        return {}, None  # requested after mask_query_epoch epochs (`query_masks`)
+    chosen = sorted(pool) if config.mask_selection == "all" else masks.select_random(list(pool), count, config.seed)
+    record = masks.record(config.mask_selection, config.mask_budget, n_images, pool, chosen, train_data.root,
+                          train_data.items)
+    return {i: pool[i] for i in chosen}, record
+
+
+def query_masks(run: Run) -> None:
+    """The active-learning step: score the pool's unmasked fakes with the current model, request the
+    masks of the budgeted most informative ones, record them, and rebuild the loader."""
+    from bench.data import DecodeSpec
+    from bench.metrics import probability
+    from bench.train import masks
+
+    pool = run.train.mask_files
+    candidates = [i for i in sorted(pool) if i not in run.masks]
+    n_images = len(run.train.items)
+    count = masks.budget_count(run.config.mask_budget, n_images, len(pool))
+    # the training images' decode (the recipe's resize), without the random crop and flip
+    spec = DecodeSpec.for_detector(run.config.resize, run.detector.preprocessing, load_truncated=True)
+    scored, _ = score_items(run, [run.train.items[i] for i in candidates], spec, run.train.root, "mask query")
+    scores = {candidates[local]: probability(logit) for local, logit in scored}
+    chosen = masks.select_active(scores, count)
+    run.masks = {i: pool[i] for i in chosen}
+    run.mask_record = masks.record("active", run.config.mask_budget, n_images, pool, chosen, run.train.root,
+                                   run.train.items, epoch=run.epoch, scores=scores)
+    if run.procs.is_main:
+        atomic_write_json(run.folder / "masks.json", run.mask_record)
+        print(f"requested {len(chosen)} masks of {len(candidates)} candidates after epoch {run.epoch} "
+              f"({len(chosen) / n_images:.2%} of the training images): {run.folder / 'masks.json'}", file=sys.stderr)
+    run.loader = make_loader(run)
 
 
 def train_epoch(run: Run) -> float:
@@ -246,12 +321,17 @@ def train_epoch(run: Run) -> float:
     loss_sum = torch.zeros(2, dtype=torch.float64, device=run.device)  # (sum of losses x images, images)
     bar = tqdm(total=len(sampler), desc=f"epoch {run.epoch + 1}/{config.epochs}", unit="step", leave=False,
                file=sys.stderr, disable=not (run.progress and procs.is_main) or None)
-    for step_in_epoch, (pixels, labels) in enumerate(run.loader):
+    for step_in_epoch, batch in enumerate(run.loader):
+        pixels, labels = batch[0], batch[1]
         x = run.detector.preprocessing.normalize(pixels.to(run.device, non_blocking=True))
         target = labels.to(run.device, dtype=torch.float32)
         with autocast_context(run.device, config.amp):
             output = run.step_model(x)
-            loss = lfm_loss(output, target, config.aux_loss_weight)
+            if run.detector.train_loss is None:
+                loss = lfm_loss(output, target, config.aux_loss_weight)
+            else:  # the detector's own loss; masks only in runs that carry them (--mask-selection)
+                masks, has_mask = (batch[2].to(run.device), batch[3].to(run.device)) if len(batch) > 2 else (None, None)
+                loss = run.detector.train_loss(output, target, masks=masks, has_mask=has_mask)
         # DDP averages gradients over ranks; weighting each rank's mean loss by its share of the global
         # batch makes that average the global batch's mean loss, also for an unevenly split last batch
         share = len(target) * procs.world / sampler.global_size(step_in_epoch)
@@ -292,6 +372,7 @@ def finish_epoch(run: Run, train_loss: float, metrics: dict, seconds: float) -> 
             "best": run.best, "best_epoch": run.best_epoch, "last": run.last, "history": run.history,
             "train_fingerprint": run.train.fingerprint(), "world_size": run.procs.world,
             "init_source": run.init_source,
+            "masks": sorted(run.masks) if run.masks is not None else None, "mask_record": run.mask_record,
         }
         atomic_write_bytes(run.folder / "state.pt", _torch_bytes(state))
         flag = " (best)" if improved else ""
@@ -334,6 +415,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
         with _deterministic(run.config.deterministic, run.device):
             resumed_from = run.epoch if state is not None else None
             while run.epoch < run.config.epochs:
+                if (run.config.mask_selection == "active" and run.mask_record is None
+                        and run.epoch >= run.config.mask_query_epoch):
+                    query_masks(run)
                 epoch_started = time.perf_counter()
                 train_loss = train_epoch(run)
                 metrics = score_validation(run)
