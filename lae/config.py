@@ -37,10 +37,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class LAEConfig:
-    channels: tuple[int, ...] = (32, 64, 96)
+    channels: tuple[int, ...] = (16, 32, 64)
     """Widths of the encoder's stride-2 stages (the decoder mirrors them). Three stages: the map has one
-    cell per 8x8 pixels, fine enough for regions of 6-35% of a 128x128 image."""
-    latent_channels: int = 32
+    cell per 8x8 pixels, fine enough for regions of 6-35% of a 128x128 image. Narrow, so that a training
+    epoch of the demo set takes minutes on 2 shared CPU cores."""
+    latent_channels: int = 16
     """Channels per latent half (the code has 2x this: real half first, fake half second)."""
     reconstruction_weight: float = 0.1
     """Weight of the L1 reconstruction of the (normalised) input. The autoencoder's term keeps the latent

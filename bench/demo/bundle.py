@@ -1,4 +1,4 @@
-"""Ship a `bench train --train-set demo` checkpoint inside the package as `<family>:demo`.
+"""Ship a `bench train --train-set demo` (or `demo-local-train`) checkpoint inside the package as `<family>:demo`.
 
     python -m bench.demo.bundle RUN_FOLDER [RUN_FOLDER ...]
 
@@ -36,9 +36,34 @@ def _convention_flags(recipe: dict) -> str:
     return "".join(flags)
 
 
+DEMO_TRAIN_SETS = ("demo", "demo-local-train")
+"""Training sets a bundled demo checkpoint may come from: the demo set, or the local-forgery one (LAE)."""
+
+
+def _mask_flags(recipe: dict) -> str:
+    selection = recipe.get("mask_selection", "none")
+    if selection == "none":
+        return ""
+    flags = f" --mask-selection {selection}"
+    if selection in ("random", "active"):
+        flags += f" --mask-budget {recipe['mask_budget']:g}"
+    if selection == "active" and recipe.get("mask_query_epoch", 1) != 1:
+        flags += f" --mask-query-epoch {recipe['mask_query_epoch']}"
+    return flags
+
+
 def training_command(recipe: dict) -> str:
-    return (f"bench train --detector {recipe['detector']} --train-set demo --epochs {recipe['epochs']} "
-            f"--seed {recipe['seed']}{_convention_flags(recipe)}")
+    return (f"bench train --detector {recipe['detector']} --train-set {recipe.get('train_set', 'demo')} "
+            f"--epochs {recipe['epochs']} "
+            f"--seed {recipe['seed']}{_mask_flags(recipe)}{_convention_flags(recipe)}")
+
+
+def _data_hash(train_set: str) -> str:
+    if train_set == "demo-local-train":
+        from bench.demo.local import content_hash as local_content_hash
+
+        return local_content_hash()
+    return content_hash()
 
 
 def _recommended(run_folder: Path) -> str:
@@ -57,8 +82,9 @@ def bundle(run_folder: Path) -> dict:
     if not sidecar_path.is_file() or not checkpoint.is_file():
         raise BenchError(f"{run_folder} has no {which}.pth/{which}.json: is it a `bench train` output folder?")
     sidecar = json.loads(sidecar_path.read_text())
-    if sidecar["recipe"]["train_set"] != "demo":
-        raise BenchError(f"{run_folder} was trained on {sidecar['recipe']['train_set']!r}, not on the demo set")
+    if sidecar["recipe"]["train_set"] not in DEMO_TRAIN_SETS:
+        raise BenchError(f"{run_folder} was trained on {sidecar['recipe']['train_set']!r}, not on a demo training set "
+                         f"({', '.join(DEMO_TRAIN_SETS)})")
     family = sidecar["weights_family"]
     filename = f"{family.replace('-', '_')}_demo.pth"
     WEIGHTS_DIR.mkdir(exist_ok=True)
@@ -72,7 +98,7 @@ def bundle(run_folder: Path) -> dict:
                   "checkpoint)",
         "note": "trained on synthetic demo data only; not a detector for real images",
         "detector": sidecar["detector"],
-        "demo_data_content_hash": content_hash(),
+        "demo_data_content_hash": _data_hash(sidecar["recipe"]["train_set"]),
         "val_metrics": {k: sidecar["val_metrics"].get(k) for k in ("acc", "ap")},
         "recipe": sidecar["recipe"] | {"output": None, "data_root": None},
     }
