@@ -1,6 +1,6 @@
 """LAE: the locality-aware autoencoder (pure PyTorch; imports nothing from the harness).
 
-    image -> encoder (stride-2 conv stages) -> latent code [real half | fake half]
+    image -> NPR residual (LAEConfig.input) -> encoder (stride-2 conv stages) -> latent [real half | fake half]
           -> local logits  = mean_c(fake half) - mean_c(real half), per latent position
           -> logit         = mean of the local logits over positions      (the decision)
           -> decoder -> reconstruction of the input                         (the autoencoder)
@@ -30,7 +30,7 @@ class LAEOutput(NamedTuple):
     reconstruction: torch.Tensor
     """[B, 3, H', W'] the decoder's output (H' = H rounded down to the stride)."""
     input: torch.Tensor
-    """[B, 3, H, W] the input it reconstructs."""
+    """[B, 3, H, W] what the encoder saw (the residual or the image), which the decoder reconstructs."""
 
 
 def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -52,6 +52,13 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.latent(self.stages(self.stem(x)))
+
+
+def npr_residual(x: torch.Tensor) -> torch.Tensor:
+    """x - nearest_up(x[::2, ::2]): what nearest-neighbour up-sampling of the 2x-subsampled image cannot
+    explain (an odd last row/column is its own block's top-left, so its residual is 0)."""
+    up = x[..., ::2, ::2].repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    return x - up[..., : x.shape[-2], : x.shape[-1]]
 
 
 class Decoder(nn.Module):
@@ -80,18 +87,22 @@ class LAE(nn.Module):
         real, fake = latent.chunk(2, dim=1)
         return fake.mean(dim=1) - real.mean(dim=1)
 
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        return npr_residual(x) if self.config.input == "residual" else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | LAEOutput:
-        latent = self.encoder(x)
+        seen = self.encoder_input(x)
+        latent = self.encoder(seen)
         local = self.local_logits(latent)
         logit = local.mean(dim=(1, 2))
         if not self.training:
             return logit
-        return LAEOutput(logit, local, self.decoder(latent), x)
+        return LAEOutput(logit, local, self.decoder(latent), seen)
 
     @torch.no_grad()
     def interpret(self, x: torch.Tensor) -> torch.Tensor:
         """[B, H, W] interpretation map in [0, 1] at the input's size (1 = the decision comes from here)."""
-        local = self.local_logits(self.encoder(x))
+        local = self.local_logits(self.encoder(self.encoder_input(x)))
         return interpretation_map(local, x.shape[-2:])
 
 

@@ -20,6 +20,7 @@ from bench.train import TrainConfig, TrainImages, train
 from bench.train import masks as mask_selection
 from detectors import Preprocessing, get_detector
 from lae import LAE, LAEConfig, interpretation_loss, lae_loss, mask_targets
+from lae.model import npr_residual
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def test_decision_is_the_mean_of_the_local_logits_and_the_map_is_their_sigmoid()
     model = LAE(LAEConfig(channels=(8, 8, 8), latent_channels=4)).eval()
     x = torch.randn(2, 3, 64, 48)
     logit = model(x)
-    latent = model.encoder(x)
+    latent = model.encoder(x - F.interpolate(x[..., ::2, ::2], scale_factor=2, mode="nearest"))  # the NPR residual
     real, fake = latent[:, :4], latent[:, 4:]
     local = fake.mean(1) - real.mean(1)
     assert logit.shape == (2,) and torch.allclose(logit, local.mean(dim=(1, 2)), atol=1e-6)
@@ -44,7 +45,19 @@ def test_decision_is_the_mean_of_the_local_logits_and_the_map_is_their_sigmoid()
     assert torch.allclose(F.avg_pool2d(heat[:, None], 8)[:, 0], coarse, atol=0.05)
     model.train()
     output = model(x)
-    assert output.reconstruction.shape == x.shape and torch.equal(output.input, x)
+    assert output.reconstruction.shape == x.shape and torch.equal(output.input, npr_residual(x))
+    rgb = LAE(LAEConfig(channels=(8, 8, 8), latent_channels=4, input="rgb")).train()
+    assert torch.equal(rgb(x).input, x)
+
+
+def test_npr_residual_matches_interpolate_and_handles_odd_sizes():
+    x = torch.randn(2, 3, 10, 14)
+    expected = x - F.interpolate(x[..., ::2, ::2], scale_factor=2, mode="nearest")
+    assert torch.equal(npr_residual(x), expected)
+    odd = torch.randn(1, 3, 7, 9)
+    residual = npr_residual(odd)
+    assert residual.shape == odd.shape and torch.equal(residual[..., :6, :8], npr_residual(odd[..., :6, :8]))
+    assert torch.equal(residual[..., 6, 0], odd[..., 6, 0] - odd[..., 6, 0])  # its own block's top-left
 
 
 def test_registered_detector_declares_masks_and_its_map():
@@ -67,7 +80,7 @@ def test_loss_is_classification_plus_weighted_reconstruction_plus_interpretation
     output = model(x)
     p = torch.sigmoid(output.logit)
     bce = -(target * p.log() + (1 - target) * (1 - p).log()).mean()
-    recon = (output.reconstruction - x).abs().mean()
+    recon = (output.reconstruction - npr_residual(x)).abs().mean()
     cell_target = torch.zeros(8, 8)
     cell_target[:4, :2] = 1.0
     q = torch.sigmoid(output.local[0])
