@@ -227,6 +227,8 @@ def evaluate(
             scored = everything[everything["reason"].isna()][SCORE_COLUMNS].reset_index(drop=True)
             metrics = metrics_for_run(run, selection.suites, everything)
             info = run_info(run, selection.suites, config, selection.data_root, started_at, selection.note)
+        if config.localisation and config.perturbation is None:
+            _add_localisation(run.loaded, selection.suites, metrics, folder, config)
         skipped = everything[everything["reason"].notna()][["suite", "generator", "path", "reason"]]
         results[run.name] = DetectorResult(
             detector=run.name, display_name=run.loaded.detector.display_name, weights=run.loaded.weights.label,
@@ -235,6 +237,19 @@ def evaluate(
         )
     return RunResult(results, selection.names, selection.demo, selection.note, config.device,
                      time.perf_counter() - started)
+
+
+def _add_localisation(loaded: LoadedDetector, suites, metrics: dict, folder: Path | None, config: EvalConfig) -> None:
+    """Localisation metrics for the suites that carry forgery masks, into metrics (and metrics.json)."""
+    from bench.localisation import localise_run
+    from bench.store import atomic_write_json
+
+    blocks = localise_run(loaded, suites, device=config.device, limit=config.limit, progress=config.progress,
+                          own_protocol=config.protocol == "own")
+    if blocks:
+        metrics["localisation"] = blocks
+        if folder is not None:
+            atomic_write_json(folder / "metrics.json", metrics)
 
 
 # ----------------------------------------------------------------------------------------- predict

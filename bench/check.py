@@ -14,6 +14,10 @@ A baseline file (JSON, `results/baselines/*.json`) is one of two kinds:
     {"kind": "logits", "detector": "lfm", "weights": {...}, "images": "../../../shared/samples",
      "protocol": "resize256", "tolerance_logit": 1e-4, "optional": true, "expected": {"a.png": -60.8}}
 
+A metrics baseline may also guard localisation on suites with forgery masks (bench.localisation):
+``"localisation": ["pixel_auc", "pointing"]`` names the metrics, ``--update`` fills
+``"expected_localisation": {"demo-local": {"tconv": {"pixel_auc": 0.8, ...}, "mean": {...}}}``.
+
 Tolerances of metrics are in points (0.1 = 0.1 percentage points); ``metric_tolerances`` overrides per
 metric. Relative paths (``images``, ``data_root``) are relative to the baseline file's folder.
 ``optional: true`` marks a baseline whose inputs may be absent (it is then reported as skipped, or as an
@@ -128,6 +132,36 @@ def compare_metrics(baseline: dict, fresh: dict) -> tuple[list[Difference], int]
     return differences, compared
 
 
+def compare_localisation(baseline: dict, fresh: dict) -> tuple[list[Difference], int]:
+    """Every expected localisation metric vs the fresh `localise_run` blocks (same tolerances)."""
+    default = float(baseline.get("tolerance", DEFAULT_TOLERANCE_POINTS))
+    per_metric = {k: float(v) for k, v in baseline.get("metric_tolerances", {}).items()}
+    differences, compared = [], 0
+    for suite, block in baseline.get("expected_localisation", {}).items():
+        fresh_suite = fresh.get(suite)
+        for generator, expected in block.items():
+            got = None
+            if fresh_suite is not None:
+                got = fresh_suite["mean"] if generator == "mean" else fresh_suite["generators"].get(generator)
+            for metric, value in expected.items():
+                tolerance = per_metric.get(metric, default) / 100.0
+                compared += 1
+                got_value = None if got is None else got.get(metric)
+                if not _close(value, got_value, tolerance):
+                    differences.append(Difference(f"{suite}/{generator} (localisation)", metric, value, got_value,
+                                                  tolerance))
+    return differences, compared
+
+
+def expected_localisation(blocks: dict, names) -> dict:
+    """The `expected_localisation` block of a baseline, from `localise_run` blocks."""
+    def pick(m: dict) -> dict:
+        return {k: None if m.get(k) is None else round(m[k], 6) for k in names}
+
+    return {suite: {**{g: pick(m) for g, m in block["generators"].items()}, "mean": pick(block["mean"])}
+            for suite, block in blocks.items()}
+
+
 def expected_from_metrics(metrics: dict, names: tuple[str, ...] = CHECKED_METRICS) -> dict:
     """The `expected` block of a metrics baseline, from a metrics.json."""
     def pick(m: dict) -> dict:
@@ -227,9 +261,14 @@ def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOu
         if got != protocol:
             return CheckOutcome(path, "error", f"the baseline's protocol {protocol} differs from the suites' {got}")
     selection = api.SuiteSelection(suites, data_root)
-    result = api.evaluate([loaded], selection, config=replace(options, limit=baseline.get("limit"), write_run=False))
+    guard_maps = bool(baseline.get("localisation"))  # maps cost time: only for baselines that guard them
+    result = api.evaluate([loaded], selection, config=replace(options, limit=baseline.get("limit"), write_run=False,
+                                                              localisation=guard_maps))
     fresh = result.runs[loaded.detector.name].metrics
     differences, compared = compare_metrics(baseline, fresh)
+    if guard_maps:
+        more, n_more = compare_localisation(baseline, fresh.get("localisation", {}))
+        differences, compared = differences + more, compared + n_more
     status = "regression" if differences else "ok"
     return CheckOutcome(path, status, differences=differences, compared=compared, fresh=fresh)
 
@@ -281,6 +320,9 @@ def updated_baseline(baseline: dict, outcome: CheckOutcome) -> dict:
     new = dict(baseline)
     if baseline["kind"] == "metrics":
         new["expected"] = expected_from_metrics(outcome.fresh, tuple(baseline.get("metrics", CHECKED_METRICS)))
+        if baseline.get("localisation"):
+            new["expected_localisation"] = expected_localisation(outcome.fresh.get("localisation", {}),
+                                                                 baseline["localisation"])
     else:
         new["expected"] = {k: v for k, v in outcome.fresh.items() if isinstance(v, float)}
     new["weights"] = {**baseline["weights"], "sha256": outcome.weights_sha256}

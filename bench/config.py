@@ -45,6 +45,9 @@ class EvalConfig:
     protocol: str = "paper"
     """`paper`: every detector under the paper's protocol; `own`: each detector's own paper's protocol."""
     progress: bool = True
+    localisation: bool = True
+    """Localisation metrics (bench.localisation) on suites with forgery masks, stored in metrics.json
+    under "localisation"; not computed under a perturbation (the maps would need the perturbed masks)."""
     write_run: bool = True
     """Write a run folder per detector (False: scores and metrics are returned only, e.g. for checks)."""
 

@@ -116,7 +116,7 @@ class MapMaker:
 
 
 def localise_suite(loaded, root: Path, suite, *, device: torch.device | str = "cpu", limit: int | None = None,
-                   progress: bool = True) -> dict | None:
+                   progress: bool = True, own_protocol: bool = False) -> dict | None:
     """Localisation metrics of one detector on one suite: {"generators": {name: summary}, "mean": summary,
     "source": ..., "iou_threshold": ...}; None when no generator of the suite carries masks."""
     from tqdm import tqdm
@@ -128,7 +128,7 @@ def localise_suite(loaded, root: Path, suite, *, device: torch.device | str = "c
     if not generators:
         return None
     maps = MapMaker(loaded, device)
-    spec = DecodeSpec.for_detector(suite.resize, loaded.detector.preprocessing)
+    spec = DecodeSpec.for_detector(suite.resize, loaded.detector.preprocessing, own_protocol=own_protocol)
     per_generator: dict[str, dict] = {}
     total = sum(min(len(g.masks), limit or len(g.masks)) for g in generators)
     with tqdm(total=total, desc=f"{loaded.detector.name} localisation", unit="img", leave=False, file=sys.stderr,
@@ -147,3 +147,32 @@ def localise_suite(loaded, root: Path, suite, *, device: torch.device | str = "c
             per_generator[generator.name] = summarise(rows)
     return {"generators": per_generator, "mean": mean_over_generators(per_generator), "source": maps.source,
             "iou_threshold": IOU_THRESHOLD}
+
+
+def localise_run(loaded, suites, *, device: torch.device | str = "cpu", limit: int | None = None,
+                 progress: bool = True, own_protocol: bool = False) -> dict[str, dict]:
+    """Suite name -> `localise_suite` block, for the resolved suites that carry masks."""
+    blocks = {}
+    for resolved in suites:
+        block = localise_suite(loaded, resolved.root, resolved.suite, device=device, limit=limit, progress=progress,
+                               own_protocol=own_protocol)
+        if block is not None:
+            blocks[resolved.suite.name] = block
+    return blocks
+
+
+def render_localisation(blocks: dict[str, dict]) -> str:
+    """The localisation tables `bench run` prints under the detection metrics."""
+    from bench.textable import format_table
+
+    def pct(value) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    lines = []
+    for suite, block in blocks.items():
+        rows = [[name, *(pct(m[k]) for k in LOCALISATION_METRICS), m["n_masks"]]
+                for name, m in [*block["generators"].items(), ("mean", block["mean"])]]
+        lines += ["", f"### {suite}: localisation against the forgery masks ({block['source']})",
+                  format_table(["generator", *(DISPLAY[k] for k in LOCALISATION_METRICS), "n masks"], rows,
+                               [False, True, True, True, True, True])]
+    return "\n".join(lines)

@@ -120,3 +120,57 @@ def test_lae_uses_its_own_map_and_others_grad_cam(suite_root):
     maker = localisation.MapMaker(LoadedDetector(npr, npr.build(), weights=None))
     heat = maker(torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8))
     assert maker.source.startswith("Grad-CAM") and heat.shape == (64, 64)
+
+
+def test_bench_run_stores_and_shows_localisation_for_suites_with_masks(suite_root, tmp_path, capsys):
+    """A random-weight LAE: the protocol test needs a fixed model; the numbers are whatever it gives,
+    checked against the same maps computed here directly."""
+    import json
+
+    from bench.cli import main
+    from detectors import export_state_dict
+
+    torch.manual_seed(0)
+    detector = get_detector("lae")
+    model = detector.build()
+    weights = tmp_path / "lae.pth"
+    torch.save(export_state_dict(model, detector), weights)
+    args = ["run", "--detector", "lae", "--weights", str(weights), "--suite", str(suite_root),
+            "--output", str(tmp_path / "results"), "--workers", "0"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "localisation against the forgery masks (interpretation (interpret))" in out and "pixAUC" in out
+    metrics_file = next((tmp_path / "results").rglob("metrics.json"))
+    stored = json.loads(metrics_file.read_text())["localisation"]["masked"]
+    assert list(stored["generators"]) == ["local"] and stored["generators"]["local"]["n_masks"] == 3
+    direct = localisation.localise_suite(LoadedDetector(detector, model.eval(), weights=None), suite_root,
+                                         suite_for_path(suite_root), progress=False)
+    for name in localisation.LOCALISATION_METRICS:
+        assert stored["mean"][name] == pytest.approx(direct["mean"][name], abs=1e-6), name
+    assert main([*args, "--no-localisation"]) == 0
+    assert "localisation" not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bench_check_guards_localisation(suite_root, tmp_path, capsys):
+    import json
+
+    from bench.cli import main
+    from detectors import export_state_dict
+
+    torch.manual_seed(0)
+    detector = get_detector("lae")
+    torch.save(export_state_dict(detector.build(), detector), tmp_path / "lae.pth")
+    baseline = tmp_path / "lae_masked.json"
+    baseline.write_text(json.dumps({"kind": "metrics", "detector": "lae", "weights": {"path": "lae.pth"},
+                                    "suite": str(suite_root), "metrics": ["acc"], "localisation": ["pixel_auc", "iou"],
+                                    "tolerance": 0.1}))
+    assert main(["check", "--baseline", str(baseline), "--update"]) == 0
+    written = json.loads(baseline.read_text())
+    assert set(written["expected_localisation"]["masked"]) == {"local", "mean"}
+    assert main(["check", "--baseline", str(baseline)]) == 0
+    written["expected_localisation"]["masked"]["local"]["iou"] += 0.01  # one point off
+    baseline.write_text(json.dumps(written))
+    capsys.readouterr()
+    assert main(["check", "--baseline", str(baseline)]) == 1
+    assert "local (localisation)" in capsys.readouterr().out

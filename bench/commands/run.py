@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="truncated image files: skip them (default) or load them as the official code does")
     parser.add_argument("--amp", choices=AMP_CHOICES, default="off", help="CUDA autocast (default off)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long runs)")
+    parser.add_argument("--no-localisation", dest="localisation", action="store_false",
+                        help="skip the localisation metrics on suites with forgery masks (bench.localisation)")
     parser.add_argument("--json", action="store_true", help="print the metrics only, as JSON")
 
 
@@ -42,7 +44,7 @@ def config_from_args(args: argparse.Namespace):
         data_root=args.data_root, weights=args.weights, output=args.output, device=args.device,
         batch_size=args.batch_size, workers=args.workers, limit=args.limit, fresh=args.fresh,
         truncated=args.truncated, amp=args.amp, compile=args.compile, protocol=args.protocol,
-        progress=not getattr(args, "quiet", False),
+        progress=not getattr(args, "quiet", False), localisation=getattr(args, "localisation", True),
     )
 
 
@@ -88,4 +90,8 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
     if len(metrics["suites"]) > 1:
         m = metrics["mean"]
         lines += ["", f"mean over all generators: ACC {pct(m['acc'])}  AP {pct(m['ap'])}"]
+    if metrics.get("localisation"):
+        from bench.localisation import render_localisation
+
+        lines.append(render_localisation(metrics["localisation"]))
     return "\n".join(lines)
