@@ -16,7 +16,7 @@ from detectors.weights import all_weights
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("detector", ["lfm", "lfm-gap", "npr"])
+@pytest.mark.parametrize("detector", ["lfm", "lfm-gap", "npr", "lae"])
 def test_demo_weights_are_bundled_and_load(detector):
     entry = next(e for e in all_weights() if e.name == f"{get_detector(detector).weights_family}:demo")
     assert entry.bundled and entry.sha256
