@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from test_tables import markdown_rows, write_run
@@ -17,7 +18,7 @@ from detectors import get_detector
 from detectors.safe import SAFENet
 
 
-def _suite(root, n=2, size=(300, 280)):
+def _suite(root, n=1, size=(300, 280)):
     rng = np.random.default_rng(0)
     for label in ("0_real", "1_fake"):
         (root / label).mkdir(parents=True)
@@ -26,6 +27,7 @@ def _suite(root, n=2, size=(300, 280)):
     return root
 
 
+@pytest.mark.slow
 def test_safe_own_protocol_through_the_one_evaluation_path(tmp_path):
     torch.manual_seed(0)
     model = SAFENet().eval()

@@ -65,6 +65,7 @@ def test_wavelet_input_against_a_hand_computation_and_torchvision_resize():
     assert torch.allclose(got, expected, atol=1e-7)  # the filter taps are float32 constants
 
 
+@pytest.mark.slow
 def test_logit_is_the_log_odds_of_safes_softmax_score():
     torch.manual_seed(1)
     model = SAFENet().eval()
@@ -76,6 +77,7 @@ def test_logit_is_the_log_odds_of_safes_softmax_score():
     assert torch.allclose(torch.sigmoid(logit), softmax_fake, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_official_checkpoint_layout_loads_strictly(tmp_path):
     torch.manual_seed(2)
     source = SAFENet().eval()

@@ -37,6 +37,7 @@ def no_timm_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path_factory.mktemp("torchhub")))
 
 
+@pytest.mark.slow
 def test_a_timm_name_resolves_to_a_one_logit_timm_model():
     detector = get_detector("timm:resnet18")
     model = detector.build()
@@ -57,6 +58,7 @@ def test_preprocessing_is_timms_data_config():
         assert pre.own_resize == int(config["input_size"][-1] / config["crop_pct"])
 
 
+@pytest.mark.slow
 def test_vits_take_the_papers_256_and_odd_native_sizes():
     # timm's tiny test ViT (160x160 position embeddings), built with a dynamic input size
     model = get_detector("timm:test_vit").build()
