@@ -21,6 +21,7 @@ COMMANDS = {
     "check": "Compare stored or fresh results against committed baselines",
     "data": "Inspect a data root: which suites are there and usable",
     "audit": "Shortcut audit: can file format, JPEG quality or size alone tell real from fake?",
+    "sweep": "Robustness sweep: detectors x perturbation levels -> table and plots",
     "weights": "List or fetch named weights",
     "explain": "Class-activation maps (Grad-CAM) of detectors on images, with localisation numbers",
     "report": "Render run folders as one self-contained HTML page",

@@ -41,7 +41,9 @@ class EvalConfig:
     """CUDA autocast: off, bf16 or fp16 (CPU always scores in float32)."""
     compile: bool = False
     perturbation: str | None = None
-    """A perturbation spec applied to every decoded image before the protocol (robustness)."""
+    """A perturbation spec (`bench.perturb`, e.g. ``jpeg:q=75``) applied to every decoded image, real and
+    fake, before the protocol; stored in its canonical spelling (every parameter), which the cache key
+    and run.json record."""
     protocol: str = "paper"
     """`paper`: every detector under the paper's protocol; `own`: each detector's own paper's protocol."""
     progress: bool = True
@@ -67,6 +69,11 @@ class EvalConfig:
             problems.append(f"protocol must be one of {', '.join(PROTOCOL_CHOICES)}")
         if problems:
             raise BenchError("; ".join(problems))
+        if self.perturbation is not None:
+            from bench.perturb import parse
+
+            level = parse(self.perturbation)  # a bad spec is a usage error before any work
+            object.__setattr__(self, "perturbation", None if level is None else level.spec)
 
     @property
     def load_truncated(self) -> bool:

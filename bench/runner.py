@@ -133,9 +133,11 @@ def unit_key_fields(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig, 
 def decode_spec(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig) -> DecodeSpec:
     """How this detector's images of this unit are decoded: the suite's protocol (or the detector's own,
     with `--protocol own`) joined with the detector's preprocessing."""
+    from bench.perturb import parse
+
     return DecodeSpec.for_detector(
         unit.suite.suite.resize, loaded.preprocessing, own_protocol=config.protocol == "own",
-        load_truncated=config.load_truncated,
+        load_truncated=config.load_truncated, perturbation=parse(config.perturbation),
     )
 
 

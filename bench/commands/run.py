@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long runs)")
     parser.add_argument("--no-localisation", dest="localisation", action="store_false",
                         help="skip the localisation metrics on suites with forgery masks (bench.localisation)")
+    parser.add_argument("--perturb", metavar="SPEC",
+                        help="perturb every image (real and fake) before the protocol, e.g. jpeg:q=75, blur:sigma=2, "
+                             "reencode:jpeg:q=95 (see `bench list perturbations`)")
     parser.add_argument("--json", action="store_true", help="print the metrics only, as JSON")
 
 
@@ -45,6 +48,7 @@ def config_from_args(args: argparse.Namespace):
         batch_size=args.batch_size, workers=args.workers, limit=args.limit, fresh=args.fresh,
         truncated=args.truncated, amp=args.amp, compile=args.compile, protocol=args.protocol,
         progress=not getattr(args, "quiet", False), localisation=getattr(args, "localisation", True),
+        perturbation=getattr(args, "perturb", None),
     )
 
 
