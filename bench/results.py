@@ -7,7 +7,7 @@ message to upgrade, rather than misread. Tables, reports, checks and the Python 
 Version history:
 - 1: run.json, metrics.json, scores.parquet, skipped.csv (no `schema_version` field).
 - 2: `schema_version` in run.json and metrics.json; run.json adds `protocol_choice`, `decode`,
-  `preprocessing`, `reported_method`, `amp`.
+  `preprocessing`, `reported_method`, `amp`, `backbone` (a frozen backbone's file, or null).
 """
 
 from __future__ import annotations
