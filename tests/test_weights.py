@@ -102,3 +102,24 @@ def test_unreachable_url_is_a_clear_error(tmp_path):
     entry = dataclasses.replace(get_weights_entry("lfm:official"), url=(tmp_path / "nowhere.pth").as_uri())
     with pytest.raises(BenchError, match="could not download"):
         fetch(entry, progress=False)
+
+
+def test_readme_and_weights_list_say_which_weights_are_pinned(capsys):
+    """Issue 11, item 5: the README claims no more verification than the code does."""
+    import re
+    from pathlib import Path
+
+    from bench.cli import main
+    from detectors.weights import all_weights
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    claimed = {}
+    for names, pinned in re.findall(r"^\| (`[^|]+) \| (yes|no)\b", readme, flags=re.MULTILINE):
+        for name in re.findall(r"`([^`]+)`", names):
+            claimed[name] = pinned == "yes"
+    assert claimed == {e.name: e.pinned for e in all_weights()}
+    assert main(["weights", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for entry in all_weights():
+        line = next(line for line in lines if line.startswith(entry.name + " "))
+        assert ("no: first file seen is recorded" in line) == (not entry.pinned)
