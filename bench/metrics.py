@@ -347,3 +347,17 @@ def real_source_breakdown(paths: Sequence[str], labels: Sequence[int] | np.ndarr
             entry["r_acc_cal"] = _fraction(logits[rows] <= calibrated_logit)
         result[name] = entry
     return result
+
+
+def metrics_from_scores(rows, *, prob_precision: str = DEFAULT_PROB_PRECISION,
+                        calibrated_logit: float | None = None) -> dict:
+    """One generator's metrics from its stored scores (a DataFrame with `label`, `logit` and `path`,
+    as in scores.parquet): the metric set, plus `real_sources` when its reals come from several folders."""
+    labels = rows["label"].to_numpy()
+    logits = rows["logit"].to_numpy(dtype=np.float64)
+    result = metrics_from_logits(labels, logits, prob_precision=prob_precision, calibrated_logit=calibrated_logit)
+    sources = real_source_breakdown(rows["path"].tolist(), labels, logits, prob_precision=prob_precision,
+                                    calibrated_logit=calibrated_logit)
+    if sources:
+        result["real_sources"] = sources
+    return result

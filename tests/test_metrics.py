@@ -305,3 +305,18 @@ def test_metric_declaration_matches_what_is_computed():
     assert set(CALIBRATED_KEYS) == {"acc_cal", "r_acc_cal", "f_acc_cal"}
     assert not METRICS["eer"].higher_is_better and METRICS["ap"].higher_is_better
     assert METRICS["ap"].render(0.98765) == "98.8" and METRICS["n_real"].render(12) == "12"
+
+
+def test_metrics_from_stored_scores_need_only_label_logit_and_path():
+    import pandas as pd
+
+    from bench.metrics import metrics_from_logits, metrics_from_scores
+
+    rows = pd.DataFrame({
+        "path": ["g/a/0_real/1.png", "g/b/0_real/2.png", "g/a/1_fake/3.png", "g/b/1_fake/4.png"],
+        "label": [0, 0, 1, 1], "logit": [-20.0, 25.0, 18.0, 30.0],
+    })
+    got = metrics_from_scores(rows)
+    expected = metrics_from_logits(rows["label"], rows["logit"])
+    assert {k: got[k] for k in expected if k != "notes"} == {k: v for k, v in expected.items() if k != "notes"}
+    assert got["real_sources"] == {"a": {"n_real": 1, "r_acc": 1.0}, "b": {"n_real": 1, "r_acc": 0.0}}
