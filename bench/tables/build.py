@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench import reported
+from bench.metrics import METRICS, PAPER_KEYS
 from bench.reported import MEAN, TableSpec
 from bench.tables.reproduced import ReproducedModel, SuiteResult
 
-HIGHER_IS_BETTER = {"acc": True, "ap": True, "flops": False, "params": False}
+HIGHER_IS_BETTER = {**{name: METRICS[name].higher_is_better for name in PAPER_KEYS}, "flops": False, "params": False}
+"""The paper's metric columns as bench.metrics declares them, and the cost columns (fewer is better)."""
 
 
 INCONSISTENT_MARK = "†"
