@@ -213,6 +213,12 @@ def evaluate(
     store = ResultsStore(config.output)
     started_at, started = now_iso(), time.perf_counter()
     runs = [DetectorRun(item) for item in loaded]
+    if config.calibrate_on:
+        from bench.calibration import calibrate
+
+        calibrations = calibrate(loaded, config.calibrate_on, config, [r.root for r in selection.suites])
+        for run in runs:
+            run.calibration = calibrations[run.name]
     score_suites(runs, selection.suites, store, config)
     results: dict[str, DetectorResult] = {}
     for run in runs:
@@ -225,7 +231,7 @@ def evaluate(
             folder = None
             everything = collect_scores(run, selection.names)
             scored = everything[everything["reason"].isna()][SCORE_COLUMNS].reset_index(drop=True)
-            metrics = metrics_for_run(run, selection.suites, everything)
+            metrics = metrics_for_run(run, selection.suites, everything, config.prob_precision)
             info = run_info(run, selection.suites, config, selection.data_root, started_at, selection.note)
         if config.localisation and config.perturbation is None:
             _add_localisation(run.loaded, selection.suites, metrics, folder, config)

@@ -77,5 +77,5 @@ def calibrate(loaded, spec: str, config, evaluated_roots=()) -> dict[str, Calibr
             raise BenchError(f"--calibrate-on {spec}: no scored {need} to calibrate {name} on")
         threshold = calibrate_threshold(scores["label"].to_numpy(), scores["logit"].to_numpy(), config.calibrate_rule)
         calibrations[name] = Calibration(spec, tuple(selection.names), config.calibrate_rule, threshold, n_real, n_fake)
-        log.info("%s: %s", name, calibrations[name].sentence())
+        log.debug("%s: %s", name, calibrations[name].sentence())
     return calibrations

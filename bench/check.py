@@ -19,7 +19,9 @@ A metrics baseline may also guard localisation on suites with forgery masks (ben
 ``"expected_localisation": {"demo-local": {"tconv": {"pixel_auc": 0.8, ...}, "mean": {...}}}``.
 
 Tolerances of metrics are in points (0.1 = 0.1 percentage points); ``metric_tolerances`` overrides per
-metric. Relative paths (``images``, ``data_root``) are relative to the baseline file's folder.
+metric. Metric names are those `bench.metrics.METRICS` declares (fractions only, not counts); an unknown
+name is an error. ``"prob_precision": "float64"`` checks metrics under the exact order instead of the
+official float32 probabilities (the default). Relative paths (``images``, ``data_root``) are relative to the baseline file's folder.
 ``optional: true`` marks a baseline whose inputs may be absent (it is then reported as skipped, or as an
 error when ``BENCH_REQUIRE_SHARED=1``).
 """
@@ -34,9 +36,12 @@ from pathlib import Path
 
 from bench import settings
 from bench.errors import BenchError
+from bench.metrics import METRICS, PAPER_KEYS
+from bench.metrics import metric as declared_metric
 
 DEFAULT_TOLERANCE_POINTS = 0.1
-CHECKED_METRICS = ("acc", "ap")
+CHECKED_METRICS = PAPER_KEYS
+"""What a metrics baseline checks when it names no metrics: the paper's two columns."""
 
 
 @dataclass
@@ -75,6 +80,21 @@ def load_baseline(path: Path) -> dict:
             raise BenchError(f"baseline {path} has no {key!r} field (see bench/check.py for the format)")
     if baseline["kind"] not in ("metrics", "logits"):
         raise BenchError(f"baseline {path}: unknown kind {baseline['kind']!r}; expected 'metrics' or 'logits'")
+    if baseline["kind"] == "metrics":
+        named = set(baseline.get("metrics", ())) | set(baseline.get("metric_tolerances", {}))
+        for block in baseline.get("expected", {}).values():
+            for values in block.values():
+                named |= set(values) if isinstance(values, dict) else set()
+            if not any(isinstance(v, dict) for v in block.values()):  # the overall mean's block
+                named |= set(block)
+        named -= set(baseline.get("localisation", ()))  # bench.localisation's names, checked there
+        for name in sorted(named):
+            try:
+                declared = declared_metric(name)
+            except BenchError as error:
+                raise BenchError(f"baseline {path}: {error}") from error
+            if declared.format != "percent":
+                raise BenchError(f"baseline {path}: {name} is a count, not a metric a tolerance in points applies to")
     return baseline
 
 
@@ -190,7 +210,10 @@ def render_differences(outcome: CheckOutcome) -> str:
         # metrics are fractions shown in points; logits are shown as they are
         return f"{value:.5f}" if metric == "logit" else f"{100 * value:.2f}"
 
-    rows = [[d.where, d.metric, show(d.expected, d.metric), show(d.got, d.metric), show(d.delta, d.metric),
+    def name(metric: str) -> str:
+        return METRICS[metric].display if metric in METRICS else metric
+
+    rows = [[d.where, name(d.metric), show(d.expected, d.metric), show(d.got, d.metric), show(d.delta, d.metric),
              show(d.tolerance, d.metric)] for d in outcome.differences]
     return format_table(["where", "metric", "expected", "got", "delta", "tolerance"], rows,
                         [False, False, True, True, True, True])
@@ -262,8 +285,9 @@ def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOu
             return CheckOutcome(path, "error", f"the baseline's protocol {protocol} differs from the suites' {got}")
     selection = api.SuiteSelection(suites, data_root)
     guard_maps = bool(baseline.get("localisation"))  # maps cost time: only for baselines that guard them
-    result = api.evaluate([loaded], selection, config=replace(options, limit=baseline.get("limit"), write_run=False,
-                                                              localisation=guard_maps))
+    result = api.evaluate([loaded], selection, config=replace(
+        options, limit=baseline.get("limit"), write_run=False, localisation=guard_maps,
+        prob_precision=baseline.get("prob_precision", options.prob_precision)))
     fresh = result.runs[loaded.detector.name].metrics
     differences, compared = compare_metrics(baseline, fresh)
     if guard_maps:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from bench.errors import BenchError
+from bench.metrics import CALIBRATION_RULES, PROB_PRECISIONS
 
 PROTOCOL_CHOICES = ("paper", "own")
 TRUNCATED_CHOICES = ("skip", "load")
@@ -46,6 +47,13 @@ class EvalConfig:
     and run.json record."""
     protocol: str = "paper"
     """`paper`: every detector under the paper's protocol; `own`: each detector's own paper's protocol."""
+    prob_precision: str = "float32"
+    """The probabilities the metrics read: `float32` (the official validate.py: float32 sigmoid, ties
+    above a logit of ~16.6) or `float64` (the exact order). See bench.metrics."""
+    calibrate_on: str | None = None
+    """A suite or folder whose images choose a decision threshold (`acc_cal` beside `acc`)."""
+    calibrate_rule: str = "real95"
+    """How: `real95` (keep 95% of its real images real) or `eer` (its equal-error point)."""
     progress: bool = True
     localisation: bool = True
     """Localisation metrics (bench.localisation) on suites with forgery masks, stored in metrics.json
@@ -67,6 +75,10 @@ class EvalConfig:
             problems.append(f"amp must be one of {', '.join(AMP_CHOICES)}")
         if self.protocol not in PROTOCOL_CHOICES:
             problems.append(f"protocol must be one of {', '.join(PROTOCOL_CHOICES)}")
+        if self.prob_precision not in PROB_PRECISIONS:
+            problems.append(f"prob_precision must be one of {', '.join(PROB_PRECISIONS)}")
+        if self.calibrate_rule not in CALIBRATION_RULES:
+            problems.append(f"calibrate_rule must be one of {', '.join(CALIBRATION_RULES)}")
         if problems:
             raise BenchError("; ".join(problems))
         if self.perturbation is not None:

@@ -27,7 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+# scikit-learn is imported where it is used: it takes seconds to import, and the metric declaration
+# (METRICS, the choices of EvalConfig) is read by code that computes nothing
 
 NAN = float("nan")
 
@@ -152,6 +154,8 @@ def scores_and_threshold(logits: Sequence[float] | np.ndarray, prob_precision: s
 def equal_error_rate(labels: np.ndarray, probs: np.ndarray) -> float:
     """The rate where false-positive and false-negative rates meet on the ROC curve, interpolated
     linearly between the two ROC points that bracket the crossing."""
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, _ = roc_curve(labels, probs, drop_intermediate=False)
     fnr = 1.0 - tpr
     gap = fnr - fpr  # starts at 1 (nothing called fake), ends at -1 (everything called fake)
@@ -164,6 +168,8 @@ def equal_error_rate(labels: np.ndarray, probs: np.ndarray) -> float:
 
 def oracle_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
     """The best accuracy of `prob >= t` over all thresholds t (each ROC point is one threshold)."""
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, _ = roc_curve(labels, probs, drop_intermediate=False)
     n_fake = int(labels.sum())
     n_real = len(labels) - n_fake
@@ -174,6 +180,8 @@ def oracle_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, max_fpr: float) -> float:
     """The largest share of fakes with `score >= t` over the thresholds t at which at most `max_fpr` of
     the reals have `score >= t` (ROC points only, no interpolation: a threshold one could really use)."""
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     allowed = fpr <= max_fpr + 1e-12  # the first ROC point (nothing called fake) always qualifies
     return float(tpr[allowed].max())
@@ -192,6 +200,8 @@ def compute_metrics(labels: Sequence[int] | np.ndarray, probs: Sequence[float] |
 
     `probs` are the scores every metric reads (fake-probabilities, or logits with `threshold=0`): ACC and
     the per-class accuracies use `score > threshold`, the ranking metrics only the order."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     labels = np.asarray(labels).reshape(-1)
     probs = np.asarray(probs, dtype=np.float64).reshape(-1)
     if labels.shape != probs.shape:

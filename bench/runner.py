@@ -27,7 +27,7 @@ from bench import settings
 from bench.config import EvalConfig
 from bench.data import DecodeSpec
 from bench.inference import prepare_scorer
-from bench.metrics import compute_metrics, mean_metrics, probability
+from bench.metrics import DEFAULT_PROB_PRECISION, mean_metrics, metrics_from_scores, probability
 from bench.protocol import protocol_name
 from bench.provenance import git_commit
 from bench.results import SCHEMA_VERSION
@@ -64,6 +64,8 @@ class DetectorRun:
     loaded: LoadedDetector
     key_fields: dict[tuple[str, str], dict] = field(default_factory=dict)
     frames: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    calibration: object | None = None
+    """A `bench.calibration.Calibration` when the evaluation was asked to calibrate a threshold."""
 
     @property
     def name(self) -> str:
@@ -213,7 +215,8 @@ def score_unit(
             for row in rows:
                 i = todo[row.index]
                 for name in entries:
-                    buffers[name].append(_row(suite_name, generator, unit, i, row.values.get(name), row.reasons.get(name)))
+                    buffers[name].append(_row(suite_name, generator, unit, i, row.values.get(name), row.reasons.get(name),
+                                              row.cropped))
             since_flush += len(rows)
             if since_flush >= part_every:
                 for name, entry in entries.items():
@@ -236,26 +239,33 @@ def score_unit(
     return frames
 
 
-def _row(suite: str, generator: str, unit: WorkUnit, index: int, logit: float | None, reason: str | None) -> dict:
+def _row(suite: str, generator: str, unit: WorkUnit, index: int, logit: float | None, reason: str | None,
+         cropped: bool = False) -> dict:
     logit = math.nan if logit is None else float(logit)
     return {
         "suite": suite, "generator": generator, "path": unit.relative[index], "label": unit.items[index][1],
-        "logit": logit, "prob": probability(logit), "reason": reason,
+        "logit": logit, "prob": probability(logit), "reason": reason, "cropped": bool(cropped),
     }
 
 
-def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: dict[str, list[str]]) -> dict:
-    """metrics.json content: per generator, per suite mean, overall mean over all generators."""
+def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: dict[str, list[str]], *,
+                prob_precision: str = DEFAULT_PROB_PRECISION, calibration=None) -> dict:
+    """metrics.json content: per generator, per suite mean, overall mean over all generators, from the
+    stored logits (bench.metrics), with the probability precision and any calibrated threshold recorded."""
+    calibrated = None if calibration is None else calibration.threshold_logit
     suites = {}
     every_generator = []
     for suite in suite_order:
         per_generator = {}
         for generator in generator_order[suite]:
             rows = scores[(scores["suite"] == suite) & (scores["generator"] == generator)]
-            per_generator[generator] = compute_metrics(rows["label"].to_numpy(), rows["prob"].to_numpy())
+            per_generator[generator] = metrics_from_scores(rows, prob_precision=prob_precision,
+                                                           calibrated_logit=calibrated)
         every_generator.extend(per_generator.values())
         suites[suite] = {"generators": per_generator, "mean": mean_metrics(list(per_generator.values()))}
-    return {"schema_version": SCHEMA_VERSION, "suites": suites, "mean": mean_metrics(every_generator)}
+    return {"schema_version": SCHEMA_VERSION, "prob_precision": prob_precision,
+            "calibration": None if calibration is None else calibration.describe(),
+            "suites": suites, "mean": mean_metrics(every_generator)}
 
 
 def collect_scores(run: DetectorRun, suite_names: list[str]) -> pd.DataFrame:
@@ -266,12 +276,23 @@ def collect_scores(run: DetectorRun, suite_names: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def metrics_for_run(run: DetectorRun, suites: list[ResolvedSuite], scores: pd.DataFrame | None = None) -> dict:
+def metrics_for_run(run: DetectorRun, suites: list[ResolvedSuite], scores: pd.DataFrame | None = None,
+                    prob_precision: str = DEFAULT_PROB_PRECISION) -> dict:
     suite_names = [s.suite.name for s in suites]
     if scores is None:
         scores = collect_scores(run, suite_names)
     generator_order = {s: [g for (suite, g) in run.frames if suite == s] for s in suite_names}
-    return metrics_for(scores[scores["reason"].isna()], suite_names, generator_order)
+    return metrics_for(scores[scores["reason"].isna()], suite_names, generator_order,
+                       prob_precision=prob_precision, calibration=run.calibration)
+
+
+def cropped_record(scored: pd.DataFrame) -> dict:
+    """`cropped.csv` (suite, generator, path of every image cropped to an even size before scoring) and
+    how many scored images have no record (scored into the cache before it was kept)."""
+    flags = scored["cropped"] if "cropped" in scored else pd.Series([pd.NA] * len(scored), index=scored.index)
+    known = flags.notna()
+    rows = scored[known & (flags == True)][["suite", "generator", "path"]]  # noqa: E712 (NA-aware)
+    return {"rows": rows.reset_index(drop=True), "unknown": int((~known).sum())}
 
 
 def _per_suite(run: DetectorRun, suite_names: list[str], key: str) -> dict:
@@ -313,6 +334,8 @@ def run_info(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, 
         "torch_version": torch.__version__,
         "device": str(config.device),
         "amp": config.amp,
+        "prob_precision": config.prob_precision,
+        "calibration": None if run.calibration is None else run.calibration.describe(),
         "started_at": started_at,
         "finished_at": None,
         "note": note,
@@ -340,13 +363,17 @@ def write_run(
     atomic_write_parquet(folder / "scores.parquet", scored)
     atomic_write_csv(folder / "skipped.csv", skipped[["path", "reason"]].assign(
         path=skipped["suite"] + "/" + skipped["path"]).reset_index(drop=True))
-    metrics = metrics_for_run(run, suites, scores)
+    cropped = cropped_record(scores[scores["reason"].isna()])
+    atomic_write_csv(folder / "cropped.csv", cropped["rows"])
+    metrics = metrics_for_run(run, suites, scores, config.prob_precision)
     atomic_write_json(folder / "metrics.json", metrics)
     info.update(
         status="finished",
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         n_images={s: int((scored["suite"] == s).sum()) for s in suite_names},
         n_skipped=int(len(skipped)),
+        n_cropped_to_even=int(len(cropped["rows"])),
+        cropped_unknown=cropped["unknown"],
         work_keys={f"{k[0]}/{k[1]}": work_key(v) for k, v in run.key_fields.items()},
     )
     atomic_write_json(folder / "run.json", info)

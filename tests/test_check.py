@@ -51,8 +51,19 @@ def test_a_value_moved_by_5_points_fails_with_the_metric_in_the_table(setup, cap
     capsys.readouterr()
     assert main(["check", *common]) == 1
     out = capsys.readouterr().out
-    assert "MOVED" in out and "gangen/BEGAN" in out and "acc" in out and "-5.00" in out
+    assert "MOVED" in out and "gangen/BEGAN" in out and "ACC" in out and "-5.00" in out
     assert main(["check", *common, "--tolerance", "6"]) == 0  # within a 6-point tolerance
+
+
+@pytest.mark.parametrize("name,message", [("accuracy", "Did you mean"), ("n_real", "is a count")])
+def test_baselines_name_metrics_as_bench_metrics_declares_them(setup, capsys, name, message):
+    baseline, common, _ = setup
+    data = json.loads(baseline.read_text())
+    data["expected"]["gangen"]["BEGAN"][name] = 0.5
+    baseline.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["check", *common]) == 2
+    assert message in capsys.readouterr().err
 
 
 def k8_instead_of_16(monkeypatch):

@@ -13,6 +13,7 @@ import json
 import sys
 
 from bench.config import AMP_CHOICES, PROTOCOL_CHOICES, TRUNCATED_CHOICES
+from bench.metrics import CALIBRATION_RULES, PROB_PRECISIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perturb", metavar="SPEC",
                         help="perturb every image (real and fake) before the protocol, e.g. jpeg:q=75, blur:sigma=2, "
                              "reencode:jpeg:q=95 (see `bench list perturbations`)")
+    parser.add_argument("--prob-precision", choices=PROB_PRECISIONS, default="float32",
+                        help="probabilities the metrics read: float32 (default; the official validate.py, whose "
+                             "float32 sigmoid ties every logit above ~16.6) or float64 (the exact order)")
+    parser.add_argument("--calibrate-on", metavar="SUITE_OR_PATH",
+                        help="choose a decision threshold on this set's images and report ACC at it (ACC@cal) "
+                             "beside ACC at 0.5 (e.g. progan4-val, demo-val)")
+    parser.add_argument("--calibrate-rule", choices=CALIBRATION_RULES, default="real95",
+                        help="real95 (default): the threshold that keeps 95%% of its real images real; "
+                             "eer: its equal-error point")
     parser.add_argument("--json", action="store_true", help="print the metrics only, as JSON")
 
 
@@ -47,6 +57,7 @@ def config_from_args(args: argparse.Namespace):
         data_root=args.data_root, weights=args.weights, output=args.output, device=args.device,
         batch_size=args.batch_size, workers=args.workers, limit=args.limit, fresh=args.fresh,
         truncated=args.truncated, amp=args.amp, compile=args.compile, protocol=args.protocol,
+        prob_precision=args.prob_precision, calibrate_on=args.calibrate_on, calibrate_rule=args.calibrate_rule,
         progress=not getattr(args, "quiet", False), localisation=getattr(args, "localisation", True),
         perturbation=getattr(args, "perturb", None),
     )
@@ -72,28 +83,51 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+COLUMNS = ("acc", "ap", "r_acc", "f_acc", "auc", "eer", "oracle_acc", "tpr_at_fpr1", "tpr_at_fpr5", "acc_cal",
+           "n_real", "n_fake")
+"""The columns `bench run` prints, in order; names and formats come from bench.metrics.METRICS."""
+
+
 def render_metrics(result, metrics: dict, demo: bool) -> str:
-    """A detector's metrics as text tables, one per suite (generators, then the suite's mean)."""
+    """A detector's metrics as text tables, one per suite (generators, then the suite's mean), the
+    calibrated threshold when there is one, and where a generator's real images come from several
+    folders, the real images' accuracy per folder."""
+    from bench.metrics import METRICS
     from bench.textable import format_table
 
-    def pct(value) -> str:
-        return "-" if value is None or value != value else f"{100 * value:.1f}"
-
+    calibration = metrics.get("calibration")
+    columns = [name for name in COLUMNS if not METRICS[name].calibrated or calibration]
     lines = [
         f"## {result.display_name} | weights {result.weights} (sha256 {result.weights_sha256[:12]})"
         + ("  [synthetic demo data]" if demo else "")
     ]
-    header = ["generator", "ACC", "AP", "real ACC", "fake ACC", "AUC", "EER", "oracle ACC", "n real", "n fake"]
-    right = [False] + [True] * 9
+    if metrics.get("prob_precision") == "float64":
+        lines.append("probabilities: float64 (exact order; the official code's float32 ties logits above ~16.6)")
+    if calibration:
+        from bench.calibration import Calibration
+
+        fields = {k: calibration[k] for k in ("on", "rule", "threshold_logit", "n_real", "n_fake")}
+        lines.append(Calibration(suites=tuple(calibration["suites"]), **fields).sentence())
+    header = ["generator", *(METRICS[name].display for name in columns)]
+    right = [False] + [True] * len(columns)
+    sources = []
     for suite, block in metrics["suites"].items():
         rows = []
         for name, m in [*block["generators"].items(), ("mean", block["mean"])]:
-            rows.append([name, pct(m["acc"]), pct(m["ap"]), pct(m["r_acc"]), pct(m["f_acc"]), pct(m["auc"]),
-                         pct(m["eer"]), pct(m["oracle_acc"]), m["n_real"], m["n_fake"]])
+            rows.append([name, *(METRICS[c].render(m.get(c)) for c in columns)])
+            for source, values in (m.get("real_sources") or {}).items():
+                cal = f", at the calibrated threshold {METRICS['r_acc'].render(values['r_acc_cal'])}" \
+                    if "r_acc_cal" in values else ""
+                sources.append([suite, name, source, values["n_real"], METRICS["r_acc"].render(values["r_acc"]) + cal])
         lines += ["", f"### {suite}", format_table(header, rows, right)]
+    if sources:
+        lines += ["", "real images by source folder (real ACC):",
+                  format_table(["suite", "generator", "source", "n real", "real ACC"], sources,
+                               [False, False, False, True, False])]
     if len(metrics["suites"]) > 1:
         m = metrics["mean"]
-        lines += ["", f"mean over all generators: ACC {pct(m['acc'])}  AP {pct(m['ap'])}"]
+        lines += ["", f"mean over all generators: ACC {METRICS['acc'].render(m['acc'])}  "
+                      f"AP {METRICS['ap'].render(m['ap'])}"]
     if metrics.get("localisation"):
         from bench.localisation import render_localisation
 
