@@ -70,7 +70,7 @@ def image_folder_names(files: list[Path]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from bench.commands.predict import collect_images
+    from bench.api import collect_images
     from bench.explain.drawing import Verdict, cam_panel, overlay, save
     from bench.explain.maps import explain_images, localisation_summary
     from bench.inference import pick_device
