@@ -25,6 +25,8 @@ COMMANDS = {
     "weights": "List or fetch named weights",
     "explain": "Class-activation maps (Grad-CAM) of detectors on images, with localisation numbers",
     "report": "Render run folders as one self-contained HTML page",
+    "embed": "Pooled features of detectors on a suite: t-SNE plots, silhouette and k-NN separation",
+    "figure": "Regenerate a paper figure (visual: Grad-CAM and t-SNE of NPR vs LFM)",
 }
 
 

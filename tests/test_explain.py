@@ -31,60 +31,59 @@ def _head(model: nn.Module, dim: int) -> nn.Linear:
     return heads[-1]
 
 
-@pytest.fixture(scope="module")
-def models():
+def _input(detector: Detector, batch: int, seed: int) -> torch.Tensor:
+    size = detector.preprocessing.input_size
+    height, width = (size, size) if size else (HEIGHT, WIDTH)
+    return torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
+
+
+def _built(name: str) -> tuple[Detector, nn.Module]:
     torch.manual_seed(0)
+    detector = get_detector(name)
     # randomly initialised: these tests check wiring (names, shapes, hooks), not what a trained model says
-    # detectors that take one input size only (UnivFD's 224x224 CLIP ViT-L/14, ~300M parameters) cannot take
-    # these maps' 72x96 inputs; tests/test_univfd.py checks their declarations at their own size
-    return {name: get_detector(name).build() for name in list_detectors()
-            if get_detector(name).preprocessing.input_size is None}
+    return detector, detector.build()
 
 
 @pytest.mark.slow
-def test_every_detector_declares_a_cam_layer_that_gives_a_full_size_varying_map(models):
-    torch.manual_seed(1)
-    x = torch.randn(1, 3, HEIGHT, WIDTH)
-    for name, model in models.items():
-        detector = get_detector(name)
-        assert detector.cam_target_layer and detector.feature_layer, f"{name} declares no layers"
-        layer = cam_target(detector, model)
-        assert isinstance(layer, nn.Module)
-        result = class_activation_maps(model, layer, x, method="gradcam")
-        assert result.maps.shape == (1, HEIGHT, WIDTH), name
-        spread = result.maps.std()
-        if spread == 0:
-            # random weights can give a map that is negative everywhere for the predicted class, which
-            # Grad-CAM's ReLU flattens to zero; then the other class's map is its mirror and must vary
-            other = "fake" if result.explained[0] == 0 else "real"
-            spread = class_activation_maps(model, layer, x, method="gradcam", target=other).maps.std()
-        assert spread > 1e-3, f"{name}: flat Grad-CAM map for both classes"
-        with torch.no_grad():
-            assert result.logits[0] == pytest.approx(float(model(x)[0]), abs=1e-4), name
+@pytest.mark.parametrize("name", list_detectors())
+def test_every_detector_declares_a_cam_layer_that_gives_a_full_size_varying_map(name):
+    detector, model = _built(name)
+    assert detector.cam_target_layer and detector.feature_layer, f"{name} declares no layers"
+    layer = cam_target(detector, model)
+    x = _input(detector, 1, seed=1)
+    result = class_activation_maps(model, layer, x, method="gradcam")
+    assert result.maps.shape == (1, *x.shape[-2:])
+    spread = result.maps.std()
+    if spread == 0:
+        # random weights can give a map that is negative everywhere for the predicted class, which
+        # Grad-CAM's ReLU flattens to zero; then the other class's map is its mirror and must vary
+        other = "fake" if result.explained[0] == 0 else "real"
+        spread = class_activation_maps(model, layer, x, method="gradcam", target=other).maps.std()
+    assert spread > 1e-3, f"{name}: flat Grad-CAM map for both classes"
+    with torch.no_grad():
+        assert result.logits[0] == pytest.approx(float(model(x)[0]), abs=1e-4)
 
 
 @pytest.mark.slow
-def test_every_detector_feature_hook_is_what_its_head_reads(models):
-    torch.manual_seed(2)
-    x = torch.randn(2, 3, HEIGHT, WIDTH)
-    for name, model in models.items():
-        detector = get_detector(name)
-        with torch.no_grad(), FeatureTap(feature_module(detector, model)) as tap:
-            logits = model(x)
-        features = tap.features
-        assert features.dim() == 2 and features.shape[0] == 2, f"{name}: {tuple(features.shape)}"
-        with torch.no_grad():
-            again = _head(model, features.shape[1])(features)
-        if again.shape[1] == 2:  # a two-way head (SAFE): the logit is the fake-minus-real difference
-            again = again[:, 1] - again[:, 0]
-        again = again.squeeze(1) if again.dim() == 2 else again
-        torch.testing.assert_close(again, logits, rtol=0, atol=1e-5, msg=name)
+@pytest.mark.parametrize("name", list_detectors())
+def test_every_detector_feature_hook_is_what_its_head_reads(name):
+    detector, model = _built(name)
+    x = _input(detector, 2, seed=2)
+    with torch.no_grad(), FeatureTap(feature_module(detector, model)) as tap:
+        logits = model(x)
+    features = tap.features
+    assert features.dim() == 2 and features.shape[0] == 2, f"{name}: {tuple(features.shape)}"
+    with torch.no_grad():
+        out = _head(model, features.shape[1])(features)
+    # a two-class head (SAFE) gives the binary logit as fake minus real, the softmax's log-odds
+    again = out[:, 1] - out[:, 0] if out.shape[1] == 2 else out.squeeze(1)
+    torch.testing.assert_close(again, logits, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["lfm", "npr"])
-def test_feature_scorer_on_the_fast_path_splits_and_joins_batches(models, name):
+def test_feature_scorer_on_the_fast_path_splits_and_joins_batches(name):
     """The scoring path scores CPU batches two images at a time: 5 images = 3 forward passes, all kept."""
-    detector, model = get_detector(name), models[name]
+    detector, model = _built(name)
     pixels = torch.randint(0, 256, (5, 3, 48, 48), dtype=torch.uint8)  # the smallest LFM takes (K=16)
     scorer = prepare_scorer(model, detector.preprocessing, "cpu")
     features = feature_scorer(detector, scorer, scorer.model)

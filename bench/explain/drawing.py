@@ -25,8 +25,9 @@ def overlay(pixels: np.ndarray, cam_map: np.ndarray, image_weight: float = 0.5) 
     """uint8 [H, W, 3] image + [H, W] map in [0, 1] -> uint8 [H, W, 3] heat-map overlay (pytorch-grad-cam's
     ``show_cam_on_image``, JET colour map)."""
     from pytorch_grad_cam.utils.image import show_cam_on_image
+    from skimage.util import img_as_float32  # uint8 -> [0, 1] for display (not the model's normalisation)
 
-    return show_cam_on_image(pixels.astype(np.float32) / 255.0, cam_map, use_rgb=True, image_weight=image_weight)
+    return show_cam_on_image(img_as_float32(pixels), cam_map, use_rgb=True, image_weight=image_weight)
 
 
 @dataclass
@@ -115,3 +116,23 @@ def save(figure, path: Path, dpi: int = 150) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=dpi)
     return path
+
+
+def tsne_grid(panels: Sequence[tuple[str, str, np.ndarray, np.ndarray, str | None]], rows: Sequence[str],
+              columns: Sequence[str], title: str | None = None):
+    """A grid of t-SNE panels: one row per generator, one column per detector.
+
+    ``panels``: (row key, column key, points [N, 2], labels [N], caption) for each cell present."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(3.0 * len(columns), 2.8 * len(rows)), layout="constrained")
+    axes = figure.subplots(len(rows), len(columns), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for row_key, column_key, points, labels, caption in panels:
+        ax = axes[list(rows).index(row_key)][list(columns).index(column_key)]
+        ax.set_axis_on()
+        draw_tsne(ax, points, labels, title=f"{column_key} | {row_key}" + (f"\n{caption}" if caption else ""))
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return figure
