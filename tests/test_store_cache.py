@@ -1,0 +1,129 @@
+"""The score cache (issue 17): keyed by the files' contents, one lock per entry shared by processes,
+and damaged cache files discarded with a warning and recomputed rather than failing every rerun."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.store import ResultsStore, content_fingerprint, file_digest, file_list_fingerprint
+
+ROWS = pd.DataFrame({
+    "suite": ["s", "s", "s"], "generator": ["g", "g", "g"], "path": ["a.png", "b.png", "c.png"],
+    "label": [0, 1, 1], "logit": [-1.5, 2.0, math.nan], "prob": [0.18, 0.88, math.nan],
+    "reason": [None, None, "truncated image"],
+})
+
+
+def test_the_key_follows_the_bytes_not_the_size(tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    a.write_bytes(b"\x89PNG one image")
+    b.write_bytes(b"\x89PNG two image")
+    assert a.stat().st_size == b.stat().st_size
+    assert file_digest(a) == hashlib.blake2b(a.read_bytes(), digest_size=16).hexdigest()
+    items = [("g/0_real/a.png", 0, a), ("g/1_fake/b.png", 1, b)]
+    before = content_fingerprint(items)
+    size_key = file_list_fingerprint((rel, label, p.stat().st_size) for rel, label, p in items)
+    a.write_bytes(b"\x89PNG new image")  # same size, other content
+    assert a.stat().st_size == b.stat().st_size
+    assert content_fingerprint(items) != before
+    assert file_list_fingerprint((rel, label, p.stat().st_size) for rel, label, p in items) == size_key
+    # labels and names are part of it too; equal content gives an equal key
+    assert content_fingerprint([("g/0_real/a.png", 1, a), items[1]]) != content_fingerprint(items)
+    assert content_fingerprint(items, workers=1) == content_fingerprint(list(items), workers=3)
+
+
+def test_unreadable_files_have_a_digest_of_their_own(tmp_path):
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    assert file_digest(tmp_path / "dangling.png").startswith("unreadable:")
+    (tmp_path / "nowhere.png").write_bytes(b"now it exists")
+    assert not file_digest(tmp_path / "dangling.png").startswith("unreadable:")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "foreign columns", "nan score"])
+def test_a_damaged_part_is_discarded_with_a_warning(tmp_path, caplog, damage):
+    entry = ResultsStore(tmp_path).cache_entry("k")
+    entry.ensure({"k": 1})
+    entry.append_part(ROWS.iloc[:1])
+    entry.append_part(ROWS.iloc[1:])
+    second = entry.parts()[1]
+    if damage == "truncated":
+        second.write_bytes(second.read_bytes()[:40])
+    elif damage == "empty":
+        second.write_bytes(b"")
+    elif damage == "foreign columns":
+        pd.DataFrame({"x": [1]}).to_parquet(second)
+    else:
+        ROWS.iloc[1:].assign(reason=None).to_parquet(second)  # a NaN logit with no skip reason
+    with caplog.at_level(logging.WARNING, logger="bench.store"):
+        rows = entry.read_partial()
+    assert list(rows["path"]) == ["a.png"]  # the damaged part's images will be scored again
+    assert not second.exists() and f"discarding the damaged cache file {second}" in caplog.text
+    entry.append_part(ROWS.iloc[1:])  # numbered after the last one left, never over it
+    assert [p.name for p in entry.parts()] == ["part-000000.parquet", "part-000001.parquet"]
+    assert list(entry.read_partial()["path"]) == ["a.png", "b.png", "c.png"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "wrong files", "nan score"])
+def test_damaged_finished_scores_are_discarded_and_recomputed(tmp_path, caplog, damage):
+    entry = ResultsStore(tmp_path).cache_entry("k")
+    entry.ensure({"k": 1})
+    entry.finish(ROWS)
+    pd.testing.assert_frame_equal(entry.read_complete(list(ROWS["path"])), ROWS)
+    if damage == "truncated":
+        entry.final_path.write_bytes(entry.final_path.read_bytes()[:100])
+    elif damage == "empty":
+        entry.final_path.write_bytes(b"")
+    elif damage == "nan score":
+        ROWS.assign(logit=[math.nan, 2.0, math.nan]).to_parquet(entry.final_path)
+    expected = ["a.png", "b.png", "x.png"] if damage == "wrong files" else list(ROWS["path"])
+    with caplog.at_level(logging.WARNING, logger="bench.store"):
+        assert entry.read_complete(expected) is None
+    assert not entry.final_path.exists() and "discarding the damaged cache file" in caplog.text
+    assert entry.read_complete(expected) is None  # and now simply missing: no second warning needed
+
+
+HOLD = """
+import sys, time
+from filelock import FileLock
+lock = FileLock(sys.argv[1]); lock.acquire(); print("held", flush=True); time.sleep(float(sys.argv[2]))
+"""
+
+
+def _holder(lock_path: Path, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock_path), str(seconds)], stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_process_waits_for_the_entry_lock(tmp_path):
+    entry = ResultsStore(tmp_path).cache_entry("k")
+    holder = _holder(entry.lock_path, 1.5)
+    waited = []
+    started = time.monotonic()
+    with entry.locked(on_wait=waited.append):
+        waited_for = time.monotonic() - started
+    assert waited == [entry] and waited_for > 1.0  # the lock came only when the holder let it go (1.5 s)
+    holder.wait()
+
+
+def test_a_lock_held_by_a_killed_process_is_free(tmp_path):
+    entry = ResultsStore(tmp_path).cache_entry("k")
+    holder = _holder(entry.lock_path, 60)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    started = time.monotonic()
+    with entry.locked():
+        pass
+    assert time.monotonic() - started < 5
