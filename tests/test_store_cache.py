@@ -56,22 +56,22 @@ def test_a_damaged_part_is_discarded_with_a_warning(tmp_path, caplog, damage):
     entry.ensure({"k": 1})
     entry.append_part(ROWS.iloc[:1])
     entry.append_part(ROWS.iloc[1:])
-    second = entry.parts()[1]
+    first = entry.parts()[0]
     if damage == "truncated":
-        second.write_bytes(second.read_bytes()[:40])
+        first.write_bytes(first.read_bytes()[:40])
     elif damage == "empty":
-        second.write_bytes(b"")
+        first.write_bytes(b"")
     elif damage == "foreign columns":
-        pd.DataFrame({"x": [1]}).to_parquet(second)
+        pd.DataFrame({"x": [1]}).to_parquet(first)
     else:
-        ROWS.iloc[1:].assign(reason=None).to_parquet(second)  # a NaN logit with no skip reason
+        ROWS.iloc[:1].assign(logit=math.nan).to_parquet(first)  # a NaN logit with no skip reason
     with caplog.at_level(logging.WARNING, logger="bench.store"):
         rows = entry.read_partial()
-    assert list(rows["path"]) == ["a.png"]  # the damaged part's images will be scored again
-    assert not second.exists() and f"discarding the damaged cache file {second}" in caplog.text
-    entry.append_part(ROWS.iloc[1:])  # numbered after the last one left, never over it
-    assert [p.name for p in entry.parts()] == ["part-000000.parquet", "part-000001.parquet"]
-    assert list(entry.read_partial()["path"]) == ["a.png", "b.png", "c.png"]
+    assert list(rows["path"]) == ["b.png", "c.png"]  # the damaged part's image will be scored again
+    assert not first.exists() and f"discarding the damaged cache file {first}" in caplog.text
+    entry.append_part(ROWS.iloc[:1])  # numbered after the last part left, never over it
+    assert [p.name for p in entry.parts()] == ["part-000001.parquet", "part-000002.parquet"]
+    assert sorted(entry.read_partial()["path"]) == ["a.png", "b.png", "c.png"]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "wrong files", "nan score"])
