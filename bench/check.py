@@ -73,8 +73,9 @@ class CheckOutcome:
 def load_baseline(path: Path) -> dict:
     try:
         baseline = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BenchError(f"cannot read baseline {path}: {error}") from error
+    validate_baseline(baseline, path)
     for key in ("kind", "detector", "weights"):
         if key not in baseline:
             raise BenchError(f"baseline {path} has no {key!r} field (see bench/check.py for the format)")
@@ -96,6 +97,130 @@ def load_baseline(path: Path) -> dict:
             if declared.format != "percent":
                 raise BenchError(f"baseline {path}: {name} is a count, not a metric a tolerance in points applies to")
     return baseline
+
+
+# ------------------------------------------------------------------------------------ baseline schema
+# Each field: (what it must be, in words for the message; a check of a value). A wrong value is exit 2
+# naming the field, before anything is evaluated: a `"limit": -3` used to score all but 3 images.
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_tolerance(value) -> bool:
+    return _is_number(value) and value >= 0
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_value(value) -> bool:  # an expected metric or logit; null = undefined (e.g. AP of one class)
+    return value is None or _is_number(value)
+
+
+def _is_metric_block(value) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and _is_value(v) for k, v in value.items())
+
+
+def _is_expected_metrics(value) -> bool:
+    """{suite: {generator | "mean": {metric: value}}, "mean": {metric: value}}"""
+    if not isinstance(value, dict):
+        return False
+    for suite, block in value.items():
+        if suite == "mean":
+            if not _is_metric_block(block):
+                return False
+        elif not (isinstance(block, dict) and all(_is_metric_block(b) for b in block.values())):
+            return False
+    return True
+
+
+def _is_weights(value) -> bool:
+    return (isinstance(value, dict) and (_is_text(value.get("name")) or _is_text(value.get("path")))
+            and all(k in ("name", "path", "sha256") and (v is None or isinstance(v, str)) for k, v in value.items()))
+
+
+COMMON_FIELDS = {
+    "kind": ("'metrics' or 'logits'", lambda v: v in ("metrics", "logits")),
+    "detector": ("a detector name", _is_text),
+    "weights": ('{"name": NAME} or {"path": PATH}, with an optional "sha256"', _is_weights),
+    "description": ("text", lambda v: isinstance(v, str)),
+    "optional": ("true or false", lambda v: isinstance(v, bool)),
+    "data_root": ("a folder path", _is_text),
+}
+KIND_FIELDS = {
+    "metrics": {
+        "suite": ("a suite name, group or folder", _is_text),
+        "limit": ("null or a positive whole number (images per class and generator)",
+                  lambda v: v is None or _is_positive_int(v)),
+        "metrics": ("a list of metric names", lambda v: isinstance(v, list) and all(_is_text(m) for m in v)),
+        "tolerance": ("a number >= 0 (points)", _is_tolerance),
+        "metric_tolerances": ("{metric: a number >= 0 (points)}",
+                              lambda v: isinstance(v, dict) and all(_is_tolerance(t) for t in v.values())),
+        "protocol": ("{suite: protocol name}",
+                     lambda v: isinstance(v, dict) and all(isinstance(p, str) for p in v.values())),
+        "expected": ("{suite: {generator: {metric: number or null}}}", _is_expected_metrics),
+        "localisation": ("a list of localisation metric names",
+                         lambda v: isinstance(v, list) and all(_is_text(m) for m in v)),
+        "expected_localisation": ("{suite: {generator: {metric: number or null}}}", _is_expected_metrics),
+        "prob_precision": ("'float32' or 'float64'", lambda v: v in ("float32", "float64")),
+    },
+    "logits": {
+        "images": ("a folder of images", _is_text),
+        "protocol": ("a protocol name", _is_text),
+        "tolerance_logit": ("a number >= 0", _is_tolerance),
+        "expected": ("{file name: logit or null}",
+                     lambda v: isinstance(v, dict) and all(_is_value(x) for x in v.values())),
+    },
+}
+REQUIRED_FIELDS = {"metrics": ("kind", "detector", "weights", "suite"), "logits": ("kind", "detector", "weights", "images")}
+
+
+def validate_baseline(baseline, path: Path) -> None:
+    """Check a baseline against the declared fields above; BenchError naming the first wrong field."""
+    from bench.errors import did_you_mean
+
+    where = f"baseline {path}"
+    if not isinstance(baseline, dict):
+        raise BenchError(f"{where}: expected a JSON object, found a {type(baseline).__name__}")
+    kind = baseline.get("kind")
+    if kind not in KIND_FIELDS:
+        shown = "no 'kind' field" if "kind" not in baseline else f"unknown kind {kind!r}"
+        raise BenchError(f"{where}: {shown}; expected 'metrics' or 'logits' (see bench/check.py for the format)")
+    fields = {**COMMON_FIELDS, **KIND_FIELDS[kind]}
+    for name in REQUIRED_FIELDS[kind]:
+        if name not in baseline:
+            raise BenchError(f"{where} has no {name!r} field, which a {kind} baseline needs "
+                             f"({fields[name][0]}; see bench/check.py for the format)")
+    for name, value in baseline.items():
+        if name not in fields:
+            close = did_you_mean(name, fields)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise BenchError(f"{where}: unknown field {name!r} for a {kind} baseline.{hint} "
+                             f"Known fields: {', '.join(fields)}.")
+        meaning, check = fields[name]
+        if not check(value):
+            raise BenchError(f"{where}: field {name!r} must be {meaning}; found {json.dumps(value)[:80]}")
+
+
+def missing_generators(baseline: dict, fresh: dict) -> list[str]:
+    """`suite/generator` of each expected generator that the fresh metrics do not have: its folder is
+    not on disk (missing data, not a change of the code's results)."""
+    missing = []
+    for suite, block in baseline.get("expected", {}).items():
+        if suite == "mean":
+            continue
+        fresh_suite = fresh.get("suites", {}).get(suite)
+        if fresh_suite is None:
+            missing.append(f"{suite} (the whole suite)")
+            continue
+        missing += [f"{suite}/{g}" for g in block if g != "mean" and g not in fresh_suite["generators"]]
+    return missing
 
 
 def baseline_files(explicit: list[str] | None, root: Path) -> list[Path]:
@@ -289,6 +414,11 @@ def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOu
         options, limit=baseline.get("limit"), write_run=False, localisation=guard_maps,
         prob_precision=baseline.get("prob_precision", options.prob_precision)))
     fresh = result.runs[loaded.detector.name].metrics
+    absent = missing_generators(baseline, fresh)
+    if absent:
+        where = ", ".join(f"{r.suite.name} ({r.root})" for r in suites)
+        return _missing_input(path, baseline, f"data not found: generators {', '.join(absent)} are not on disk "
+                                              f"under {where}")
     differences, compared = compare_metrics(baseline, fresh)
     if guard_maps:
         more, n_more = compare_localisation(baseline, fresh.get("localisation", {}))
