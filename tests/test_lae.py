@@ -240,3 +240,28 @@ def test_random_and_all_selection_and_refusals(local_data, tmp_path):
     with pytest.raises(BenchError, match="has no forgery masks"):
         train(tiny(local_data, tmp_path / "plain-run", train_set=str(plain / "train"), mask_selection="all"),
               progress=False)
+
+
+@pytest.mark.slow
+def test_a_resumed_active_run_keeps_its_masks_and_ends_with_the_same_weights(local_data, tmp_path):
+    full = tiny(local_data, tmp_path / "full", mask_selection="active", mask_budget=0.1, epochs=3)
+    train(full, progress=False)
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_second(record):
+        if record["epoch"] == 2:
+            raise Interrupted
+
+    cut = tiny(local_data, tmp_path / "cut", mask_selection="active", mask_budget=0.1, epochs=3)
+    with pytest.raises(Interrupted):
+        train(cut, progress=False, on_epoch_end=stop_after_second)
+    assert train(cut, resume=True, progress=False).resumed_from == 2
+    assert json.loads((tmp_path / "cut" / "masks.json").read_text()) == json.loads(
+        (tmp_path / "full" / "masks.json").read_text())
+    a = torch.load(tmp_path / "full" / "state.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)
+    assert a["masks"] == b["masks"] and len(a["masks"]) == 2
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
