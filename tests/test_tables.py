@@ -246,8 +246,19 @@ def test_compare_shows_reproduced_row_beside_reported_with_deltas(store, capsys)
     # the reported block is untouched and the runs used are named
     assert rows["LFM (ours)"] == paper_cells("forensynths", "LFM")
     assert "forensynths from run 20261122-020000-lfm-forensynths" in out
+    # a run without a recorded precision predates it: its AP came from float64 probabilities
+    assert "AP from the exact (float64) order, not the official float32 probabilities" in out
     for ignored in ("010000", "running", "jpeg"):
         assert ignored not in out
+
+
+def test_sources_say_which_probabilities_ap_came_from(tmp_path, capsys):
+    root = tmp_path / "results"
+    folder = write_run(root, "r1", {"forensynths": {g: (0.9, 0.95) for g in FORENSYNTHS}})
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "prob_precision": "float32"}))
+    _, out, _ = run_table(capsys, "--suite", "forensynths", "--results", str(root))
+    assert "forensynths from run r1; AP from float32 probabilities, as the official validate.py" in out
 
 
 def test_a_reproduced_row_is_compared_only_with_its_own_method(tmp_path, capsys):

@@ -155,7 +155,9 @@ def reproduced_values(spec: TableSpec, model: ReproducedModel) -> tuple[list[flo
     sources = []
     for suite, result in used.items():
         limited = f" (--limit {result.limit_per_class} per class: a sample)" if result.limit_per_class else ""
-        sources.append(f"{model.label}: {suite} from run {result.run_id}{limited}")
+        precision = ("AP from float32 probabilities, as the official validate.py" if result.prob_precision == "float32"
+                     else "AP from the exact (float64) order, not the official float32 probabilities")
+        sources.append(f"{model.label}: {suite} from run {result.run_id}{limited}; {precision}")
     if spec.key == "comparison" and model.profile is not None:
         sources.append(f"{model.label}: FLOPs and Params from {model.profile_path}")
     return values, sources

@@ -31,6 +31,9 @@ class SuiteResult:
     finished_at: str
     generators: dict[str, dict]
     limit_per_class: int | None = None  # `bench run --limit`: a sample, not the whole test set
+    prob_precision: str = "float64"
+    """The probabilities its AP was computed from (metrics.json's `prob_precision`); runs written before
+    it was recorded used float64."""
 
     def metric(self, generator: str, name: str) -> float | None:
         """`name` of `generator` in percent, or None if the run lacks it (names match case-insensitively)."""
@@ -135,7 +138,8 @@ def reproduced_models(root: str | Path | None = None) -> list[ReproducedModel]:
             generators = (payload or {}).get("generators") or {}
             # runs come oldest first, so a later run of the same suite replaces an earlier one
             model.suites[suite] = SuiteResult(
-                suite, info["run_id"], info.get("finished_at") or "", generators, info.get("limit_per_class")
+                suite, info["run_id"], info.get("finished_at") or "", generators, info.get("limit_per_class"),
+                metrics.get("prob_precision") or "float64",
             )
     for model in models.values():
         if model.reported_method is None:
