@@ -34,9 +34,44 @@ def test_params_and_macs_match_the_papers_convention(name):
     assert round(counted_macs / 1e9, 4) == macs / 1e9  # and to the 4 digits the reference gives
 
 
-def test_lfm_flops_are_the_flop_counters():
-    # torch.utils.flop_counter: 2 per multiply-accumulate of the convolutions and the head (3.153 G)
-    assert count_flops(get_detector("lfm").build(), 256) == pytest.approx(3.153e9, rel=0.001)
+def lfm_layer_macs(size: int) -> dict[str, int]:
+    """LFM's multiply-accumulates at size x size, by hand from the architecture (lfm/model.py's docstring):
+    a conv's MACs are Cout x Hout x Wout x Cin x k x k; each 2x2 conv (no padding) shrinks the map by one,
+    each 2x2 max-pool halves it (floor)."""
+    macs = {
+        "residual.down": 3 * (size // 2) ** 2 * 3 * 2 * 2,  # 2x2 stride 2: the top-left pixel of each block
+        "residual.up (over its output)": 3 * size**2 * 3 * 2 * 2,
+        "residual.up (over its input)": 3 * (size // 2) ** 2 * 3 * 2 * 2,
+    }
+    side, in_channels = size, 3
+    for i, out_channels in enumerate((64, 128, 256, 512), start=1):
+        side -= 1
+        macs[f"salience.layer{i} conv"] = out_channels * side * side * in_channels * 2 * 2
+        macs[f"salience.layer{i} bn"] = 4 * out_channels * side * side  # thop: 4 operations per element
+        in_channels = out_channels
+        if i < 4:
+            side //= 2
+    macs["reduce"] = 64 * side * side * 512  # 1x1, bias-free
+    macs["head"] = 64 * 16 * 1  # Linear(1024 -> 1)
+    return macs
+
+
+def test_lfm_counts_equal_a_hand_count_from_the_layer_shapes():
+    macs = lfm_layer_macs(256)
+    convolutions = sum(v for k, v in macs.items() if "conv" in k or k in ("residual.down", "reduce", "head"))
+    # thop's convention (the paper's "FLOPs"): convolutions, BatchNorm, the transposed conv over its output
+    thop_convention = convolutions + sum(v for k, v in macs.items() if k.endswith(" bn")) + macs[
+        "residual.up (over its output)"]
+    # torch.utils.flop_counter: 2 per MAC of convolutions (a transposed one over its input) and matmuls only
+    flop_counter_convention = 2 * (convolutions + macs["residual.up (over its input)"])
+    model = get_detector("lfm").build()
+    assert count_macs(model, 256) == thop_convention
+    assert count_flops(model, 256) == flop_counter_convention
+    # and the figures measured on the official code (../shared/README.md): 1.6089 G and 3.153 GFLOPs
+    assert round(thop_convention / 1e9, 4) == 1.6089 and round(flop_counter_convention / 1e9, 3) == 3.153
+    # another size moves every term: 128x128
+    small = lfm_layer_macs(128)
+    assert count_macs(model, 128) == sum(v for k, v in small.items() if "over its input" not in k)
 
 
 def test_frozen_residual_kernels_are_not_trainable():
