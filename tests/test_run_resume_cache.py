@@ -14,7 +14,6 @@ import torch
 from tests_support import write_suite
 
 import bench.data
-import bench.runner
 from bench.cli import main
 from detectors import export_state_dict, get_detector
 
@@ -58,10 +57,8 @@ class Decodes:
 
 
 def small_parts(monkeypatch) -> None:
-    """Scores reach part files every PART_EVERY images (BENCH_PART_EVERY, read when bench.runner loads)."""
+    """Scores reach part files every PART_EVERY images (BENCH_PART_EVERY, read when a run starts)."""
     monkeypatch.setenv("BENCH_PART_EVERY", str(PART_EVERY))
-    if hasattr(bench.runner, "PART_EVERY_IMAGES"):
-        monkeypatch.setattr(bench.runner, "PART_EVERY_IMAGES", PART_EVERY)
 
 
 def run(suite, weights, output, *extra) -> int:
@@ -74,6 +71,7 @@ def scores_of(output) -> pd.DataFrame:
     return pd.read_parquet(folder / "scores.parquet")
 
 
+@pytest.mark.slow
 def test_a_resumed_run_decodes_only_the_unfinished_images(tmp_path, suite, lfm_state, monkeypatch):
     weights = tmp_path / "lfm.pth"
     torch.save(lfm_state, weights)
@@ -104,6 +102,7 @@ def test_a_resumed_run_decodes_only_the_unfinished_images(tmp_path, suite, lfm_s
                                   scores_of(clean).sort_values("path", ignore_index=True))
 
 
+@pytest.mark.slow
 def test_other_weights_bytes_do_not_reuse_stored_scores(tmp_path, suite, lfm_state, monkeypatch):
     """Two files with the same tensors (a raw state_dict and the same one wrapped as {'model': ...}) give the
     same outputs everywhere, the model fingerprint included; only their sha256 differs. That alone must key
