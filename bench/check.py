@@ -18,6 +18,13 @@ A metrics baseline may also guard localisation on suites with forgery masks (ben
 ``"localisation": ["pixel_auc", "pointing"]`` names the metrics, ``--update`` fills
 ``"expected_localisation": {"demo-local": {"tconv": {"pixel_auc": 0.8, ...}, "mean": {...}}}``.
 
+A metrics baseline may also hold ``"expected_logits": {"<suite>/<path>": logit, ...}``: the per-image logits of
+the run, compared with ``tolerance_logit`` (default 1e-4). With a ``limit`` (the first N real and N fake
+files of every generator) this is the fast regression check CI runs: any drift of decoding, preprocessing
+or model moves some logit, on a few hundred images instead of the whole suite. The full-suite metrics
+baselines live in ``results/baselines/full/`` (``bench check --baseline results/baselines/full``, or
+``tox -e regression-full``).
+
 Tolerances of metrics are in points (0.1 = 0.1 percentage points); ``metric_tolerances`` overrides per
 metric. Metric names are those `bench.metrics.METRICS` declares (fractions only, not counts); an unknown
 name is an error. ``"prob_precision": "float64"`` checks metrics under the exact order instead of the
@@ -67,6 +74,8 @@ class CheckOutcome:
     differences: list[Difference] = field(default_factory=list)
     compared: int = 0
     fresh: dict | None = None
+    fresh_logits: dict | None = None
+    """Per-image logits of a metrics baseline that records them ("<suite>/<path>" -> logit)."""
     weights_sha256: str | None = None
 
 
@@ -225,9 +234,16 @@ def missing_generators(baseline: dict, fresh: dict) -> list[str]:
 
 def baseline_files(explicit: list[str] | None, root: Path) -> list[Path]:
     if explicit:
-        paths = [Path(p) for p in explicit]
-        for p in paths:
-            if not p.is_file():
+        paths = []
+        for p in map(Path, explicit):
+            if p.is_dir():  # a folder of baselines, e.g. results/baselines/full
+                found = sorted(p.glob("*.json"))
+                if not found:
+                    raise BenchError(f"no baseline files in {p}")
+                paths += found
+            elif p.is_file():
+                paths.append(p)
+            else:
                 raise BenchError(f"baseline file {p} does not exist")
         return paths
     folder = root / "baselines"
@@ -305,6 +321,27 @@ def expected_localisation(blocks: dict, names) -> dict:
 
     return {suite: {**{g: pick(m) for g, m in block["generators"].items()}, "mean": pick(block["mean"])}
             for suite, block in blocks.items()}
+
+
+def image_logits(scores, skipped=None) -> dict:
+    """A run's scores (and skipped files) -> {"<suite>/<path>": logit}, None for a file that was skipped."""
+    logits = {f"{suite}/{path}": float(logit) for suite, path, logit in zip(scores["suite"], scores["path"],
+                                                                            scores["logit"])}
+    if skipped is not None:
+        logits.update({f"{suite}/{path}": None for suite, path in zip(skipped["suite"], skipped["path"])})
+    return logits
+
+
+def compare_image_logits(baseline: dict, fresh: dict) -> tuple[list[Difference], int]:
+    """Each expected per-image logit vs the fresh one; an image missing on either side is a difference too
+    (the sample itself changed)."""
+    tolerance = float(baseline.get("tolerance_logit", 1e-4))
+    expected = baseline.get("expected_logits") or {}
+    differences = [Difference(name, "logit", value, fresh.get(name), tolerance)
+                   for name, value in expected.items() if not _close(value, fresh.get(name), tolerance)]
+    if expected:
+        differences += [Difference(name, "logit", None, fresh[name], tolerance) for name in fresh if name not in expected]
+    return differences, len(expected)
 
 
 def expected_from_metrics(metrics: dict, names: tuple[str, ...] = CHECKED_METRICS) -> dict:
@@ -423,8 +460,15 @@ def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOu
     if guard_maps:
         more, n_more = compare_localisation(baseline, fresh.get("localisation", {}))
         differences, compared = differences + more, compared + n_more
+    fresh_logits = None
+    if "expected_logits" in baseline:
+        scored = result.runs[loaded.detector.name]
+        fresh_logits = image_logits(scored.scores, scored.skipped)
+        more, n = compare_image_logits(baseline, fresh_logits)
+        differences, compared = differences + more, compared + n
     status = "regression" if differences else "ok"
-    return CheckOutcome(path, status, differences=differences, compared=compared, fresh=fresh)
+    return CheckOutcome(path, status, differences=differences, compared=compared, fresh=fresh,
+                        fresh_logits=fresh_logits)
 
 
 def _check_logits(path, baseline, loaded, options) -> CheckOutcome:
@@ -477,6 +521,8 @@ def updated_baseline(baseline: dict, outcome: CheckOutcome) -> dict:
         if baseline.get("localisation"):
             new["expected_localisation"] = expected_localisation(outcome.fresh.get("localisation", {}),
                                                                  baseline["localisation"])
+        if outcome.fresh_logits is not None:
+            new["expected_logits"] = outcome.fresh_logits
     else:
         new["expected"] = {k: v for k, v in outcome.fresh.items() if isinstance(v, float)}
     new["weights"] = {**baseline["weights"], "sha256": outcome.weights_sha256}

@@ -122,3 +122,43 @@ def test_logits_baseline_on_the_shared_samples(tmp_path, shared_dir, official_lf
     baseline.write_text(json.dumps(data))
     assert main(["check", "--baseline", str(baseline), "--output", str(tmp_path / "r")]) == 1
     assert "noise_256x256.png" in capsys.readouterr().out
+
+
+def test_a_sampled_baseline_guards_every_image_logit(tmp_path, monkeypatch, capsys):
+    """A metrics baseline with a `limit` and `expected_logits`: the first N real and N fake files of each
+    generator, each image's logit recorded by --update and compared afterwards; a folder of baselines can be
+    given to --baseline."""
+    torch.manual_seed(3)
+    detector = get_detector("lfm")
+    weights = tmp_path / "weights.pth"
+    torch.save(export_state_dict(detector.build(), detector), weights)
+    suite = write_suite(tmp_path / "GANGen-Detection", {"AttGAN": 5, "BEGAN": 5}, size=(64, 64))
+    folder = tmp_path / "sampled"
+    folder.mkdir()
+    baseline = folder / "lfm_sample.json"
+    baseline.write_text(json.dumps({
+        "kind": "metrics", "detector": "lfm", "weights": {"path": str(weights)}, "suite": str(suite), "limit": 2,
+        "metrics": ["acc", "ap"], "tolerance": 0.1, "tolerance_logit": 1e-4, "expected_logits": {},
+    }))
+    common = ["--baseline", str(folder), "--output", str(tmp_path / "results"), "--workers", "0"]
+    assert main(["check", "--update", *common]) == 0
+    logits = json.loads(baseline.read_text())["expected_logits"]
+    # 2 real + 2 fake of each generator, named by suite and path, in the first files' sorted order
+    assert sorted(logits) == sorted(f"gangen/{g}/{label}/img_{i:03d}.png" for g in ("AttGAN", "BEGAN")
+                                    for label in ("0_real", "1_fake") for i in range(2))
+    capsys.readouterr()
+    assert main(["check", *common]) == 0
+    assert "(16 values within tolerance)" in capsys.readouterr().out  # 8 logits + acc, ap of 2 generators, 2 means
+
+    data = json.loads(baseline.read_text())
+    data["expected_logits"]["gangen/BEGAN/1_fake/img_001.png"] += 2e-4
+    baseline.write_text(json.dumps(data))
+    assert main(["check", *common]) == 1
+    out = capsys.readouterr().out
+    assert "gangen/BEGAN/1_fake/img_001.png" in out and "logit" in out and "1 of 16" in out
+
+    data["expected_logits"]["gangen/BEGAN/1_fake/img_001.png"] -= 2e-4
+    baseline.write_text(json.dumps(data))
+    assert main(["check", *common]) == 0
+    k8_instead_of_16(monkeypatch)  # a model change: every logit moves
+    assert main(["check", *common]) == 1

@@ -15,7 +15,8 @@ from bench.errors import EXIT_CHECK_FAILED, EXIT_USAGE, BenchError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", action="append", metavar="FILE",
-                        help="a baseline file (repeatable); default: results/baselines/*.json")
+                        help="a baseline file or a folder of them (repeatable); default: results/baselines/*.json "
+                        "(the fast sampled baselines; the full-suite ones are in results/baselines/full)")
     parser.add_argument("--tolerance", type=float, help="override every baseline's tolerance, in points")
     parser.add_argument("--update", action="store_true", help="rewrite the baselines with what is computed now")
     parser.add_argument("--data-root", help="default: $BENCH_DATA or ./datasets")
