@@ -139,6 +139,7 @@ def test_awkward_files_run_to_the_end(tmp_path, random_lfm, capsys, protocol_sui
     assert np.isfinite(scores["logit"]).all()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_scores(tmp_path, random_lfm):
     # a folder named like GANGen-Detection is scored at native size: small images keep this test fast
     suite = write_suite(tmp_path / "GANGen-Detection", {"AttGAN": 150}, size=(64, 64))

@@ -110,6 +110,7 @@ def test_smoke_one_epoch_from_the_cli(tiny, tmp_path, capsys):
     assert "lr (0.0001 -> 0.5)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_after_an_interruption_gives_the_same_weights(tiny, tmp_path):
     """A run interrupted after epoch 1 of 2 and resumed ends bit-identical to an uninterrupted one:
     model, optimizer state, BatchNorm statistics and the log. The resumed part even uses a loader worker
@@ -197,6 +198,7 @@ def test_the_val_split_is_never_a_test_suite(data_root, tmp_path, capsys):
     assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.slow
 def test_lr_schedule(tiny, tmp_path):
     # NPR's train.py decays at the end of epoch e (0-based) when e % 10 == 0 and e != 0: epochs 0-10 run at
     # lr, 11-20 at 0.9 lr, 21-30 at 0.81 lr, ... (the default); `step` decays one epoch earlier
@@ -262,6 +264,7 @@ def test_batches_split_the_global_batch_over_ranks():
     assert len(EpochBatches(9, 4, seed=0, epoch=0, world=2)) == 2  # a last global batch of 1 < 2 ranks: dropped
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_steps_match_one_process(tmp_path):
     """Two steps on global batches of 4 and then 3 images, split over 2 gloo processes (torchrun), give
     the weights one process gets on the same batches, within 1e-5 (measured: 3e-6; 3e-3 without the

@@ -112,6 +112,7 @@ def watched_run(tmp_path_factory):
     return result, watcher, images, root / "run"
 
 
+@pytest.mark.slow
 def test_the_training_input_is_normalised(watched_run):
     _, watcher, images, _ = watched_run
     expected = torch.stack([hand_normalise(image) for image in images])
@@ -127,6 +128,7 @@ def test_the_training_input_is_normalised(watched_run):
     assert seen.std().item() == pytest.approx(expected.std().item(), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_the_logged_loss_is_main_plus_weighted_auxiliary_bce(watched_run):
     result, watcher, _, folder = watched_run
     assert [len(labels) for labels in watcher.labels] == [4, 2]
@@ -142,6 +144,7 @@ def test_the_logged_loss_is_main_plus_weighted_auxiliary_bce(watched_run):
     assert aux_share > 1e-3
 
 
+@pytest.mark.slow
 def test_two_steps_move_the_weights_as_a_hand_written_adam(watched_run):
     """Adam (Kingma & Ba 2015, Algorithm 1; torch's defaults eps=1e-8, no weight decay) on the gradients of
     the hand-computed loss, from the weights the run started with, must give the weights it saved."""
