@@ -117,7 +117,8 @@ def plot(result: SweepResult, stem: Path, metrics: tuple[str, ...] = METRICS) ->
     import matplotlib.pyplot as plt
 
     panels = len(result.grids)
-    figure, axes = plt.subplots(1, panels, figsize=(3.6 * panels + 0.4, 3.2), squeeze=False, sharey=True)
+    width = max(5.6, 3.6 * panels + 0.4)
+    figure, axes = plt.subplots(1, panels, figsize=(width, 3.4), squeeze=False, sharey=True)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = {"ap": "-", "acc": "--"}
     for axis, grid in zip(axes[0], result.grids, strict=True):
@@ -144,8 +145,9 @@ def plot(result: SweepResult, stem: Path, metrics: tuple[str, ...] = METRICS) ->
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel("% (dotted: clean " + metrics[-1].upper() + ")")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7, frameon=False)
-    figure.tight_layout(rect=(0, 0.06 + 0.04 * ((len(labels) - 1) // 4), 1, 1))
+    columns = max(1, min(len(labels), int(width // 2.6)))  # legend entries that fit side by side
+    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
+    figure.tight_layout(rect=(0, 0.05 + 0.045 * -(-len(labels) // columns), 1, 1))
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     for path in paths:
         # fixed metadata so that the same numbers give the same files
