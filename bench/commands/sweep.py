@@ -17,6 +17,7 @@ import json
 import sys
 
 from bench.config import AMP_CHOICES, PROTOCOL_CHOICES, TRUNCATED_CHOICES
+from bench.metrics import PROB_PRECISIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truncated", choices=TRUNCATED_CHOICES, default="skip")
     parser.add_argument("--amp", choices=AMP_CHOICES, default="off")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--prob-precision", choices=PROB_PRECISIONS, default="float32")
+    # the sweep reports each level at the 0.5 threshold; a calibrated threshold is `bench run`'s option
+    parser.set_defaults(calibrate_on=None, calibrate_rule="real95")
     parser.add_argument("--json", action="store_true", help="print sweep.json and the files written, as JSON")
 
 
