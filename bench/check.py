@@ -178,6 +178,9 @@ KIND_FIELDS = {
                          lambda v: isinstance(v, list) and all(_is_text(m) for m in v)),
         "expected_localisation": ("{suite: {generator: {metric: number or null}}}", _is_expected_metrics),
         "prob_precision": ("'float32' or 'float64'", lambda v: v in ("float32", "float64")),
+        "tolerance_logit": ("a number >= 0", _is_tolerance),
+        "expected_logits": ('{"<suite>/<path>": logit or null}',
+                            lambda v: isinstance(v, dict) and all(_is_value(x) for x in v.values())),
     },
     "logits": {
         "images": ("a folder of images", _is_text),
