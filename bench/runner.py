@@ -25,7 +25,8 @@ from tqdm import tqdm
 import bench
 from bench import settings
 from bench.config import EvalConfig
-from bench.data import DecodeSpec
+from bench.data import DecodeSpec, default_max_pixels, model_min_side
+from bench.errors import BenchError
 from bench.inference import prepare_scorer
 from bench.metrics import DEFAULT_PROB_PRECISION, mean_metrics, metrics_from_scores, probability
 from bench.protocol import protocol_name
@@ -38,11 +39,12 @@ from bench.store import (
     atomic_write_csv,
     atomic_write_json,
     atomic_write_parquet,
-    file_list_fingerprint,
+    content_fingerprint,
     file_stem,
+    locked_entries,
     work_key,
 )
-from bench.suites import PAPER_SUITES, GeneratorFiles, ResolvedSuite, discover
+from bench.suites import PAPER_SUITES, GeneratorFiles, ResolvedSuite, check_layout, discover
 from detectors import LoadedDetector
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ def build_units(suites: list[ResolvedSuite], limit: int | None) -> list[WorkUnit
     units = []
     for resolved in suites:
         generators = discover(resolved.root, resolved.suite)
+        check_layout(resolved.root, generators)  # nothing to score, or a misspelt 0_real/1_fake: exit 2
         extra = [g.name for g in generators if g.extra]
         if extra and resolved.suite.name in PAPER_SUITES:
             # e.g. CNNDetection's test download has crn, imle, san, ... beside the paper's 8 columns. The
@@ -90,9 +93,8 @@ def build_units(suites: list[ResolvedSuite], limit: int | None) -> list[WorkUnit
                 real, fake = real[:limit], fake[:limit]
             items = [(p, 0) for p in real] + [(p, 1) for p in fake]
             relative = [p.relative_to(resolved.root).as_posix() for p, _ in items]
-            fingerprint = file_list_fingerprint(
-                (rel, label, p.stat().st_size) for rel, (p, label) in zip(relative, items)
-            )
+            # keyed by the bytes: a file replaced by other content of the same size is scored again
+            fingerprint = content_fingerprint([(rel, label, p) for rel, (p, label) in zip(relative, items)])
             units.append(WorkUnit(resolved, generator, items, relative, fingerprint))
     return units
 
@@ -141,7 +143,21 @@ def decode_spec(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig) -> D
     return DecodeSpec.for_detector(
         unit.suite.suite.resize, loaded.preprocessing, own_protocol=config.protocol == "own",
         load_truncated=config.load_truncated, perturbation=parse(config.perturbation),
+        min_side=_min_side(loaded), max_pixels=default_max_pixels(),
     )
+
+
+_MIN_SIDES: dict[int, int] = {}
+
+
+def _min_side(loaded: LoadedDetector) -> int:
+    """The smallest side the detector's model takes (probed once per model): smaller native-size images
+    are skipped as "too small for the model" instead of failing the run."""
+    if loaded.detector.preprocessing.input_size:  # a fixed-size model gets its own size anyway
+        return 2
+    if id(loaded.model) not in _MIN_SIDES:
+        _MIN_SIDES[id(loaded.model)] = model_min_side(loaded.model)
+    return _MIN_SIDES[id(loaded.model)]
 
 
 def score_suites(
@@ -160,19 +176,35 @@ def score_suites(
             fields = unit_key_fields(unit, run.loaded, config, spec)
             run.key_fields[uid] = fields
             entry = store.cache_entry(work_key(fields))
-            if entry.is_complete() and not config.fresh:
-                run.frames[uid] = entry.read()
+            cached = None if config.fresh else entry.read_complete(unit.relative)
+            if cached is not None:
+                run.frames[uid] = cached
                 continue
             pending.setdefault(spec, []).append(run)
         for spec, runs in pending.items():
-            for run in runs:
-                if run.name not in scorers:
-                    scorers[run.name] = prepare_scorer(
-                        run.loaded.model, run.loaded.preprocessing, config.device, compile=config.compile
-                    )
-            frames = score_unit(unit, runs, {run.name: scorers[run.name] for run in runs}, spec, store, config)
+            entries = [store.cache_entry(work_key(run.key_fields[uid])) for run in runs]
+            # one process scores an entry at a time; another waits, then reuses what it finished
+            with locked_entries(entries, on_wait=_say_waiting):
+                if not config.fresh:
+                    for run, entry in zip(list(runs), entries):
+                        cached = entry.read_complete(unit.relative)
+                        if cached is not None:
+                            run.frames[uid] = cached
+                            runs.remove(run)
+                if not runs:
+                    continue
+                for run in runs:
+                    if run.name not in scorers:
+                        scorers[run.name] = prepare_scorer(
+                            run.loaded.model, run.loaded.preprocessing, config.device, compile=config.compile
+                        )
+                frames = score_unit(unit, runs, {run.name: scorers[run.name] for run in runs}, spec, store, config)
             for run in runs:
                 run.frames[uid] = frames[run.name]
+
+
+def _say_waiting(entry) -> None:
+    log.warning("another bench process is scoring %s; waiting for it, then reusing its scores", entry.folder)
 
 
 def score_unit(
@@ -187,9 +219,7 @@ def score_unit(
     for run in runs:
         entry = store.cache_entry(work_key(run.key_fields[uid]))
         if config.fresh:
-            for part in entry.parts():
-                part.unlink()
-            entry.final_path.unlink(missing_ok=True)
+            entry.discard_all()
         entry.ensure(run.key_fields[uid])
         entries[run.name] = entry
         done[run.name] = entry.read_partial()
@@ -215,6 +245,7 @@ def score_unit(
             for row in rows:
                 i = todo[row.index]
                 for name in entries:
+                    _require_finite(row.values.get(name), runs, name, unit.relative[i])
                     buffers[name].append(_row(suite_name, generator, unit, i, row.values.get(name), row.reasons.get(name),
                                               row.cropped))
             since_flush += len(rows)
@@ -237,6 +268,18 @@ def score_unit(
         entry.finish(rows)
         frames[name] = rows
     return frames
+
+
+def _require_finite(value, runs: list[DetectorRun], name: str, relative: str) -> None:
+    """A NaN or infinite logit is a broken model or checkpoint, not a score: stop before it is cached."""
+    if value is None or math.isfinite(float(value)):
+        return
+    loaded = next(run.loaded for run in runs if run.name == name)
+    raise BenchError(
+        f"detector {name} with weights {loaded.weights.label} ({loaded.weights.path}) gave a non-finite logit "
+        f"({float(value)}) on {relative}: the checkpoint or the model is broken. Nothing non-finite was cached; "
+        "check the weights (`bench list weights`) or retrain."
+    )
 
 
 def _row(suite: str, generator: str, unit: WorkUnit, index: int, logit: float | None, reason: str | None,
