@@ -211,6 +211,7 @@ def evaluate(
     loaded = _loaded_detectors(detectors, config.weights, selection.demo)
     config = dataclasses.replace(config, device=str(pick_device(config.device)))
     store = ResultsStore(config.output)
+    store.require_writable(runs=config.write_run)
     started_at, started = now_iso(), time.perf_counter()
     runs = [DetectorRun(item) for item in loaded]
     if config.calibrate_on:

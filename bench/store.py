@@ -298,6 +298,21 @@ class ResultsStore:
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
+    def require_writable(self, runs: bool = True) -> None:
+        """BenchError (exit 2) naming the folder when results cannot be written under the root (a file in
+        the way, no permission, a full disk): checked before any scoring, so no work is lost to it."""
+        from bench.errors import BenchError
+
+        for folder in (self.root, self.root / "cache", *([self.runs_dir] if runs else [])):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                handle, temp = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+                os.close(handle)
+                os.unlink(temp)
+            except OSError as error:
+                raise BenchError(f"cannot write results under {folder} ({error.strerror or error}); "
+                                 "choose another --output or fix its permissions or free space") from error
+
     def cache_entry(self, key: str) -> CacheEntry:
         return CacheEntry(self.root / "cache" / key)
 

@@ -120,3 +120,13 @@ def test_two_processes_on_one_output_agree_and_leave_no_parts(tmp_path, weights)
         assert list((results / "cache").rglob("part-*.parquet")) == []
         reference = a if reference is None else reference
         pd.testing.assert_frame_equal(a, reference)
+
+
+def test_an_output_path_that_is_a_file_is_exit_2_before_any_work(tmp_path, weights, capsys):
+    suite = write_suite(tmp_path / "GANGen-Detection", {"AttGAN": 1}, size=(48, 48))
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    assert main(run_args(suite, weights, blocker)) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write results under {blocker}" in err and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
