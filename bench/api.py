@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -314,7 +315,7 @@ def predict(
 ) -> PredictResult:
     """Score image files (or folders of them) with one detector under a test protocol
     (`resize256`, the paper's, or `native`). Unusable files are listed in `skipped`, not fatal."""
-    from bench.data import DecodeSpec
+    from bench.data import DecodeSpec, default_max_pixels
     from bench.inference import pick_device, prepare_scorer
     from bench.metrics import probability
     from bench.protocol import protocol_resize
@@ -330,7 +331,11 @@ def predict(
     loaded = detector if isinstance(detector, LoadedDetector) else _load_detector(detector, weights)
     torch_device = pick_device(device)
     scorer = prepare_scorer(loaded.model, loaded.preprocessing, torch_device)
-    spec = DecodeSpec.for_detector(resize, loaded.preprocessing)
+    from bench.runner import _min_side
+
+    # native size: images under the model's smallest side or over the pixel limit are skipped with a reason
+    spec = DecodeSpec.for_detector(resize, loaded.preprocessing, min_side=_min_side(loaded),
+                                   max_pixels=default_max_pixels())
     result = PredictResult(loaded, protocol)
     name = loaded.detector.name
     for rows in score_images([(f, -1) for f in files], {name: scorer}, spec, device=torch_device,
@@ -342,6 +347,9 @@ def predict(
                 result.skipped.append((path, row.reasons.get(name) or "not scored"))
                 continue
             logit = float(logit)
+            if not math.isfinite(logit):  # a broken checkpoint, not a verdict
+                raise BenchError(f"detector {name} with weights {loaded.weights.label} ({loaded.weights.path}) gave a "
+                                 f"non-finite logit ({logit}) on {path}: the checkpoint or the model is broken")
             result.predictions.append(Prediction(path, logit, probability(logit), row.cropped))
     return result
 

@@ -130,3 +130,19 @@ def test_an_output_path_that_is_a_file_is_exit_2_before_any_work(tmp_path, weigh
     err = capsys.readouterr().err
     assert f"cannot write results under {blocker}" in err and "Traceback" not in err
     assert blocker.read_text() == "not a folder"
+
+
+def test_predict_with_non_finite_logits_is_exit_2(tmp_path, capsys):
+    detector = get_detector("lfm")
+    model = detector.build()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() == 1 and parameter.numel() == 1:
+                parameter.fill_(float("nan"))
+    weights = tmp_path / "nan.pth"
+    torch.save(export_state_dict(model, detector), weights)
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(image)
+    assert main(["predict", str(image), "--detector", "lfm", "--weights", str(weights)]) == 2
+    captured = capsys.readouterr()
+    assert "non-finite logit (nan)" in captured.err and str(weights) in captured.err and "nan" not in captured.out
