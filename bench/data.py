@@ -20,7 +20,7 @@ Decisions, each matching what the official code gets:
 - Native size also has limits of its own: an image with a side under what the model can take
   (`DecodeSpec.min_side`, from `model_min_side`: about 24 px for LFM) is skipped as "too small for the
   model", and one with more pixels than `DecodeSpec.max_pixels` (default `NATIVE_MAX_PIXELS`, 4096 x 4096;
-  `$BENCH_MAX_PIXELS` or the commands' `--max-pixels` change it) as "too large for native-size
+  `$BENCH_MAX_PIXELS` changes it, and `bench data check --max-pixels` for a check) as "too large for native-size
   evaluation", judged from the header before anything is decoded: LFM needs about 250 bytes per pixel, so
   a 10000 x 10000 image would ask for 25 GB.
 - Animated or multi-frame files (GIF, APNG, WebP, TIFF pages) are skipped ("animated image"): which
@@ -157,7 +157,9 @@ def _check_not_empty(path: Path) -> None:
 
 def default_max_pixels() -> int | None:
     """`$BENCH_MAX_PIXELS` (a number of pixels, or `none` for no limit), else NATIVE_MAX_PIXELS."""
-    text = os.environ.get("BENCH_MAX_PIXELS", "").strip()
+    from bench import settings
+
+    text = settings.max_pixels_text()
     if not text:
         return NATIVE_MAX_PIXELS
     return parse_max_pixels(text)
@@ -197,7 +199,7 @@ def _check_limits(size: tuple[int, int], frames: int, resize: int | None, center
     if resize is None and center_crop is None and max_pixels is not None and width * height > max_pixels:
         raise UnusableImage(
             f"too large for native-size evaluation ({width}x{height} = {width * height / 1e6:.1f} MP > "
-            f"limit {max_pixels / 1e6:.1f} MP); raise the limit with --max-pixels or $BENCH_MAX_PIXELS"
+            f"limit {max_pixels / 1e6:.1f} MP); raise the limit with $BENCH_MAX_PIXELS (a number of pixels, WxH, or none)"
         )
 
 

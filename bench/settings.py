@@ -8,6 +8,7 @@ test or a caller that sets one sees it take effect.
 | `BENCH_CACHE` | download cache for named weights | `~/.cache/lfm-bench` |
 | `BENCH_WEIGHTS_DIR` | a folder of weights files downloaded by hand | none |
 | `BENCH_PART_EVERY` | images between two part files of the score cache (what a kill can lose) | 512 |
+| `BENCH_MAX_PIXELS` | pixel limit of native-size evaluation (`none`: no limit) | 4096 x 4096 |
 | `BENCH_REQUIRE_SHARED` | `1`: inputs marked optional (e.g. `../shared`) must be there | off |
 """
 
@@ -66,3 +67,7 @@ def torchrun_layout() -> dict[str, int]:
         "local_rank": int(_get("LOCAL_RANK") or 0),
         "local_world": int(_get("LOCAL_WORLD_SIZE") or world),
     }
+
+
+def max_pixels_text() -> str:
+    return (_get("BENCH_MAX_PIXELS") or "").strip()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,6 +27,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from bench import settings
 from bench.errors import BenchError, did_you_mean
 from detectors.base import INTERPOLATIONS, Detector, Preprocessing
 from detectors.registry import register_prefix
@@ -124,9 +124,9 @@ def local_pretrained_file(model_name: str) -> Path:
     cfg = pretrained_cfg(model_name)
     if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
         raise BenchError(f"timm has no pretrained weights for {model_name!r}; train it from scratch (no --init)")
-    weights_dir = os.environ.get("BENCH_WEIGHTS_DIR")
+    weights_dir = settings.weights_dir()
     stem = f"timm-{model_name}"
-    candidates = [Path(weights_dir) / f"{stem}{suffix}" for suffix in LOCAL_SUFFIXES] if weights_dir else []
+    candidates = [weights_dir / f"{stem}{suffix}" for suffix in LOCAL_SUFFIXES] if weights_dir else []
     if cfg.hf_hub_id:
         from huggingface_hub import try_to_load_from_cache
 
@@ -139,7 +139,7 @@ def local_pretrained_file(model_name: str) -> Path:
     found = next((p for p in candidates if p.is_file()), None)
     if found is not None:
         return found
-    expected = Path(weights_dir) / f"{stem}.safetensors" if weights_dir else Path("$BENCH_WEIGHTS_DIR") / f"{stem}.safetensors"
+    expected = weights_dir / f"{stem}.safetensors" if weights_dir else Path("$BENCH_WEIGHTS_DIR") / f"{stem}.safetensors"
     source = f"https://huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url
     raise BenchError(
         f"--init imagenet for timm:{model_name} needs timm's pretrained weights on this machine; none found "

@@ -264,8 +264,8 @@ def fetch(entry: WeightsEntry, *, progress: bool = True, timeout: float = 60.0) 
 
 def expected_path(entry: WeightsEntry) -> Path:
     """Where a file put by hand is looked for first: ``$BENCH_WEIGHTS_DIR/<filename>`` (else the cache)."""
-    weights_dir = os.environ.get("BENCH_WEIGHTS_DIR")
-    return Path(weights_dir) / entry.filename if weights_dir else cache_dir() / entry.filename
+    weights_dir = settings.weights_dir()
+    return weights_dir / entry.filename if weights_dir else cache_dir() / entry.filename
 
 
 def require_local(entry: WeightsEntry, needed_for: str, also: tuple[Path, ...] = ()) -> Path:
@@ -274,8 +274,8 @@ def require_local(entry: WeightsEntry, needed_for: str, also: tuple[Path, ...] =
     should go."""
     path = local_path(entry) or next((p for p in also if p.is_file()), None)
     if path is None:
-        weights_dir = os.environ.get("BENCH_WEIGHTS_DIR")
-        looked = [Path(weights_dir) / entry.filename] if weights_dir else []
+        weights_dir = settings.weights_dir()
+        looked = [weights_dir / entry.filename] if weights_dir else []
         looked += [cache_dir() / entry.filename, *also]
         note = f" ({entry.note})" if entry.note else ""
         raise BenchError(

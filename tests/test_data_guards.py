@@ -79,7 +79,7 @@ def test_an_image_too_large_for_native_size_is_skipped_before_decoding(tmp_path)
     huge = png_claiming_size(tmp_path / "huge.png", 9000, 9000)
     # judged from the header: decoding would fail differently (the data is that of a 2x2 image)
     with pytest.raises(UnusableImage, match=r"too large for native-size evaluation \(9000x9000 = 81.0 MP > "
-                                            r"limit 16.8 MP\); raise the limit with --max-pixels"):
+                                            r"limit 16.8 MP\); raise the limit with \$BENCH_MAX_PIXELS"):
         DecodeSpec(resize=None).decode(huge)
     with pytest.raises(UnusableImage, match="too large"):
         check_image(huge, None)
