@@ -16,9 +16,11 @@ from bench.config import AMP_CHOICES, PROTOCOL_CHOICES, TRUNCATED_CHOICES
 from bench.metrics import CALIBRATION_RULES, PROB_PRECISIONS
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of an evaluation (EvalConfig's fields), shared by every verb that evaluates
+    (`bench run`, `bench sweep`); `config_from_args` turns them back into an EvalConfig."""
     parser.add_argument("--detector", required=True, help="NAME[,NAME...] (see `bench list detectors`)")
-    parser.add_argument("--suite", default="all", help="NAME|GROUP|PATH[,...] (default: all)")
+    parser.add_argument("--suite", default="all", help="NAME|GROUP|PATH[,...] (default: all; demo if none is present)")
     parser.add_argument("--data-root", help="default: $BENCH_DATA or ./datasets")
     parser.add_argument("--weights", help="NAME or PATH; default: each detector's official weights (demo on demo suites)")
     parser.add_argument("--output", help="results root (default: $BENCH_RESULTS or ./results)")
@@ -33,14 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="truncated image files: skip them (default) or load them as the official code does")
     parser.add_argument("--amp", choices=AMP_CHOICES, default="off", help="CUDA autocast (default off)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long runs)")
+    parser.add_argument("--prob-precision", choices=PROB_PRECISIONS, default="float32",
+                        help="probabilities the metrics read: float32 (default; the official validate.py, whose "
+                             "float32 sigmoid ties every logit above ~16.6) or float64 (the exact order)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_evaluation_arguments(parser)
     parser.add_argument("--no-localisation", dest="localisation", action="store_false",
                         help="skip the localisation metrics on suites with forgery masks (bench.localisation)")
     parser.add_argument("--perturb", metavar="SPEC",
                         help="perturb every image (real and fake) before the protocol, e.g. jpeg:q=75, blur:sigma=2, "
                              "reencode:jpeg:q=95 (see `bench list perturbations`)")
-    parser.add_argument("--prob-precision", choices=PROB_PRECISIONS, default="float32",
-                        help="probabilities the metrics read: float32 (default; the official validate.py, whose "
-                             "float32 sigmoid ties every logit above ~16.6) or float64 (the exact order)")
     parser.add_argument("--calibrate-on", metavar="SUITE_OR_PATH",
                         help="choose a decision threshold on this set's images and report ACC at it (ACC@cal) "
                              "beside ACC at 0.5 (e.g. progan4-val, demo-val)")

@@ -16,28 +16,13 @@ import argparse
 import json
 import sys
 
-from bench.config import AMP_CHOICES, PROTOCOL_CHOICES, TRUNCATED_CHOICES
-from bench.metrics import PROB_PRECISIONS
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detector", required=True, help="NAME[,NAME...] (see `bench list detectors`)")
-    parser.add_argument("--suite", default="all", help="NAME|GROUP|PATH[,...] (default: all; demo if none is present)")
+    from bench.commands.run import add_evaluation_arguments
+
+    add_evaluation_arguments(parser)
     parser.add_argument("--perturb", action="append", dest="grids", metavar="SPEC",
                         help="repeatable: a grid (jpeg:q=100,70,40), a family (jpeg) or one level (gray)")
-    parser.add_argument("--data-root", help="default: $BENCH_DATA or ./datasets")
-    parser.add_argument("--weights", help="NAME or PATH; default: each detector's official weights (demo on demo suites)")
-    parser.add_argument("--output", help="results root (default: $BENCH_RESULTS or ./results)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: min(4, CPUs))")
-    parser.add_argument("--limit", type=int, default=None, help="at most N real and N fake images per generator")
-    parser.add_argument("--fresh", action="store_true", help="recompute instead of reusing stored scores")
-    parser.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="paper")
-    parser.add_argument("--truncated", choices=TRUNCATED_CHOICES, default="skip")
-    parser.add_argument("--amp", choices=AMP_CHOICES, default="off")
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--prob-precision", choices=PROB_PRECISIONS, default="float32")
     # the sweep reports each level at the 0.5 threshold; a calibrated threshold is `bench run`'s option
     parser.set_defaults(calibrate_on=None, calibrate_rule="real95")
     parser.add_argument("--json", action="store_true", help="print sweep.json and the files written, as JSON")
