@@ -195,7 +195,16 @@ def evaluate(
     cached per unit of work (see bench.runner): a second call reuses them, a killed call resumes."""
     from bench.inference import pick_device
     from bench.provenance import now_iso
-    from bench.runner import DetectorRun, collect_scores, metrics_for_run, run_info, score_suites, write_run
+    from bench.runner import (
+        WRITE_ERRNOS,
+        DetectorRun,
+        collect_scores,
+        metrics_for_run,
+        run_info,
+        score_suites,
+        write_failure,
+        write_run,
+    )
     from bench.store import SCORE_COLUMNS, ResultsStore
 
     try:
@@ -221,7 +230,12 @@ def evaluate(
         calibrations = calibrate(loaded, config.calibrate_on, config, [r.root for r in selection.suites])
         for run in runs:
             run.calibration = calibrations[run.name]
-    score_suites(runs, selection.suites, store, config)
+    try:
+        score_suites(runs, selection.suites, store, config)
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        raise write_failure(error, store.root / "cache") from error
     results: dict[str, DetectorResult] = {}
     for run in runs:
         if config.write_run:

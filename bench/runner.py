@@ -10,6 +10,7 @@ entry point.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import logging
 import math
@@ -385,6 +386,20 @@ def run_info(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, 
     }
 
 
+WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
+"""OSErrors that mean "the results store cannot be written" (full disk, read-only or forbidden folder)."""
+
+
+def write_failure(error: OSError, where: Path) -> BenchError:
+    """The message for a results store that stopped taking writes mid-run: the path, the cause, and that
+    finished work is kept (the cache's part files) so a rerun resumes."""
+    path = error.filename or where
+    return BenchError(
+        f"cannot write {path} ({error.strerror or error}). Scores finished so far are kept in the cache under "
+        f"{where}; free space or fix the folder's permissions, then rerun the same command: it resumes."
+    )
+
+
 def write_run(
     run: DetectorRun, suites: list[ResolvedSuite], store: ResultsStore, config: EvalConfig,
     data_root: Path, started_at: str, note: str | None = None,
@@ -399,6 +414,22 @@ def write_run(
         run_id = run_id[:120]
     folder = store.new_run_dir(run_id)
     info = {"run_id": folder.name, **run_info(run, suites, config, data_root, started_at, note)}
+    try:
+        return _fill_run_folder(run, suites, config, folder, info)
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        info.update(status="failed", error=f"{error.strerror or error}: {error.filename or folder}")
+        try:  # the disk may take this small file even when it refused a large one
+            atomic_write_json(folder / "run.json", info)
+        except OSError:
+            log.warning("could not mark %s as failed either", folder / "run.json")
+        raise write_failure(error, folder) from error
+
+
+def _fill_run_folder(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, folder: Path,
+                     info: dict) -> tuple[Path, dict, pd.DataFrame, dict]:
+    suite_names = [s.suite.name for s in suites]
     atomic_write_json(folder / "run.json", info)
     scores = collect_scores(run, suite_names)
     skipped = scores[scores["reason"].notna()]
