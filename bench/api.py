@@ -193,7 +193,7 @@ def evaluate(
 
     `options` are `EvalConfig` fields and override `config` (e.g. `limit=50, device="cpu"`). Scores are
     cached per unit of work (see bench.runner): a second call reuses them, a killed call resumes."""
-    from bench.inference import pick_device
+    from bench.distributed import start_processes
     from bench.provenance import now_iso
     from bench.runner import (
         WRITE_ERRNOS,
@@ -219,7 +219,10 @@ def evaluate(
         if selection.note:
             log.info("%s", selection.note)
     loaded = _loaded_detectors(detectors, config.weights, selection.demo)
-    config = dataclasses.replace(config, device=str(pick_device(config.device)))
+    # under torchrun: join the process group (gloo on CPU, NCCL on CUDA) and use this rank's GPU; each
+    # process then scores its share of every unit, and rank 0 alone writes the run folders
+    procs, device = start_processes(config.device)
+    config = dataclasses.replace(config, device=str(device))
     store = ResultsStore(config.output)
     store.require_writable(runs=config.write_run)
     started_at, started = now_iso(), time.perf_counter()
@@ -238,7 +241,7 @@ def evaluate(
         raise write_failure(error, store.root / "cache") from error
     results: dict[str, DetectorResult] = {}
     for run in runs:
-        if config.write_run:
+        if config.write_run and procs.is_main:
             folder, metrics, scored, info = write_run(
                 run, selection.suites, store, config, selection.data_root, started_at, note=selection.note
             )

@@ -9,6 +9,7 @@ entry point.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -24,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 import bench
-from bench import settings
+from bench import distributed, settings
 from bench.config import EvalConfig
 from bench.data import DecodeSpec, default_max_pixels, model_min_side
 from bench.errors import BenchError
@@ -184,8 +185,12 @@ def score_suites(
             pending.setdefault(spec, []).append(run)
         for spec, runs in pending.items():
             entries = [store.cache_entry(work_key(run.key_fields[uid])) for run in runs]
-            # one process scores an entry at a time; another waits, then reuses what it finished
-            with locked_entries(entries, on_wait=_say_waiting):
+            # one process scores an entry at a time; another waits, then reuses what it finished. Under
+            # torchrun rank 0 holds the locks for all the ranks, which score the entries together
+            procs = distributed.current()
+            lock = locked_entries(entries, on_wait=_say_waiting) if procs.is_main else contextlib.nullcontext()
+            with lock:
+                procs.barrier()  # rank 0 holds the locks: every rank looks at the entries only now
                 if not config.fresh:
                     for run, entry in zip(list(runs), entries):
                         cached = entry.read_complete(unit.relative)
@@ -213,38 +218,61 @@ def score_unit(
     store: ResultsStore, config: EvalConfig,
 ) -> dict[str, pd.DataFrame]:
     """Score one generator for detectors sharing a decode spec; rows stream to the cache's part files, so
-    a killed run resumes where it stopped."""
+    a killed run resumes where it stopped.
+
+    Under torchrun (bench.distributed) every process runs this for every unit: each scores a disjoint,
+    unpadded share of the images not scored yet into its own part files, and rank 0 merges them into the
+    unit's scores once all have finished; the barriers keep the processes' views of the cache in step."""
+    procs = distributed.current()
     uid = (unit.suite.suite.name, unit.generator.name)
     entries = {}
     done: dict[str, pd.DataFrame] = {}
     for run in runs:
         entry = store.cache_entry(work_key(run.key_fields[uid]))
-        if config.fresh:
+        if config.fresh and procs.is_main:
             entry.discard_all()
-        entry.ensure(run.key_fields[uid])
         entries[run.name] = entry
-        done[run.name] = entry.read_partial()
+    procs.barrier()  # --fresh has emptied the entries before any process reads them
+    for run in runs:
+        entries[run.name].ensure(run.key_fields[uid])
+        done[run.name] = entries[run.name].read_partial()
     # images every detector of this group has already scored in an interrupted run are not decoded again
     finished_paths = set.intersection(*(set(frame["path"]) for frame in done.values()))
-    todo = [i for i, rel in enumerate(unit.relative) if rel not in finished_paths]
+    # Batches are fixed blocks of the unit's file list, and processes take whole blocks in turn: every
+    # image meets the same batch neighbours however many processes score the unit, or a resumed run
+    # (part files hold whole batches), so every logit is bit-identical to a single-process run's.
+    size = config.batch_size
+    blocks = [[i for i in range(start, min(start + size, len(unit.relative)))
+               if unit.relative[i] not in finished_paths] for start in range(0, len(unit.relative), size)]
+    blocks = [block for block in blocks if block]
+    todo = [i for block in blocks for i in block]
+    procs.barrier()  # every process has the same `todo` before any adds a part file
+    mine = procs.shard(blocks)
+    share = [i for block in mine for i in block]
+    batch_ranges, start = [], 0
+    for block in mine:
+        batch_ranges.append(range(start, start + len(block)))
+        start += len(block)
     buffers: dict[str, list[dict]] = {name: [] for name in entries}
     suite_name, generator = uid
-    if todo:
+    if share:
         names = ", ".join(run.name for run in runs)
+        ranks = f" [rank 0's share, {procs.world} processes]" if procs.distributed else ""
         bar = tqdm(
-            total=len(unit.relative), initial=len(unit.relative) - len(todo), unit="img", leave=False,
-            desc=f"{names} | {suite_name}/{generator}", disable=not config.progress or None, file=sys.stderr,
+            total=len(unit.relative) - len(todo) + len(share), initial=len(unit.relative) - len(todo), unit="img",
+            leave=False, desc=f"{names} | {suite_name}/{generator}{ranks}",
+            disable=not (config.progress and procs.is_main) or None, file=sys.stderr,
         )
         since_flush = 0
         part_every = settings.part_every()
         batches = score_images(
-            [unit.items[i] for i in todo], scorers, spec, device=config.device, batch_size=config.batch_size,
+            [unit.items[i] for i in share], scorers, spec, device=config.device, batch_size=config.batch_size,
             workers=config.worker_count, amp=config.amp, progress=bar.update,
-            keys=[unit.relative[i] for i in todo],
+            keys=[unit.relative[i] for i in share], batches=batch_ranges,
         )
         for rows in batches:
             for row in rows:
-                i = todo[row.index]
+                i = share[row.index]
                 for name in entries:
                     _require_finite(row.values.get(name), runs, name, unit.relative[i])
                     buffers[name].append(_row(suite_name, generator, unit, i, row.values.get(name), row.reasons.get(name),
@@ -252,13 +280,21 @@ def score_unit(
             since_flush += len(rows)
             if since_flush >= part_every:
                 for name, entry in entries.items():
-                    entry.append_part(pd.DataFrame(buffers[name]))
+                    entry.append_part(pd.DataFrame(buffers[name]), tag=procs.tag())
                     buffers[name] = []
                 since_flush = 0
         bar.close()
-    frames = {}
+    log.debug("%s%s/%s: scored %d of %d images (%d scored before)",
+              f"rank {procs.rank} of {procs.world}: " if procs.distributed else "", suite_name, generator,
+              len(share), len(unit.relative), len(unit.relative) - len(todo))
     for name, entry in entries.items():
-        entry.append_part(pd.DataFrame(buffers[name]))
+        entry.append_part(pd.DataFrame(buffers[name]), tag=procs.tag())
+    procs.barrier()  # every process's rows are in part files
+    frames = {}
+    if not procs.is_main:
+        procs.barrier()  # rank 0 has merged them
+        return {name: entry.read() for name, entry in entries.items()}
+    for name, entry in entries.items():
         rows = entry.read_partial()
         order = {rel: i for i, rel in enumerate(unit.relative)}
         rows = rows[rows["path"].isin(order)].copy()
@@ -268,6 +304,7 @@ def score_unit(
             raise RuntimeError(f"{suite_name}/{generator}: {len(rows)} rows for {len(unit.relative)} files")
         entry.finish(rows)
         frames[name] = rows
+    procs.barrier()
     return frames
 
 
@@ -377,6 +414,7 @@ def run_info(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, 
         "git_commit": git_commit(),
         "torch_version": torch.__version__,
         "device": str(config.device),
+        "processes": distributed.current().world,
         "amp": config.amp,
         "prob_precision": config.prob_precision,
         "calibration": None if run.calibration is None else run.calibration.describe(),

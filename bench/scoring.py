@@ -89,18 +89,23 @@ def score_images(
     amp: str | None = None,
     progress: Callable[[int], None] | None = None,
     keys: Sequence[str] | None = None,
+    batches: Sequence[Sequence[int]] | None = None,
 ) -> Iterator[list[ScoredImage]]:
     """Decode `items` (path, label) under `spec` and yield, batch after batch, each image's outputs.
 
     `keys`: each item's path relative to its suite root (seeds a random perturbation of the spec).
+    `batches`: which items go through the model together, as lists of positions in `items` (default:
+    consecutive runs of `batch_size`). A batch's composition can move a logit in its last bit (CPU and
+    cuDNN kernels differ by batch shape), so the runner keeps it the same however the work is split.
     `progress(n)` is called with the number of images each batch finished (for a progress bar)."""
     device = torch.device(device)
     if not items:
         return
     dataset = ImageDataset(items, spec, keys)
+    batching = {"batch_size": batch_size} if batches is None else {"batch_sampler": [list(b) for b in batches]}
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_by_size,
-        pin_memory=device.type == "cuda", persistent_workers=False,
+        dataset, num_workers=workers, collate_fn=collate_by_size,
+        pin_memory=device.type == "cuda", persistent_workers=False, **batching,
     )
     with torch.inference_mode(), autocast_context(device, amp):
         for batch in loader:

@@ -8,7 +8,9 @@ A cache entry holds the scores of one unit of work, keyed by (detector, weights 
 protocol, perturbation, the files' contents, ...). While a generator is being scored its rows land in
 numbered part files, each written atomically; `scores.parquet` appears (atomically) only when the
 generator is complete, and is what later runs reuse. A killed run leaves only whole part files, which the
-next run reads back, skipping the paths they hold: no row is lost or duplicated.
+next run reads back, skipping the paths they hold: no row is lost or duplicated. Under torchrun each
+process writes its own part files (`part-r<rank>-<n>.parquet`) and rank 0 merges them; a resumed run
+reads every process's parts, whatever the number of processes it runs with.
 
 The files enter the key through `content_fingerprint`: the relative path, label and a BLAKE2b hash of
 each file's bytes, so an image replaced by other content of the same size is scored again.
@@ -224,13 +226,15 @@ class CacheEntry:
             return pd.DataFrame(columns=[*SCORE_COLUMNS, "reason"])
         return pd.concat(frames, ignore_index=True).drop_duplicates("path", keep="first")
 
-    def append_part(self, rows: pd.DataFrame) -> None:
+    def append_part(self, rows: pd.DataFrame, tag: str = "r0") -> None:
+        """Write rows as the next part file of `tag` (a process's rank under torchrun, see
+        bench.distributed): processes scoring the same unit at once never write the same file."""
         if rows.empty:
             return
-        parts = self.parts()
+        own = sorted(self.folder.glob(f"part-{tag}-*.parquet"))
         # after the last existing number, not the count: a discarded part leaves a gap
-        index = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
-        atomic_write_parquet(self.folder / f"part-{index:06d}.parquet", rows)
+        index = int(own[-1].stem.rsplit("-", 1)[1]) + 1 if own else 0
+        atomic_write_parquet(self.folder / f"part-{tag}-{index:06d}.parquet", rows)
 
     def finish(self, rows: pd.DataFrame) -> None:
         atomic_write_parquet(self.final_path, rows)

@@ -175,13 +175,15 @@ def sweep_folder(output: str | Path | None, detectors: list[str], suites: list[s
 
 def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bool = True):
     """Score the clean level and every level of `grids`, each through `bench.api.evaluate` (cached per
-    generator like any run), then write sweep.json, the tables and the plots. Returns (result, folder)."""
+    generator like any run), then write sweep.json, the tables and the plots. Returns (result, folder).
+    Under torchrun each level is scored by every process (see bench.api.evaluate); rank 0 alone writes
+    the sweep folder, and the others get None as the folder."""
     import dataclasses
     import sys
 
     from tqdm import tqdm
 
-    from bench import api
+    from bench import api, settings
     from bench.config import EvalConfig
     from bench.store import atomic_write_json, json_safe
     from bench.suites import PAPER_SUITES, discover
@@ -202,7 +204,7 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
         suites=selection.names, grids=grids,
     )
     with tqdm(total=len(levels) * n_generators, unit="generator", desc="sweep", file=sys.stderr,
-              disable=not progress or None) as bar:
+              disable=not progress or settings.torchrun_layout()["rank"] != 0 or None) as bar:
         for level in levels:
             spec = None if level is None else level.spec
             bar.set_postfix_str(spec or CLEAN)
@@ -213,6 +215,10 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
                 for name, item in run.runs.items()
             }
             bar.update(n_generators)
+    from bench.distributed import current
+
+    if not current().is_main:  # under torchrun every process scored its share; rank 0 writes the sweep
+        return result, None
     folder = sweep_folder(config.output, result.detectors, result.suites)
     suite_label = " + ".join(result.suites)
     atomic_write_json(folder / "sweep.json", json_safe(result.to_dict()))

@@ -70,13 +70,18 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import api
+    from bench import api, settings
+    from bench.distributed import stop_processes
 
     config = config_from_args(args)
+    main_process = settings.torchrun_layout()["rank"] == 0  # under torchrun, rank 0 alone reports
     selection = api.select_suites(args.suite, config.data_root)
-    if selection.note:
+    if selection.note and main_process:
         print(selection.note, file=sys.stderr if args.json else sys.stdout, flush=True)
     result = api.evaluate(args.detector, selection, config=config)
+    stop_processes()  # (on an error the process exits instead, and torchrun stops the others)
+    if not main_process:
+        return 0
     if args.json:
         from bench.store import json_safe
 

@@ -1,49 +1,15 @@
-"""torchrun: the process layout, and BatchNorm statistics over the global batch (`GlobalBatchNorm`)."""
+"""torchrun for training: BatchNorm statistics over the global batch (`GlobalBatchNorm`); the process
+layout (`Processes`, `start_processes`) is `bench.distributed`'s, shared with evaluation."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from bench.distributed import Processes, start_processes
 
-@dataclass
-class Processes:
-    """Where this process stands under torchrun (rank 0 of 1 without it)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    started_group: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world > 1
-
-
-def start_processes(device_spec: str) -> tuple[Processes, torch.device]:
-    from bench import settings
-    from bench.inference import pick_device
-
-    layout = settings.torchrun_layout()
-    world = layout["world"]
-    if world <= 1:
-        return Processes(), pick_device(device_spec)
-    rank, local_rank = layout["rank"], layout["local_rank"]
-    device = pick_device(device_spec)
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    started = not dist.is_initialized()
-    if started:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Processes(rank, world, local_rank, started), device
+__all__ = ["GlobalBatchNorm", "Processes", "convert_batchnorm", "start_processes"]
 
 
 class _SumOverProcesses(torch.autograd.Function):
