@@ -170,8 +170,11 @@ def test_bad_folders_exit_2(tmp_path, capsys):
     (corrupt / "scores.parquet").write_bytes(b"not parquet")
     empty = tmp_path / "empty"
     empty.mkdir()
+    newer = make_run(tmp_path / "newer", "alpha", "s", ["g"], seed=1)
+    info = json.loads((newer / "run.json").read_text())
+    (newer / "run.json").write_text(json.dumps({**info, "schema_version": 99}))
     for bad, words in [(tmp_path / "missing", "not a folder"), (empty, "lacks run.json"),
-                       (unfinished, "did not finish"), (corrupt, "cannot be read")]:
+                       (unfinished, "not a finished run"), (corrupt, "cannot be read"), (newer, "upgrade")]:
         out = tmp_path / "r.html"
         assert main(["report", str(good), str(bad), "--output", str(out)]) == 2
         assert words in capsys.readouterr().err

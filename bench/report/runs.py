@@ -1,4 +1,4 @@
-"""What a report needs from a finished run folder, read once.
+"""What a report needs from a finished run folder, read once through `bench.results.read_run`.
 
 The report reads run folders only (run.json, metrics.json, scores.parquet, skipped.csv); it never
 re-scores an image or looks at the data root.
@@ -6,13 +6,13 @@ re-scores an image or looks at the data root.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.results import read_run
 
 RUN_FILES = ("run.json", "metrics.json", "scores.parquet")
 
@@ -59,25 +59,16 @@ def read_report_run(folder: str | Path) -> ReportRun:
             "(a run folder is what `bench run` writes under results/runs/; `bench report` also takes sweep "
             "folders with sweep.json, `bench explain` folders with explain.json, and folders of PNG figures)"
         )
+    finished = read_run(folder)  # unfinished runs and newer schema versions are refused there
     try:
-        info = json.loads((folder / "run.json").read_text())
-        metrics = json.loads((folder / "metrics.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise BenchError(f"{folder}: cannot read run.json/metrics.json ({error})") from error
-    if info.get("status") != "finished":
-        raise BenchError(f"{folder}: the run did not finish (status {info.get('status')!r}); rerun it to finish")
-    try:
-        scores = pd.read_parquet(folder / "scores.parquet")
+        scores = finished.scores
     except (OSError, ValueError) as error:
         raise BenchError(f"{folder}/scores.parquet cannot be read ({error})") from error
-    skipped_path = folder / "skipped.csv"
-    skipped = pd.DataFrame(columns=["path", "reason"])
-    if skipped_path.is_file() and skipped_path.stat().st_size:
-        try:
-            skipped = pd.read_csv(skipped_path, dtype=str, keep_default_na=False)
-        except (OSError, ValueError, pd.errors.ParserError) as error:
-            raise BenchError(f"{skipped_path} cannot be read ({error})") from error
-    return ReportRun(folder=folder, info=info, metrics=metrics, scores=scores, skipped=skipped)
+    try:
+        skipped = finished.skipped.fillna("").astype(str)
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        raise BenchError(f"{folder}/skipped.csv cannot be read ({error})") from error
+    return ReportRun(folder=folder, info=finished.info, metrics=finished.metrics, scores=scores, skipped=skipped)
 
 
 def label_runs(runs: list[ReportRun]) -> None:
