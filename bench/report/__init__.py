@@ -241,5 +241,5 @@ def write_report(folders: list[str | Path], output: str | Path, title: str | Non
     output = Path(output)
     html = render_report(folders, title)
     atomic_write_bytes(output, html.encode("utf-8"))
-    log.info("wrote %s (%.1f MB)", output, output.stat().st_size / 1e6)
+    log.debug("wrote %s (%.1f MB)", output, output.stat().st_size / 1e6)
     return output
