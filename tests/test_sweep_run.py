@@ -20,9 +20,9 @@ import pytest
 import torch
 from PIL import Image
 from sklearn.metrics import average_precision_score
+from tests_support import write_suite
 
 from bench.cli import main
-from tests.tests_support import write_suite
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_train import make_folder
 
 from bench.cli import main
 from bench.train import DEMO_RECIPE
-from tests.test_train import make_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
