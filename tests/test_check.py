@@ -76,12 +76,12 @@ def test_a_changed_model_does_not_reuse_stored_scores(setup, monkeypatch, tmp_pa
     """The cache key holds a fingerprint of the model's outputs, not only the weights' sha256."""
     _, common, _ = setup
     cache = tmp_path / "results" / "cache"
-    before = set(cache.iterdir())
+    before = {p for p in cache.iterdir() if p.is_dir()}  # entries (each has a .lock file beside it)
     assert main(["check", *common]) == 0
-    assert set(cache.iterdir()) == before  # same model: stored scores reused
+    assert {p for p in cache.iterdir() if p.is_dir()} == before  # same model: stored scores reused
     k8_instead_of_16(monkeypatch)
     main(["check", *common])
-    assert len(set(cache.iterdir()) - before) == 2  # both generators scored again
+    assert len({p for p in cache.iterdir() if p.is_dir()} - before) == 2  # both generators scored again
 
 
 def test_other_weights_are_reported_as_such(setup, capsys):

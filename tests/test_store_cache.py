@@ -70,7 +70,7 @@ def test_a_damaged_part_is_discarded_with_a_warning(tmp_path, caplog, damage):
     assert list(rows["path"]) == ["b.png", "c.png"]  # the damaged part's image will be scored again
     assert not first.exists() and f"discarding the damaged cache file {first}" in caplog.text
     entry.append_part(ROWS.iloc[:1])  # numbered after the last part left, never over it
-    assert [p.name for p in entry.parts()] == ["part-000001.parquet", "part-000002.parquet"]
+    assert [p.name for p in entry.parts()] == ["part-r0-000001.parquet", "part-r0-000002.parquet"]
     assert sorted(entry.read_partial()["path"]) == ["a.png", "b.png", "c.png"]
 
 
