@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -101,27 +101,39 @@ def demo_suite_root(data_root: str | Path, suite: str) -> Path:
     return demo_root(data_root) / suite
 
 
-def resolve_counts(counts: Mapping[str, int] | None = None) -> dict[str, int]:
-    """DEFAULT_COUNTS with `counts` laid over it (real images per generator folder; as many fakes)."""
-    resolved = dict(DEFAULT_COUNTS)
+def overlay_counts(defaults: Mapping[str, int], counts: Mapping[str, int] | None, kind: str) -> dict[str, int]:
+    """`defaults` with `counts` laid over it; `kind` names the suites in errors ("demo suite")."""
+    resolved = dict(defaults)
     for suite, n in (counts or {}).items():
-        if suite not in DEMO_SUITES:
-            raise UnknownNameError("demo suite", suite, DEMO_SUITES)
+        if suite not in defaults:
+            raise UnknownNameError(kind, suite, defaults)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise BenchError(f"demo image count for {suite} must be a positive integer, got {n!r}")
+            raise BenchError(f"{kind.removesuffix(' suite')} image count for {suite} must be a positive integer, "
+                             f"got {n!r}")
         resolved[suite] = n
     return resolved
 
 
-def content_hash(counts: Mapping[str, int] | None = None) -> str:
-    """sha256 of the code that makes the tree and of every parameter that changes its bytes."""
+def code_and_params_hash(sources: Sequence[str], params: Mapping) -> str:
+    """sha256 of the named source files of this package and of the parameters that change a tree's bytes:
+    a tree is out of date when either changes."""
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for name in _SOURCES:
+    for name in sources:
         digest.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
-    params = {"format": FORMAT, "size": IMAGE_SIZE, "seed": SEED, "counts": resolve_counts(counts)}
     digest.update(json.dumps(params, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def resolve_counts(counts: Mapping[str, int] | None = None) -> dict[str, int]:
+    """DEFAULT_COUNTS with `counts` laid over it (real images per generator folder; as many fakes)."""
+    return overlay_counts(DEFAULT_COUNTS, counts, "demo suite")
+
+
+def content_hash(counts: Mapping[str, int] | None = None) -> str:
+    """sha256 of the code that makes the tree and of every parameter that changes its bytes."""
+    params = {"format": FORMAT, "size": IMAGE_SIZE, "seed": SEED, "counts": resolve_counts(counts)}
+    return code_and_params_hash(_SOURCES, params)
 
 
 def ensure_demo_data(

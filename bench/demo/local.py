@@ -28,7 +28,6 @@ single-threaded while synthesising, and rebuilt when this code or the code it us
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -41,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError, UnknownNameError
+from bench.errors import BenchError
 
 LOCAL_FOLDER = "demo-local-data"
 """Under the data root. Not `demo-local`: that is the test suite's folder name, which names the suite."""
@@ -101,24 +100,15 @@ def local_root(data_root: str | Path) -> Path:
 
 
 def resolve_counts(counts: Mapping[str, int] | None = None) -> dict[str, int]:
-    resolved = dict(DEFAULT_COUNTS)
-    for suite, n in (counts or {}).items():
-        if suite not in LOCAL_SUITES:
-            raise UnknownNameError("local demo suite", suite, LOCAL_SUITES)
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise BenchError(f"local demo image count for {suite} must be a positive integer, got {n!r}")
-        resolved[suite] = n
-    return resolved
+    from bench.demo.build import overlay_counts
+
+    return overlay_counts(DEFAULT_COUNTS, counts, "local demo suite")
 
 
 def content_hash(counts: Mapping[str, int] | None = None) -> str:
-    digest = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in _SOURCES:
-        digest.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
-    params = {"format": FORMAT, "seed": SEED, "counts": resolve_counts(counts)}
-    digest.update(json.dumps(params, sort_keys=True).encode())
-    return digest.hexdigest()
+    from bench.demo.build import code_and_params_hash
+
+    return code_and_params_hash(_SOURCES, {"format": FORMAT, "seed": SEED, "counts": resolve_counts(counts)})
 
 
 def is_current(root: Path, digest: str, counts: Mapping[str, int]) -> bool:
