@@ -33,10 +33,12 @@ def _stage(in_channels: int, planes: int, blocks: int, stride: int) -> nn.Sequen
     return nn.Sequential(*layers)
 
 
-class NPRNet(nn.Module):
-    def __init__(self) -> None:
+class TruncatedResNet(nn.Module):
+    """ResNet-50's stem (a 3x3 stride-2 conv), layer1 and layer2, global average pooling and `fc1`, with the
+    official module names: NPR's network, and SAFE's (which reuses it with a two-way head)."""
+
+    def __init__(self, head_outputs: int = 1) -> None:
         super().__init__()
-        self.residual = SlicedNPRResidual()  # x - nearest_up(nearest_down(x)), as F.interpolate gives it
         self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=2, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -44,16 +46,25 @@ class NPRNet(nn.Module):
         self.layer1 = _stage(64, 64, blocks=3, stride=1)
         self.layer2 = _stage(256, 128, blocks=4, stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Linear(512, 1)
+        self.fc1 = nn.Linear(512, head_outputs)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(self.residual(x) * (2.0 / 3.0))
-        x = self.maxpool(self.relu(self.bn1(x)))
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] model input -> fc1's output [B, head_outputs]."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer2(self.layer1(x))
-        return self.fc1(self.avgpool(x).flatten(1)).squeeze(1)
+        return self.fc1(self.avgpool(x).flatten(1))
+
+
+class NPRNet(TruncatedResNet):
+    def __init__(self) -> None:
+        super().__init__(head_outputs=1)
+        self.residual = SlicedNPRResidual()  # x - nearest_up(nearest_down(x)), as F.interpolate gives it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(self.residual(x) * (2.0 / 3.0)).squeeze(1)
 
 
 @register_detector

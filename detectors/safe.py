@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from detectors.base import Detector, Preprocessing
-from detectors.npr import _stage
+from detectors.npr import TruncatedResNet
 from detectors.registry import register_detector
 
 SAFE_REFERENCE = ("Improving Synthetic Image Detection Towards Generalization: An Image Transformation "
@@ -70,28 +70,16 @@ class HighFrequencyDWT(nn.Module):
         return F.interpolate(hh, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
 
 
-class SAFENet(nn.Module):
-    """Module names follow the official ``models/resnet.py`` so that its checkpoints load strictly."""
+class SAFENet(TruncatedResNet):
+    """NPR's truncated ResNet-50 with a two-way head on the HH band; module names follow the official
+    ``models/resnet.py`` so that its checkpoints load strictly."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(head_outputs=2)
         self.dwt = HighFrequencyDWT()
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=2, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = _stage(64, 64, blocks=3, stride=1)
-        self.layer2 = _stage(256, 128, blocks=4, stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Linear(512, 2)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(self.dwt(x)))))
-        x = self.layer2(self.layer1(x))
-        out = self.fc1(self.avgpool(x).flatten(1))
+        out = self.trunk(self.dwt(x))
         return out[:, 1] - out[:, 0]  # sigmoid of this = softmax(out)[:, 1], SAFE's score
 
 
