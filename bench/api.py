@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.config import EvalConfig
+from bench.engine.config import EvalConfig
+from bench.engine.suites import ResolvedSuite
 from bench.errors import BenchError
-from bench.suites import ResolvedSuite
 from detectors import Detector, LoadedDetector, get_detectors
 from detectors import load_detector as _load_detector
 
@@ -91,7 +91,7 @@ def select_suites(spec: str, data_root: str | Path | None = None) -> SuiteSelect
     A group with none of its suites under the data root falls back to the synthetic demo suites (built
     offline on first use). A suite named explicitly but missing is an error; a group's missing members
     are skipped with a warning."""
-    from bench.suites import GROUPS, default_data_root, resolve_suites_building_demo
+    from bench.engine.suites import GROUPS, default_data_root, resolve_suites_building_demo
 
     root = Path(data_root).expanduser() if data_root else default_data_root()
     resolved = resolve_suites_building_demo(spec, root)
@@ -192,10 +192,10 @@ def evaluate(
     """Evaluate detectors on suites under one protocol; the one evaluation path of the harness.
 
     `options` are `EvalConfig` fields and override `config` (e.g. `limit=50, device="cpu"`). Scores are
-    cached per unit of work (see bench.runner): a second call reuses them, a killed call resumes."""
-    from bench.distributed import start_processes
-    from bench.provenance import now_iso
-    from bench.runner import (
+    cached per unit of work (see bench.engine.runner): a second call reuses them, a killed call resumes."""
+    from bench.engine.distributed import start_processes
+    from bench.engine.provenance import now_iso
+    from bench.engine.runner import (
         WRITE_ERRNOS,
         DetectorRun,
         collect_scores,
@@ -205,7 +205,7 @@ def evaluate(
         write_failure,
         write_run,
     )
-    from bench.store import SCORE_COLUMNS, ResultsStore
+    from bench.engine.store import SCORE_COLUMNS, ResultsStore
 
     try:
         config = dataclasses.replace(config or EvalConfig(), **options)
@@ -228,7 +228,7 @@ def evaluate(
     started_at, started = now_iso(), time.perf_counter()
     runs = [DetectorRun(item) for item in loaded]
     if config.calibrate_on:
-        from bench.calibration import calibrate
+        from bench.engine.calibration import calibrate
 
         calibrations = calibrate(loaded, config.calibrate_on, config, [r.root for r in selection.suites])
         for run in runs:
@@ -266,8 +266,8 @@ def evaluate(
 
 def _add_localisation(loaded: LoadedDetector, suites, metrics: dict, folder: Path | None, config: EvalConfig) -> None:
     """Localisation metrics for the suites that carry forgery masks, into metrics (and metrics.json)."""
-    from bench.localisation import localise_run
-    from bench.store import atomic_write_json
+    from bench.engine.localisation import localise_run
+    from bench.engine.store import atomic_write_json
 
     blocks = localise_run(loaded, suites, device=config.device, limit=config.limit, progress=config.progress,
                           own_protocol=config.protocol == "own")
@@ -304,7 +304,7 @@ class PredictResult:
 
 def collect_images(paths: Iterable[str | Path]) -> list[Path]:
     """Files as given (any extension: the decoder decides), folders searched recursively for images."""
-    from bench.suites import IMAGE_EXTENSIONS
+    from bench.engine.suites import IMAGE_EXTENSIONS
 
     paths = [str(p) for p in paths]
     found: list[Path] = []
@@ -332,11 +332,11 @@ def predict(
 ) -> PredictResult:
     """Score image files (or folders of them) with one detector under a test protocol
     (`resize256`, the paper's, or `native`). Unusable files are listed in `skipped`, not fatal."""
-    from bench.data import DecodeSpec, default_max_pixels
-    from bench.inference import pick_device, prepare_scorer
-    from bench.metrics import probability
-    from bench.protocol import protocol_resize
-    from bench.scoring import score_images
+    from bench.engine.decode import DecodeSpec, default_max_pixels
+    from bench.engine.inference import pick_device, prepare_scorer
+    from bench.engine.metrics import probability
+    from bench.engine.protocol import protocol_resize
+    from bench.engine.scoring import score_images
 
     if batch_size < 1:
         raise BenchError("--batch-size must be at least 1")
@@ -348,7 +348,7 @@ def predict(
     loaded = detector if isinstance(detector, LoadedDetector) else _load_detector(detector, weights)
     torch_device = pick_device(device)
     scorer = prepare_scorer(loaded.model, loaded.preprocessing, torch_device)
-    from bench.runner import _min_side
+    from bench.engine.runner import _min_side
 
     # native size: images under the model's smallest side or over the pixel limit are skipped with a reason
     spec = DecodeSpec.for_detector(resize, loaded.preprocessing, min_side=_min_side(loaded),

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.profile import cpu_model
-from bench.textable import format_table
+from bench.analyses.profile import cpu_model
+from bench.outputs.textable import format_table
 from detectors import export_state_dict, get_detector
 
 REPO = Path(__file__).resolve().parents[1]

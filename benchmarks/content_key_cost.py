@@ -1,4 +1,4 @@
-"""Cost of the content-keyed score cache (issue 17): hashing every file's bytes (bench.store.
+"""Cost of the content-keyed score cache (issue 17): hashing every file's bytes (bench.engine.store.
 content_fingerprint) against the old key of (path, label, size) from a stat of each file.
 
     python benchmarks/content_key_cost.py [--small 10000] [--large 300] [--folder DIR]
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.store import content_fingerprint, file_list_fingerprint
+from bench.engine.store import content_fingerprint, file_list_fingerprint
 
 
 def make(folder: Path, n: int, size: tuple[int, int], fmt: str) -> list[Path]:

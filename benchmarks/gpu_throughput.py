@@ -8,9 +8,9 @@ decoding and the host-to-device copy are apart, except in the last variant):
 - official fp32: benchmarks/baselines.py's port of the official forward (BatchNorm unfused, the residual
   by 2x2 convolutions, Top-K twice), on float input normalised beforehand (untimed: in its favour);
 - official bf16: the same under bf16 autocast;
-- bench fp32: `bench.inference.prepare_scorer` (BN folded, sliced residual, channels-last, normalisation
+- bench fp32: `bench.engine.inference.prepare_scorer` (BN folded, sliced residual, channels-last, normalisation
   on the device, timed) as `bench run` uses it;
-- bench bf16: the same under `bench.inference.autocast_context(device, "bf16")` (`bench run --amp bf16`);
+- bench bf16: the same under `bench.engine.inference.autocast_context(device, "bf16")` (`bench run --amp bf16`);
   on CPU, where `bench run` never autocasts, under `torch.autocast("cpu", bfloat16)`;
 - bench channels-last + compile (fp32 and bf16): `prepare_scorer(..., compile=True)`; compilation is the
   first call, reported apart and not timed;
@@ -36,8 +36,8 @@ from contextlib import nullcontext
 
 import torch
 
-from bench.inference import autocast_context, prepare_scorer
-from bench.profile import cpu_model
+from bench.analyses.profile import cpu_model
+from bench.engine.inference import autocast_context, prepare_scorer
 from benchmarks.baselines import official_lfm
 from benchmarks.common import describe_machine, lfm_state_dict, median, ratio_table
 from detectors import get_detector

@@ -5,7 +5,7 @@
 Variants, all with the same weights (logits checked to agree within 1e-4 before timing):
 - plain port: benchmarks/baselines.py's OfficialLFM (residual by 2x2 convolutions, BatchNorm unfused,
   Top-K twice) on float images normalised beforehand (normalisation not timed: in its favour);
-- fast: `bench.inference.prepare_scorer` as `bench run` uses it (BN folded, sliced residual,
+- fast: `bench.engine.inference.prepare_scorer` as `bench run` uses it (BN folded, sliced residual,
   channels-last, on CPU the batch scored two images at a time) on uint8 images, normalisation timed;
 - fast + compile: the same with `torch.compile` (first call's compilation reported apart, not timed);
 - fast, whole batch: the fast path without the CPU micro-batching, to show what it buys: a batch's
@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import torch
 
-from bench.inference import prepare_scorer
+from bench.engine.inference import prepare_scorer
 from benchmarks.baselines import official_lfm
 from benchmarks.common import describe_machine, lfm_state_dict, median, ratio_table
 from detectors import get_detector

@@ -9,7 +9,7 @@ plain `bench run`.
    the clean decode ("perturbing must not cost more than decoding": a fraction at most 1). Variants are
    timed in turns, median of `--rounds`.
 2. End to end: `bench.api.evaluate` (what `bench run` calls) on the same folder with LFM's bundled demo
-   weights, `--fresh`, clean; then `bench.sweep.run_sweep` over clean + jpeg:q=100,70,40 (four levels,
+   weights, `--fresh`, clean; then `bench.analyses.sweep.run_sweep` over clean + jpeg:q=100,70,40 (four levels,
    fresh cache); images/s of each and the ratio (sweep images/s per level over plain run images/s).
 
 Prints figures; asserts nothing.
@@ -30,8 +30,8 @@ PERTURBATIONS = ["jpeg:q=75", "jpeg-cv2:q=75", "webp:q=80", "blur:sigma=2", "res
 
 
 def decode_rates(files: list[tuple[Path, str]], rounds: int) -> list[list]:
-    from bench.data import DecodeSpec
-    from bench.perturb import parse
+    from bench.engine.decode import DecodeSpec
+    from bench.engine.perturb import parse
 
     specs = {"clean": DecodeSpec(resize=256)}
     specs.update({spec: DecodeSpec(resize=256, perturbation=parse(spec)) for spec in PERTURBATIONS})
@@ -54,9 +54,9 @@ def decode_rates(files: list[tuple[Path, str]], rounds: int) -> list[list]:
 
 def end_to_end(folder: Path, work: Path, batch_size: int, workers: int) -> list[list]:
     from bench import api
-    from bench.config import EvalConfig
-    from bench.perturb import parse_sweep
-    from bench.sweep import run_sweep
+    from bench.analyses.sweep import run_sweep
+    from bench.engine.config import EvalConfig
+    from bench.engine.perturb import parse_sweep
 
     n_images = sum(1 for _ in folder.glob("*/*/*.png"))
     config = EvalConfig(weights="demo", output=str(work / "plain"), device="cpu", batch_size=batch_size,
@@ -78,7 +78,7 @@ def end_to_end(folder: Path, work: Path, batch_size: int, workers: int) -> list[
 
 
 def main() -> None:
-    from bench.textable import format_table
+    from bench.outputs.textable import format_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=128)

@@ -3,8 +3,8 @@ scikit-learn's default thread count. Read both ways: two panels of 300 images (o
 real + 150 fake, for LFM and for NPR), and one set of 600 images (300 real + 300 fake: LFM's features
 on two demo generators).
 
-Features come from `bench.explain.embedding.compute_embeddings` (the scoring loop, cached), then each
-detector's [300, D] features go through `bench.explain.separation.tsne_2d` (PCA to 50, t-SNE) and
+Features come from `bench.analyses.embeddings.compute_embeddings` (the scoring loop, cached), then each
+detector's [300, D] features go through `bench.analyses.separation.tsne_2d` (PCA to 50, t-SNE) and
 `separation` (silhouette, 10-NN 5-fold). Timed: feature extraction (first run; a rerun reads the cache),
 then per panel the t-SNE with one OpenMP thread (what bench uses) and with scikit-learn's default (all
 cores), and the numbers.
@@ -24,12 +24,12 @@ from benchmarks.common import describe_machine
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.analyses.embeddings import compute_embeddings
+    from bench.analyses.separation import separation, tsne_2d
     from bench.api import select_suites
-    from bench.config import EvalConfig
-    from bench.explain.embedding import compute_embeddings
-    from bench.explain.separation import separation, tsne_2d
-    from bench.store import ResultsStore
-    from bench.suites import default_data_root
+    from bench.engine.config import EvalConfig
+    from bench.engine.store import ResultsStore
+    from bench.engine.suites import default_data_root
     from detectors import load_detector
 
     parser = argparse.ArgumentParser(description=__doc__)

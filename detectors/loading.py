@@ -35,7 +35,7 @@ class LoadedDetector:
     model: nn.Module
     weights: ResolvedWeights
     fingerprint: str | None = None
-    """Set by the runner: a hash of the model's outputs on a fixed probe (see bench.runner)."""
+    """Set by the runner: a hash of the model's outputs on a fixed probe (see bench.engine.runner)."""
     backbone: ResolvedWeights | None = None
     """The frozen backbone's file, for detectors that load one apart from their checkpoint (UnivFD)."""
 

@@ -141,9 +141,9 @@ WEIGHTS: tuple[WeightsEntry, ...] = (
 
 
 def _bundled_entries() -> tuple[WeightsEntry, ...]:
-    """Demo weights shipped inside the package, listed in bench/demo/weights/manifest.json."""
+    """Demo weights shipped inside the package, listed in detectors/bundled/manifest.json."""
     try:
-        manifest = resources.files("bench.demo").joinpath("weights/manifest.json")
+        manifest = resources.files("detectors").joinpath("bundled/manifest.json")
         if not manifest.is_file():
             return ()
         records = json.loads(manifest.read_text())
@@ -182,7 +182,7 @@ def sha256_of(path: str | Path) -> str:
 
 
 def _bundled_path(entry: WeightsEntry) -> Path:
-    return Path(str(resources.files("bench.demo").joinpath("weights", entry.filename)))
+    return Path(str(resources.files("detectors").joinpath("bundled", entry.filename)))
 
 
 def local_path(entry: WeightsEntry) -> Path | None:

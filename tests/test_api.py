@@ -17,8 +17,8 @@ from tests_support import write_suite
 
 from bench import api
 from bench.cli import main
+from bench.engine.results import SCHEMA_VERSION, NewerSchemaError, read_run
 from bench.errors import BenchError
-from bench.results import SCHEMA_VERSION, NewerSchemaError, read_run
 from detectors import export_state_dict, get_detector
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,7 +154,7 @@ def _tracked_python_files() -> list[Path]:
 
 
 def test_one_scoring_loop_and_one_normalisation():
-    """Scoring DataLoaders live in bench/scoring.py only (training builds its own batches of crops), and
+    """Scoring DataLoaders live in bench/engine/scoring.py only (training builds its own batches of crops), and
     only Preprocessing.normalize turns pixels into model input (divides by 255 and standardises; drawing
     code that scales pixels to [0, 1] for display does not count)."""
     loaders, normalisations = [], []
@@ -165,5 +165,5 @@ def test_one_scoring_loop_and_one_normalisation():
             loaders.append(relative)
         if re.search(r"/\s*255|\.div\(\s*255", text) and re.search(r"\bstd\b", text):
             normalisations.append(relative)
-    assert sorted(loaders) == ["bench/scoring.py", "bench/train/loop.py"]
+    assert sorted(loaders) == ["bench/engine/scoring.py", "bench/train/loop.py"]
     assert normalisations == ["detectors/base.py"]

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.audit import estimate_jpeg_quality, inspect_file
+from bench.analyses.audit import estimate_jpeg_quality, inspect_file
 from bench.cli import main
-from bench.perturb import parse
+from bench.engine.perturb import parse
 
 
 def image(seed: int, size=(48, 40)) -> Image.Image:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from tests_support import write_suite
 
-from bench.check import KIND_FIELDS, load_baseline
+from bench.analyses.regression import KIND_FIELDS, load_baseline
 from bench.cli import main
 from bench.errors import BenchError
 from detectors import export_state_dict, get_detector

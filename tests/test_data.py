@@ -1,4 +1,4 @@
-"""bench.data: decoding equals the official torchvision/PIL path; bad files give the right reason."""
+"""bench.engine.decode: decoding equals the official torchvision/PIL path; bad files give the right reason."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PIL import Image, ImageFile
 from torchvision import transforms
 from torchvision.transforms.functional import pil_to_tensor
 
-from bench.data import (
+from bench.engine.decode import (
     Batch,
     DecodeSpec,
     ImageDataset,

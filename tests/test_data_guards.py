@@ -15,9 +15,16 @@ import torch
 from PIL import Image
 
 from bench.cli import main
-from bench.data import DecodeSpec, UnusableImage, check_image, decode_image, model_min_side, parse_max_pixels
+from bench.engine.decode import (
+    DecodeSpec,
+    UnusableImage,
+    check_image,
+    decode_image,
+    model_min_side,
+    parse_max_pixels,
+)
+from bench.engine.suites import check_layout, discover, meant_label_folder, scan_generator
 from bench.errors import BenchError
-from bench.suites import check_layout, discover, meant_label_folder, scan_generator
 from detectors import get_detector
 
 

@@ -12,7 +12,7 @@ from scipy.ndimage import gaussian_filter
 
 from bench.demo import local
 from bench.demo.build import IMAGE_SIZE
-from bench.suites import discover, resolve_suites
+from bench.engine.suites import discover, resolve_suites
 
 SMALL = {"demo-local-train": 6, "demo-local-val": 3, "demo-local": 4}
 

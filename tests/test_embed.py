@@ -14,12 +14,12 @@ from PIL import Image
 from sklearn.metrics import silhouette_score
 from tests_support import write_suite
 
+from bench.analyses.embeddings import compute_embeddings
 from bench.cli import main
-from bench.config import EvalConfig
-from bench.data import DecodeSpec
-from bench.explain.embedding import compute_embeddings
-from bench.store import ResultsStore
-from bench.suites import ResolvedSuite, suite_for_path
+from bench.engine.config import EvalConfig
+from bench.engine.decode import DecodeSpec
+from bench.engine.store import ResultsStore
+from bench.engine.suites import ResolvedSuite, suite_for_path
 from detectors import load_detector
 from detectors.layers import FeatureTap, feature_module
 
@@ -69,7 +69,7 @@ def test_features_are_the_heads_input_under_the_suite_protocol_and_cached(native
     def no_scoring(*args, **kwargs):
         raise AssertionError("features were recomputed instead of read from the cache")
 
-    monkeypatch.setattr("bench.scoring.score_images", no_scoring)
+    monkeypatch.setattr("bench.engine.scoring.score_images", no_scoring)
     again = compute_embeddings(loaded, [native_suite], config=config, store=store)
     for first, second in zip(found, again):
         np.testing.assert_array_equal(first.features, second.features)

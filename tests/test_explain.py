@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from bench.explain.cam import CAM_METHODS, class_activation_maps
-from bench.explain.localisation import energy_in_mask, pointing_hit
-from bench.explain.maps import explain_images, localisation_summary, true_label
-from bench.inference import prepare_scorer
+from bench.analyses.explain import explain_images, localisation_summary, true_label
+from bench.engine.cam import CAM_METHODS, class_activation_maps
+from bench.engine.inference import prepare_scorer
+from bench.engine.map_metrics import energy_in_mask, pointing_hit
 from detectors import Detector, LoadedDetector, ResolvedWeights, get_detector, list_detectors
 from detectors.layers import FeatureTap, cam_target, feature_module, feature_scorer, get_layer
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.inference import prepare_scorer
+from bench.engine.inference import prepare_scorer
 from detectors import get_detector, list_detectors
 
 # float32 logits through up to 50 layers: folding changes the order of a few multiplications, which moves

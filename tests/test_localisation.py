@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from bench import localisation
-from bench.suites import suite_for_path
+from bench.engine import localisation
+from bench.engine.suites import suite_for_path
 from detectors import Detector, LoadedDetector, Preprocessing, get_detector
 
 

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from bench.commands import data as data_command
-from bench.data import DecodeSpec, UnusableImage, decode_mask
-from bench.suites import discover, mask_path
+from bench.engine.decode import DecodeSpec, UnusableImage, decode_mask
+from bench.engine.suites import discover, mask_path
 from detectors import Preprocessing
 
 

@@ -1,4 +1,4 @@
-"""bench.metrics: agreement with scikit-learn, EER and oracle accuracy by hand, one-class behaviour."""
+"""bench.engine.metrics: agreement with scikit-learn, EER and oracle accuracy by hand, one-class behaviour."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
-from bench.metrics import METRIC_KEYS, compute_metrics, mean_metrics
+from bench.engine.metrics import METRIC_KEYS, compute_metrics, mean_metrics
 
 # probabilities from a coarse grid as well as anywhere in [0, 1], so that ties (and exactly 0.5) occur
 probability = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), st.floats(0, 1))
@@ -154,7 +154,7 @@ def test_mean_of_all_nan_is_nan_and_json_nulls_are_accepted():
 
 
 def test_probability_is_stable_for_extreme_logits():
-    from bench.metrics import probability
+    from bench.engine.metrics import probability
 
     assert probability(0.0) == 0.5
     assert probability(-800.0) == 0.0 and probability(800.0) == 1.0  # 1/(1+exp(800)) would overflow
@@ -174,7 +174,7 @@ def official_ap(labels, logits):
 
 
 def test_default_ap_is_the_official_float32_formula_and_differs_from_float64_above_17():
-    from bench.metrics import metrics_from_logits
+    from bench.engine.metrics import metrics_from_logits
 
     rng = np.random.default_rng(3)
     # strongly fake images of both classes beyond a logit of 17, where float32 sigmoid is exactly 1.0
@@ -192,8 +192,8 @@ def test_default_ap_is_the_official_float32_formula_and_differs_from_float64_abo
 
 
 def test_unknown_prob_precision_is_a_usage_error():
+    from bench.engine.metrics import metrics_from_logits
     from bench.errors import BenchError
-    from bench.metrics import metrics_from_logits
 
     with pytest.raises(BenchError, match="float16"):
         metrics_from_logits([0, 1], [0.0, 1.0], prob_precision="float16")
@@ -214,7 +214,7 @@ def brute_force_tpr_at_fpr(labels, scores, max_fpr):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_tpr_at_fpr_against_brute_force(seed):
-    from bench.metrics import compute_metrics
+    from bench.engine.metrics import compute_metrics
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(20, 400))
@@ -229,7 +229,7 @@ def test_tpr_at_fpr_against_brute_force(seed):
 
 
 def test_tpr_at_fpr_by_hand_at_exactly_the_allowed_rate():
-    from bench.metrics import compute_metrics
+    from bench.engine.metrics import compute_metrics
 
     # 100 reals, 5 of them (exactly 5%) and 1 of them (exactly 1%) above most fakes
     reals = np.r_[np.linspace(0, 1, 95), [3.5, 4.5, 5.5, 6.5, 7.5]]
@@ -241,7 +241,7 @@ def test_tpr_at_fpr_by_hand_at_exactly_the_allowed_rate():
 
 
 def test_threshold_keeping_real_is_the_smallest_with_at_most_5_percent_false_positives():
-    from bench.metrics import threshold_keeping_real
+    from bench.engine.metrics import threshold_keeping_real
 
     rng = np.random.default_rng(1)
     for n in (1, 7, 20, 101, 333):
@@ -254,7 +254,7 @@ def test_threshold_keeping_real_is_the_smallest_with_at_most_5_percent_false_pos
 
 
 def test_eer_threshold_balances_the_two_error_rates():
-    from bench.metrics import eer_threshold
+    from bench.engine.metrics import eer_threshold
 
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 2, 300)
@@ -267,7 +267,7 @@ def test_eer_threshold_balances_the_two_error_rates():
 
 
 def test_calibrated_accuracy_uses_the_logit_threshold():
-    from bench.metrics import metrics_from_logits
+    from bench.engine.metrics import metrics_from_logits
 
     labels = [0, 0, 0, 1, 1]
     logits = [-3.0, 1.0, 2.0, 1.5, 30.0]
@@ -278,7 +278,7 @@ def test_calibrated_accuracy_uses_the_logit_threshold():
 
 
 def test_real_source_breakdown_from_paths():
-    from bench.metrics import real_source_breakdown
+    from bench.engine.metrics import real_source_breakdown
 
     paths = ["progan/car/0_real/a.png", "progan/car/0_real/b.png", "progan/cat/0_real/c.png",
              "progan/cat/0_real/c2.png", "progan/car/1_fake/d.png", "progan/cat/1_fake/e.png"]
@@ -291,7 +291,7 @@ def test_real_source_breakdown_from_paths():
 
 
 def test_metric_declaration_matches_what_is_computed():
-    from bench.metrics import CALIBRATED_KEYS, METRICS, metrics_from_logits
+    from bench.engine.metrics import CALIBRATED_KEYS, METRICS, metrics_from_logits
 
     both = metrics_from_logits([0, 1, 0, 1], [-1.0, 2.0, 0.5, -0.2], calibrated_logit=0.0)
     assert set(both) - {"notes"} == set(METRICS)
@@ -310,7 +310,7 @@ def test_metric_declaration_matches_what_is_computed():
 def test_metrics_from_stored_scores_need_only_label_logit_and_path():
     import pandas as pd
 
-    from bench.metrics import metrics_from_logits, metrics_from_scores
+    from bench.engine.metrics import metrics_from_logits, metrics_from_scores
 
     rows = pd.DataFrame({
         "path": ["g/a/0_real/1.png", "g/b/0_real/2.png", "g/a/1_fake/3.png", "g/b/1_fake/4.png"],

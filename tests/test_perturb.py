@@ -1,4 +1,4 @@
-"""bench.perturb: each perturbation against an independent computation (PIL, OpenCV's tables by the
+"""bench.engine.perturb: each perturbation against an independent computation (PIL, OpenCV's tables by the
 IJG formula, torchvision's Gaussian blur, numpy), parsing, determinism, and where decode applies it."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import gaussian_blur as tv_gaussian_blur
 
-from bench.data import DecodeSpec, ImageDataset, decode_image
+from bench.engine.decode import DecodeSpec, ImageDataset, decode_image
+from bench.engine.perturb import CHAINS, DEFAULT_GRIDS, blur_radius, parse, parse_sweep
 from bench.errors import BenchError
-from bench.perturb import CHAINS, DEFAULT_GRIDS, blur_radius, parse, parse_sweep
 
 # ITU-T T.81 Annex K.1, tables K.1 and K.2 (luminance, chrominance), natural (row-major) order
 STD_LUMA = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
@@ -228,7 +228,7 @@ def test_random_perturbations_are_seeded_by_the_relative_path(tmp_path):
 
 def test_bench_list_perturbations_names_each_with_its_defaults(capsys):
     from bench.cli import main
-    from bench.perturb import REGISTRY
+    from bench.engine.perturb import REGISTRY
 
     assert main(["list", "perturbations"]) == 0
     out = capsys.readouterr().out

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from bench.analyses.profile import RESULT_KEYS, count_flops, count_macs, count_params
 from bench.cli import main
-from bench.profile import RESULT_KEYS, count_flops, count_macs, count_params
 from detectors import get_detector
 
 # Facts measured on the official code (../shared/README.md): parameters and thop MACs at 256x256.

@@ -58,7 +58,7 @@ def test_safe_own_protocol_through_the_one_evaluation_path(tmp_path):
 
 
 def test_own_protocol_falls_back_to_the_papers_for_detectors_without_one():
-    from bench.data import DecodeSpec
+    from bench.engine.decode import DecodeSpec
 
     npr = get_detector("npr").preprocessing
     assert DecodeSpec.for_detector(256, npr, own_protocol=True) == DecodeSpec.for_detector(256, npr)

@@ -19,7 +19,7 @@ from sklearn.metrics import average_precision_score
 from tests_support import write_suite
 
 from bench.cli import main
-from bench.metrics import compute_metrics, mean_metrics
+from bench.engine.metrics import compute_metrics, mean_metrics
 
 PAPER_FORENSYNTHS = ["progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan", "gaugan", "deepfake"]
 
@@ -110,7 +110,7 @@ def test_one_self_contained_file(tmp_path):
 
 
 def _paper_row(method: str, generator: str) -> dict:
-    text = resources.files("bench.reported").joinpath("lfm_bmvc2025.csv").read_text(encoding="utf-8")
+    text = resources.files("bench.outputs.reported").joinpath("lfm_bmvc2025.csv").read_text(encoding="utf-8")
     rows = [r for r in csv.DictReader(io.StringIO(text))
             if r["table"] == "forensynths" and r["method"] == method and r["generator"] == generator]
     assert len(rows) == 1
@@ -182,9 +182,9 @@ def test_bad_folders_exit_2(tmp_path, capsys):
 
 
 def make_sweep(folder: Path, seed: int = 0) -> tuple[Path, dict]:
-    """A sweep folder as `bench sweep` writes it (sweep.json from bench.sweep's own SweepResult)."""
-    from bench.perturb import parse_sweep
-    from bench.sweep import SweepResult
+    """A sweep folder as `bench sweep` writes it (sweep.json from bench.analyses.sweep's own SweepResult)."""
+    from bench.analyses.sweep import SweepResult
+    from bench.engine.perturb import parse_sweep
 
     rng = np.random.default_rng(seed)
     grids = [parse_sweep("jpeg:q=100,70,40"), parse_sweep("blur:sigma=1,2")]

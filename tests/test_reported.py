@@ -8,8 +8,8 @@ import re
 import pytest
 from conftest import require_shared
 
-from bench import reported
-from bench.reported import MEAN, TABLE_KEYS
+from bench.outputs import reported
+from bench.outputs.reported import MEAN, TABLE_KEYS
 
 # the harness's generator names (DESIGN.md section 3), in the paper's column order
 GENERATORS = {
@@ -208,7 +208,7 @@ def test_printed_tokens_are_the_seed_text(table):
 
 
 def test_generator_names_match_the_harness_suites():
-    from bench import suites  # a broken import is a failure here, not a skip
+    from bench.engine import suites  # a broken import is a failure here, not a skip
     for table in ("forensynths", "gangen", "diffusionforensics", "ufd"):
         assert [c.key for c in reported.table_spec(table).columns] == list(suites.SUITES[table].generators)
     for column in reported.table_spec("comparison").columns:

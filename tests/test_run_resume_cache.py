@@ -1,6 +1,6 @@
 """`bench run` does no work twice and reuses no work it must not: counted decodes.
 
-Every image `bench run` scores is decoded by `bench.data.decode_image`; with `--workers 0` the decodes
+Every image `bench run` scores is decoded by `bench.engine.decode.decode_image`; with `--workers 0` the decodes
 happen in this process, so wrapping that function counts (and names) them exactly.
 """
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 from tests_support import write_suite
 
-import bench.data
+import bench.engine.decode
 from bench.cli import main
 from detectors import export_state_dict, get_detector
 
@@ -39,13 +39,13 @@ def lfm_state():
 
 
 class Decodes:
-    """Wraps bench.data.decode_image: records each decoded path; raises KeyboardInterrupt (a Ctrl-C) on
+    """Wraps bench.engine.decode.decode_image: records each decoded path; raises KeyboardInterrupt (a Ctrl-C) on
     decode number `interrupt_after + 1` when set."""
 
     def __init__(self, monkeypatch, interrupt_after: int | None = None) -> None:
         self.paths: list[str] = []
         self.interrupt_after = interrupt_after
-        real = bench.data.decode_image
+        real = bench.engine.decode.decode_image
 
         def counted(path, *args, **kwargs):
             if self.interrupt_after is not None and len(self.paths) >= self.interrupt_after:
@@ -53,7 +53,7 @@ class Decodes:
             self.paths.append(str(path))
             return real(path, *args, **kwargs)
 
-        monkeypatch.setattr(bench.data, "decode_image", counted)
+        monkeypatch.setattr(bench.engine.decode, "decode_image", counted)
 
 
 def small_parts(monkeypatch) -> None:

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import Resize
 
-from bench.data import DecodeSpec
-from bench.reported import load_costs
+from bench.engine.decode import DecodeSpec
+from bench.outputs.reported import load_costs
 from detectors import get_detector, load_detector
 from detectors.safe import HighFrequencyDWT, SAFENet
 
@@ -32,7 +32,7 @@ def test_parameter_count_is_nprs_with_a_two_way_head_and_the_published_figure():
 
 @pytest.mark.slow
 def test_paper_convention_macs_within_one_percent_of_the_reported_figure():
-    from bench.profile import count_macs
+    from bench.analyses.profile import count_macs
 
     macs = count_macs(get_detector("safe").build(), 256)
     reported = reported_costs("SAFE").flops_g * 1e9  # 2.30B
@@ -116,9 +116,9 @@ def test_own_protocol_is_a_256_centre_crop_without_resizing(tmp_path):
 
 @pytest.mark.parametrize("detector,method", [("safe", "SAFE"), ("univfd", "Ojha")])
 def test_table_compare_matches_the_reported_rows_of_the_same_method(detector, method):
-    from bench.reported import table_spec
-    from bench.tables.build import matching_method
-    from bench.tables.reproduced import ReproducedModel, _registered_reported_method
+    from bench.outputs.reported import table_spec
+    from bench.outputs.tables.assemble import matching_method
+    from bench.outputs.tables.reproduced import ReproducedModel, _registered_reported_method
 
     model = ReproducedModel(detector=detector, display_name=detector, weights_name=None, weights_sha256=None,
                             reported_method=_registered_reported_method(detector))

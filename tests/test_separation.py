@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.model_selection import StratifiedKFold
 
-from bench.explain.separation import separation, tsne_2d
+from bench.analyses.separation import separation, tsne_2d
 
 
 def _blobs(n: int, dim: int, gap: float, seed: int = 0):

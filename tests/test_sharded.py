@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from tests_support import write_suite
 
-from bench.distributed import Processes
+from bench.engine.distributed import Processes
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="finds torchrun's workers through /proc (Linux)")
 
@@ -188,10 +188,10 @@ def test_killed_rank_resumes_with_another_process_count(suite, single, tmp_path)
 
 SWEEP = """
 import sys
-from bench.config import EvalConfig
-from bench.distributed import stop_processes
-from bench.perturb import parse_sweep
-from bench.sweep import run_sweep
+from bench.engine.config import EvalConfig
+from bench.engine.distributed import stop_processes
+from bench.engine.perturb import parse_sweep
+from bench.analyses.sweep import run_sweep
 config = EvalConfig(weights="demo", workers=0, batch_size=2, output=sys.argv[2], progress=False)
 run_sweep("npr", sys.argv[1], [parse_sweep("jpeg:q=80")], config=config, progress=False)
 stop_processes()

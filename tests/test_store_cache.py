@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.store import ResultsStore, content_fingerprint, file_digest, file_list_fingerprint
+from bench.engine.store import ResultsStore, content_fingerprint, file_digest, file_list_fingerprint
 
 ROWS = pd.DataFrame({
     "suite": ["s", "s", "s"], "generator": ["g", "g", "g"], "path": ["a.png", "b.png", "c.png"],
@@ -65,7 +65,7 @@ def test_a_damaged_part_is_discarded_with_a_warning(tmp_path, caplog, damage):
         pd.DataFrame({"x": [1]}).to_parquet(first)
     else:
         ROWS.iloc[:1].assign(logit=math.nan).to_parquet(first)  # a NaN logit with no skip reason
-    with caplog.at_level(logging.WARNING, logger="bench.store"):
+    with caplog.at_level(logging.WARNING, logger="bench.engine.store"):
         rows = entry.read_partial()
     assert list(rows["path"]) == ["b.png", "c.png"]  # the damaged part's image will be scored again
     assert not first.exists() and f"discarding the damaged cache file {first}" in caplog.text
@@ -87,7 +87,7 @@ def test_damaged_finished_scores_are_discarded_and_recomputed(tmp_path, caplog, 
     elif damage == "nan score":
         ROWS.assign(logit=[math.nan, 2.0, math.nan]).to_parquet(entry.final_path)
     expected = ["a.png", "b.png", "x.png"] if damage == "wrong files" else list(ROWS["path"])
-    with caplog.at_level(logging.WARNING, logger="bench.store"):
+    with caplog.at_level(logging.WARNING, logger="bench.engine.store"):
         assert entry.read_complete(expected) is None
     assert not entry.final_path.exists() and "discarding the damaged cache file" in caplog.text
     assert entry.read_complete(expected) is None  # and now simply missing: no second warning needed

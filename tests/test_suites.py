@@ -1,4 +1,4 @@
-"""bench.suites: names, aliases, groups, did-you-mean, PATH suites and discovery on disk."""
+"""bench.engine.suites: names, aliases, groups, did-you-mean, PATH suites and discovery on disk."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench.demo import DEMO_SUITES
+from bench.engine.suites import GROUPS, PAPER_SUITES, SUITES, default_data_root, discover, resolve_suites
 from bench.errors import BenchError, UnknownNameError
-from bench.suites import GROUPS, PAPER_SUITES, SUITES, default_data_root, discover, resolve_suites
 
 
 def touch(root: Path, *relative: str) -> None:

@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from bench.perturb import parse, parse_sweep
-from bench.sweep import CLEAN, SweepResult, ap_changes, level_specs, plot, render_tables, robustness_table
+from bench.analyses.sweep import (
+    CLEAN,
+    SweepResult,
+    ap_changes,
+    level_specs,
+    plot,
+    render_tables,
+    robustness_table,
+)
+from bench.engine.perturb import parse, parse_sweep
 
 
 def known_result() -> SweepResult:

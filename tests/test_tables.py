@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import reported
 from bench.commands import table as table_command
 from bench.errors import BenchError, UnknownNameError
-from bench.reported import MEAN, TABLE_KEYS
-from bench.tables import build_table, render, reproduced_models
+from bench.outputs import reported
+from bench.outputs.reported import MEAN, TABLE_KEYS
+from bench.outputs.tables import build_table, render, reproduced_models
 
 REPO = Path(__file__).resolve().parents[1]
 FORENSYNTHS = ["progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan", "gaugan", "deepfake"]

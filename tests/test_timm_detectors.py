@@ -69,7 +69,7 @@ def test_vits_take_the_papers_256_and_odd_native_sizes():
 
 
 def test_a_fixed_size_model_gets_a_centre_crop_under_every_protocol():
-    from bench.data import DecodeSpec
+    from bench.engine.decode import DecodeSpec
 
     pre = get_detector("timm:test_coatnet").preprocessing  # no dynamic size in this architecture
     assert pre.input_size == 160

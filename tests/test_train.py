@@ -371,7 +371,7 @@ def test_validation_images_go_through_the_official_loader(tmp_path, resize, crop
     -> CenterCrop(224), torchvision's; the demo recipe (no resize, crop 96) gives CenterCrop(96)."""
     from torchvision import transforms
 
-    from bench.train.data import TrainData
+    from bench.train.batches import TrainData
     from bench.train.loop import validation_spec
 
     rng = np.random.default_rng(0)
@@ -393,7 +393,7 @@ def test_validation_images_go_through_the_official_loader(tmp_path, resize, crop
 def test_recipes_recorded_before_the_official_defaults_resume_and_rebuild_as_they_began(tmp_path):
     """A config.json without lr_schedule/checkpoint/val_transform was made under the earlier defaults:
     resuming it keeps them, and the demo bundle's training command repeats them."""
-    from bench.demo.bundle import training_command
+    from bench.train.bundle import training_command
 
     folder = tmp_path / "old"
     folder.mkdir()

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from bench.cli import main
-from bench.data import DecodeSpec
+from bench.engine.decode import DecodeSpec
 from bench.errors import BenchError
-from bench.reported import load_costs
+from bench.outputs.reported import load_costs
 from detectors import export_state_dict, get_detector, load_detector
 from detectors.checkpoints import CheckpointError, load_state_dict_strict, read_state_dict
 from detectors.layers import FeatureTap, feature_module

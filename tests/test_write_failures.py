@@ -12,9 +12,9 @@ import pytest
 import torch
 from tests_support import write_suite
 
-import bench.data
-import bench.runner
-import bench.store
+import bench.engine.decode
+import bench.engine.runner
+import bench.engine.store
 from bench.cli import main
 from detectors import export_state_dict, get_detector
 
@@ -40,7 +40,7 @@ def full_disk(path, frame):
 def test_full_disk_while_writing_the_run_folder(tmp_path, weights, monkeypatch, capsys):
     suite = write_suite(tmp_path / "suite", {"gen": 3}) / "gen"
     results = tmp_path / "results"
-    monkeypatch.setattr(bench.runner, "atomic_write_parquet", full_disk)  # the run folder's scores.parquet
+    monkeypatch.setattr(bench.engine.runner, "atomic_write_parquet", full_disk)  # the run folder's scores.parquet
     assert main(args_for(suite, weights, results)) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and str(results / "runs") in err and "Traceback" not in err
@@ -51,8 +51,8 @@ def test_full_disk_while_writing_the_run_folder(tmp_path, weights, monkeypatch, 
     assert list((results / "cache").glob("*/scores.parquet"))
     monkeypatch.undo()
     decodes = []
-    original = bench.data.decode_image
-    monkeypatch.setattr(bench.data, "decode_image", lambda *a, **k: decodes.append(1) or original(*a, **k))
+    original = bench.engine.decode.decode_image
+    monkeypatch.setattr(bench.engine.decode, "decode_image", lambda *a, **k: decodes.append(1) or original(*a, **k))
     assert main(args_for(suite, weights, results)) == 0
     assert decodes == []
     assert len(pd.read_parquet(next((results / "runs").glob("*/scores.parquet")))) == 6
@@ -62,7 +62,7 @@ def test_full_disk_while_scoring_is_exit_2_and_keeps_finished_parts(tmp_path, we
     suite = write_suite(tmp_path / "suite", {"gen": 6}) / "gen"
     results = tmp_path / "results"
     monkeypatch.setenv("BENCH_PART_EVERY", "4")
-    real_write = bench.store.atomic_write_parquet
+    real_write = bench.engine.store.atomic_write_parquet
     writes = []
 
     def fails_after_one_part(path, frame):
@@ -71,10 +71,10 @@ def test_full_disk_while_scoring_is_exit_2_and_keeps_finished_parts(tmp_path, we
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write(path, frame)
 
-    monkeypatch.setattr(bench.store, "atomic_write_parquet", fails_after_one_part)
+    monkeypatch.setattr(bench.engine.store, "atomic_write_parquet", fails_after_one_part)
     assert main(args_for(suite, weights, results)) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and str(results / "cache") in err and "Traceback" not in err
     assert len(list((results / "cache").glob("*/part-*.parquet"))) == 1  # the finished part is kept
-    monkeypatch.setattr(bench.store, "atomic_write_parquet", real_write)
+    monkeypatch.setattr(bench.engine.store, "atomic_write_parquet", real_write)
     assert main(args_for(suite, weights, results)) == 0

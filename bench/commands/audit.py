@@ -4,7 +4,7 @@ image sizes, with a warning when format, size or JPEG quality alone separates re
 The strength of a shortcut is the AP (fake = positive, in %) of a trivial score built from that one file
 property ("is it a PNG", the pixel count, the JPEG quality), in its better direction; the warning fires
 when that score's ROC-AUC reaches 90. Only file headers are read. `bench run --perturb reencode:jpeg:q=95`
-then re-encodes both classes identically (format-equalised evaluation). See bench/audit.py.
+then re-encodes both classes identically (format-equalised evaluation). See bench/analyses/audit.py.
 
 Exit status: 0 (warnings are findings, printed), 2 when a suite is missing or unknown.
 """
@@ -54,7 +54,7 @@ def _sizes(summary) -> str:
 
 
 def render(audit) -> str:
-    from bench.textable import format_table
+    from bench.outputs.textable import format_table
 
     rows = []
     for g in audit.generators:
@@ -89,9 +89,9 @@ def render(audit) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from bench.audit import audit_suite
+    from bench.analyses.audit import audit_suite
+    from bench.engine.suites import default_data_root, discover, resolve_suites_building_demo
     from bench.errors import BenchError
-    from bench.suites import default_data_root, discover, resolve_suites_building_demo
 
     if args.workers is not None and args.workers < 1:
         raise BenchError("--workers must be at least 1")
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                   disable=None) as bar:
             audits.append(audit_suite(r.suite.name, r.root, generators, workers, progress=bar.update))
     if args.json:
-        from bench.store import json_safe
+        from bench.engine.store import json_safe
 
         print(json.dumps(json_safe([a.to_dict() for a in audits]), indent=1))
         return EXIT_OK

@@ -27,10 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.check import baseline_files, load_baseline, render_differences, run_baseline, updated_baseline
-    from bench.config import EvalConfig
-    from bench.store import ResultsStore, atomic_write_json
-    from bench.suites import default_data_root
+    from bench.analyses.regression import (
+        baseline_files,
+        load_baseline,
+        render_differences,
+        run_baseline,
+        updated_baseline,
+    )
+    from bench.engine.config import EvalConfig
+    from bench.engine.store import ResultsStore, atomic_write_json
+    from bench.engine.suites import default_data_root
 
     if args.tolerance is not None and args.tolerance < 0:
         raise BenchError("--tolerance must be >= 0 (points)")

@@ -88,7 +88,7 @@ def _show(path: Path) -> str:
 
 
 def _default_specs(data_root: Path) -> list[tuple[str, bool]]:
-    from bench.suites import PAPER_SUITES, SUITES
+    from bench.engine.suites import PAPER_SUITES, SUITES
 
     specs = [(name, False) for name in PAPER_SUITES]
     specs += [(s.name, False) for s in SUITES.values() if s.name not in PAPER_SUITES and (data_root / s.folder).is_dir()]
@@ -97,7 +97,7 @@ def _default_specs(data_root: Path) -> list[tuple[str, bool]]:
 
 def _requested(args: argparse.Namespace, data_root: Path) -> list:
     """[(ResolvedSuite, named explicitly?)] in the order asked, each suite once."""
-    from bench.suites import GROUPS, resolve_suites
+    from bench.engine.suites import GROUPS, resolve_suites
 
     if not args.suite:
         pairs = _default_specs(data_root)
@@ -117,7 +117,7 @@ def check_files(generators, resize: int | None, full: bool, workers: int, label:
     """Open (and verify, or fully decode) every image file; collect the unusable ones per generator."""
     from tqdm import tqdm
 
-    from bench.data import UnusableImage, check_image
+    from bench.engine.decode import UnusableImage, check_image
 
     def check(path: Path) -> str | None:
         try:
@@ -197,7 +197,7 @@ class Limits:
 
 @functools.cache
 def _min_side_of(detector: str) -> int:
-    from bench.data import model_min_side
+    from bench.engine.decode import model_min_side
     from detectors import get_detector
 
     # random weights: which sizes a model takes depends on its layers, not on their values
@@ -206,9 +206,9 @@ def _min_side_of(detector: str) -> int:
 
 def report_suite(resolved, full: bool, workers: int, limits: Limits | None = None) -> tuple[bool, list[str]]:
     """(usable?, report lines) for one suite."""
-    from bench.data import default_max_pixels
-    from bench.suites import EXPECTED_LAYOUT, discover
-    from bench.textable import format_table
+    from bench.engine.decode import default_max_pixels
+    from bench.engine.suites import EXPECTED_LAYOUT, discover
+    from bench.outputs.textable import format_table
 
     limits = limits or Limits("lfm", default_max_pixels())
 
@@ -281,15 +281,15 @@ def report_suite(resolved, full: bool, workers: int, limits: Limits | None = Non
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.engine.suites import default_data_root
     from bench.errors import BenchError
-    from bench.suites import default_data_root
 
     if args.action != "check":  # argparse enforces the choice; kept for direct callers
         raise BenchError(f"unknown action {args.action!r}; use `bench data check`")
     if args.workers is not None and args.workers < 1:
         raise BenchError("--workers must be at least 1")
     workers = args.workers or min(8, os.cpu_count() or 1)
-    from bench.data import default_max_pixels, parse_max_pixels
+    from bench.engine.decode import default_max_pixels, parse_max_pixels
     from detectors import get_detector
 
     get_detector(args.detector)  # an unknown name fails now, with did-you-mean

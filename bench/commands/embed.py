@@ -39,13 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.analyses.embeddings import compute_embeddings, write_points
+    from bench.analyses.separation import separation, tsne_2d
     from bench.api import select_suites
     from bench.commands.explain import weights_per_detector
-    from bench.config import EvalConfig
-    from bench.explain.drawing import save, tsne_grid
-    from bench.explain.embedding import compute_embeddings, write_points
-    from bench.explain.separation import separation, tsne_2d
-    from bench.store import ResultsStore, atomic_write_json, json_safe
+    from bench.engine.config import EvalConfig
+    from bench.engine.store import ResultsStore, atomic_write_json, json_safe
+    from bench.outputs.drawing import save, tsne_grid
     from detectors import get_detectors, load_detector
 
     say = (lambda text: print(text, file=sys.stderr)) if args.json else print
@@ -116,7 +116,7 @@ def _caption(numbers) -> str:
 
 
 def print_table(records: list[dict]) -> None:
-    from bench.textable import format_table
+    from bench.outputs.textable import format_table
 
     rows = [[r["detector"], f"{r['suite']}/{r['generator']}", str(r["n_real"]), str(r["n_fake"]), str(r["dim"]),
              "-" if r["silhouette"] is None else f"{r['silhouette']:.3f}",

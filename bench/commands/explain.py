@@ -17,10 +17,10 @@ import re
 import sys
 from pathlib import Path
 
+from bench.engine.protocol import PROTOCOLS
 from bench.errors import BenchError
-from bench.protocol import PROTOCOLS
 
-METHODS = ("gradcam", "gradcam++", "scorecam")  # bench.explain.cam.CAM_METHODS, without importing torch
+METHODS = ("gradcam", "gradcam++", "scorecam")  # bench.engine.cam.CAM_METHODS, without importing torch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,12 +70,12 @@ def image_folder_names(files: list[Path]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
+    from bench.analyses.explain import explain_images, localisation_summary
     from bench.api import collect_images
-    from bench.explain.drawing import Verdict, cam_panel, overlay, save
-    from bench.explain.maps import explain_images, localisation_summary
-    from bench.inference import pick_device
-    from bench.protocol import protocol_resize
-    from bench.store import atomic_write_json, json_safe
+    from bench.engine.inference import pick_device
+    from bench.engine.protocol import protocol_resize
+    from bench.engine.store import atomic_write_json, json_safe
+    from bench.outputs.drawing import Verdict, cam_panel, overlay, save
     from detectors import get_detectors, load_detector
 
     files = collect_images(args.paths)
@@ -141,7 +141,7 @@ def display_name(loaded, name: str) -> str:
 
 
 def print_tables(document: dict, loaded) -> None:
-    from bench.textable import format_table
+    from bench.outputs.textable import format_table
 
     names = list(document["detectors"])
     label = {0: "real", 1: "fake", None: "?"}

@@ -35,10 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.explain.drawing import save
-    from bench.explain.figure import build_visual, load_config
-    from bench.store import atomic_write_json, json_safe
-    from bench.suites import default_data_root
+    from bench.analyses.visual_figure import build_visual, load_config
+    from bench.engine.store import atomic_write_json, json_safe
+    from bench.engine.suites import default_data_root
+    from bench.outputs.drawing import save
 
     config = load_config(args.config)
     data_root = Path(args.data_root) if args.data_root else default_data_root()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.textable import format_table
+from bench.outputs.textable import format_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def list_detectors_table() -> str:
 
 
 def list_suites_table() -> str:
-    from bench.suites import GROUPS, SUITES
+    from bench.engine.suites import GROUPS, SUITES
 
     rows = [
         [s.name, ", ".join(s.aliases) or "-", s.split, "native" if s.resize is None else f"{s.resize}x{s.resize}",
@@ -52,7 +52,7 @@ def list_weights_table() -> str:
 
 
 def list_perturbations_table() -> str:
-    from bench.perturb import CHAINS, describe
+    from bench.engine.perturb import CHAINS, describe
 
     table = format_table(["perturbation", "parameters (defaults)", "what it does", "default sweep grid"], describe())
     chains = "\n".join(f"  chain:{name} = {' -> '.join(c.steps)}: {c.description}" for name, c in CHAINS.items())

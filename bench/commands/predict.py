@@ -11,8 +11,8 @@ import argparse
 import json
 import sys
 
+from bench.engine.protocol import PROTOCOLS
 from bench.errors import BenchError
-from bench.protocol import PROTOCOLS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_table(result) -> None:
-    from bench.textable import format_table
+    from bench.outputs.textable import format_table
 
     loaded = result.detector
     print(f"# {loaded.detector.display_name} with weights {loaded.weights.label} "

@@ -36,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.inference import pick_device
-    from bench.profile import profile_detector
-    from bench.store import ResultsStore, atomic_write_json, file_stem
+    from bench.analyses.profile import profile_detector
+    from bench.engine.inference import pick_device
+    from bench.engine.store import ResultsStore, atomic_write_json, file_stem
     from detectors import get_detectors
 
     detectors = get_detectors(args.detector)  # every name checked before any work
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render(results: list[dict]) -> str:
-    from bench.textable import format_table
+    from bench.outputs.textable import format_table
 
     header = ["detector", "params", "MACs (G)", "FLOPs (G)", "latency ms (b=1)", "img/s", "peak MB"]
     rows = []

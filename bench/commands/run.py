@@ -12,8 +12,8 @@ import argparse
 import json
 import sys
 
-from bench.config import AMP_CHOICES, PROTOCOL_CHOICES, TRUNCATED_CHOICES
-from bench.metrics import CALIBRATION_RULES, PROB_PRECISIONS
+from bench.engine.config import AMP_CHOICES, PROTOCOL_CHOICES, TRUNCATED_CHOICES
+from bench.engine.metrics import CALIBRATION_RULES, PROB_PRECISIONS
 
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +43,7 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_evaluation_arguments(parser)
     parser.add_argument("--no-localisation", dest="localisation", action="store_false",
-                        help="skip the localisation metrics on suites with forgery masks (bench.localisation)")
+                        help="skip the localisation metrics on suites with forgery masks (bench.engine.localisation)")
     parser.add_argument("--perturb", metavar="SPEC",
                         help="perturb every image (real and fake) before the protocol, e.g. jpeg:q=75, blur:sigma=2, "
                              "reencode:jpeg:q=95 (see `bench list perturbations`)")
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from bench.config import EvalConfig
+    from bench.engine.config import EvalConfig
 
     return EvalConfig(
         data_root=args.data_root, weights=args.weights, output=args.output, device=args.device,
@@ -71,7 +71,7 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from bench import api, settings
-    from bench.distributed import stop_processes
+    from bench.engine.distributed import stop_processes
 
     config = config_from_args(args)
     main_process = settings.torchrun_layout()["rank"] == 0  # under torchrun, rank 0 alone reports
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if not main_process:
         return 0
     if args.json:
-        from bench.store import json_safe
+        from bench.engine.store import json_safe
 
         print(json.dumps(json_safe({name: r.metrics for name, r in result.runs.items()}), indent=1))
         return 0
@@ -96,15 +96,15 @@ def run(args: argparse.Namespace) -> int:
 
 COLUMNS = ("acc", "ap", "r_acc", "f_acc", "auc", "eer", "oracle_acc", "tpr_at_fpr1", "tpr_at_fpr5", "acc_cal",
            "n_real", "n_fake")
-"""The columns `bench run` prints, in order; names and formats come from bench.metrics.METRICS."""
+"""The columns `bench run` prints, in order; names and formats come from bench.engine.metrics.METRICS."""
 
 
 def render_metrics(result, metrics: dict, demo: bool) -> str:
     """A detector's metrics as text tables, one per suite (generators, then the suite's mean), the
     calibrated threshold when there is one, and where a generator's real images come from several
     folders, the real images' accuracy per folder."""
-    from bench.metrics import METRICS
-    from bench.textable import format_table
+    from bench.engine.metrics import METRICS
+    from bench.outputs.textable import format_table
 
     calibration = metrics.get("calibration")
     columns = [name for name in COLUMNS if not METRICS[name].calibrated or calibration]
@@ -115,7 +115,7 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
     if metrics.get("prob_precision") == "float64":
         lines.append("probabilities: float64 (exact order; the official code's float32 ties logits above ~16.6)")
     if calibration:
-        from bench.calibration import Calibration
+        from bench.engine.calibration import Calibration
 
         fields = {k: calibration[k] for k in ("on", "rule", "threshold_logit", "n_real", "n_fake")}
         lines.append(Calibration(suites=tuple(calibration["suites"]), **fields).sentence())
@@ -140,7 +140,7 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
         lines += ["", f"mean over all generators: ACC {METRICS['acc'].render(m['acc'])}  "
                       f"AP {METRICS['ap'].render(m['ap'])}"]
     if metrics.get("localisation"):
-        from bench.localisation import render_localisation
+        from bench.engine.localisation import render_localisation
 
         lines.append(render_localisation(metrics["localisation"]))
     return "\n".join(lines)

@@ -7,7 +7,7 @@ and PDF) into a sweep folder under `<results>/sweeps/`.
 100..30 step 10 and `blur`: sigma 0..4 as UnivFD's validate.py; `resize`: 0.5, 0.75, 1.5; `noise`: std 5,
 10, 20), or one level (`gray`, `chain:social`, `reencode:jpeg:q=95`). Without `--perturb`: the four default
 grids. Each level is an ordinary cached run, so a killed sweep, started again, resumes where it stopped.
-Perturbations and their parameters: bench/perturb.py.
+Perturbations and their parameters: bench/engine/perturb.py.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench import api
+    from bench.analyses.sweep import ap_changes, render_tables, run_sweep
     from bench.commands.run import config_from_args
-    from bench.perturb import DEFAULT_GRIDS, parse_sweep
-    from bench.sweep import ap_changes, render_tables, run_sweep
+    from bench.engine.perturb import DEFAULT_GRIDS, parse_sweep
 
     grids = [parse_sweep(spec) for spec in (args.grids or DEFAULT_GRIDS)]  # bad specs fail before any work
     config = config_from_args(args)
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     files = {name: str(folder / name) for name in
              ("sweep.json", "robustness.md", "robustness.tex", "robustness.png", "robustness.pdf")}
     if args.json:
-        from bench.store import json_safe
+        from bench.engine.store import json_safe
 
         print(json.dumps(json_safe({**result.to_dict(), "folder": str(folder), "files": files}), indent=1))
         return 0

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError, UnknownNameError
-from bench.tables import EXTENSIONS, FORMATS, build_table, render, reproduced_models
-from bench.tables.reproduced import default_results_root
+from bench.outputs.tables import EXTENSIONS, FORMATS, build_table, render, reproduced_models
+from bench.outputs.tables.reproduced import default_results_root
 
 # --suite value -> the paper tables it renders, in test-set order
 TABLES_FOR_SUITE = {

@@ -5,7 +5,7 @@ scikit-image and scikit-learn, deterministically and without a network, and reus
 `bench.demo.build` for the layout, `bench.demo.real` for the real patches and the train/test split and
 `bench.demo.generators` for the generator-like pipelines that make the fakes. `bench.demo.local` builds
 the local-forgery suites with masks under `<data_root>/demo-local-data/`. The demo weights live in
-`bench/demo/weights/` (package data).
+`detectors/bundled/` (package data).
 """
 
 from bench.demo.build import (

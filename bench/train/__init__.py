@@ -30,7 +30,19 @@ Output folder: `best.pth`, `last.pth` (the detector's own checkpoint layout, loa
 `config.json`.
 """
 
-from bench.train.config import (
+from bench.train.batches import EpochBatches, TrainData, TrainImages, resolve_data
+from bench.train.loop import (
+    Run,
+    better,
+    finish_epoch,
+    make_optimizer,
+    score_validation,
+    setup,
+    train,
+    train_epoch,
+)
+from bench.train.parallel import GlobalBatchNorm, Processes, convert_batchnorm, start_processes
+from bench.train.recipe import (
     CHECKPOINT_RULES,
     DEMO_RECIPE,
     LEGACY_RECIPE,
@@ -43,18 +55,6 @@ from bench.train.config import (
     recipe_defaults,
     resolve_config,
     seed_epoch,
-)
-from bench.train.data import EpochBatches, TrainData, TrainImages, resolve_data
-from bench.train.distributed import GlobalBatchNorm, Processes, convert_batchnorm, start_processes
-from bench.train.loop import (
-    Run,
-    better,
-    finish_epoch,
-    make_optimizer,
-    score_validation,
-    setup,
-    train,
-    train_epoch,
 )
 from bench.train.state import (
     CHECKPOINT_WRAPPERS,

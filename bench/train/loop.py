@@ -18,12 +18,12 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from bench.engine.provenance import git_commit, now_iso
+from bench.engine.store import atomic_write_bytes, atomic_write_json
 from bench.errors import BenchError
-from bench.provenance import git_commit, now_iso
-from bench.store import atomic_write_bytes, atomic_write_json
-from bench.train.config import TrainConfig, TrainResult, lr_at, mix_seed, resolve_config, seed_epoch
-from bench.train.data import EpochBatches, TrainData, TrainImages, resolve_data
-from bench.train.distributed import Processes, convert_batchnorm, start_processes
+from bench.train.batches import EpochBatches, TrainData, TrainImages, resolve_data
+from bench.train.parallel import Processes, convert_batchnorm, start_processes
+from bench.train.recipe import TrainConfig, TrainResult, lr_at, mix_seed, resolve_config, seed_epoch
 from bench.train.state import (
     STATE_FORMAT,
     _torch_bytes,
@@ -45,10 +45,10 @@ log = logging.getLogger(__name__)
 def score_validation(run: Run) -> dict:
     """ACC/AP (and the other bench metrics) of the model in eval mode on the val images under the val
     split's test-time protocol, each process scoring its share through the one scoring loop
-    (bench.scoring), prepared as `config.val_transform` says (the official validation loader by
+    (bench.engine.scoring), prepared as `config.val_transform` says (the official validation loader by
     default); unusable files are skipped and counted. Metrics as the official validate.py computes them
     (float32 sigmoid)."""
-    from bench.metrics import metrics_from_logits
+    from bench.engine.metrics import metrics_from_logits
 
     val = run.val
     spec = validation_spec(run.config, val, run.detector.preprocessing)
@@ -61,10 +61,10 @@ def score_validation(run: Run) -> dict:
 
 def score_items(run: Run, items: list, spec, root: Path, desc: str) -> tuple[list[tuple[int, float]], int]:
     """(index, logit) of each decodable item under the DecodeSpec `spec`, sorted, and the number skipped:
-    the model in eval mode through the one scoring loop (bench.scoring), each process scoring its share
+    the model in eval mode through the one scoring loop (bench.engine.scoring), each process scoring its share
     (validation, and the active-learning query of the training pool)."""
-    from bench.inference import prepare_scorer
-    from bench.scoring import score_images
+    from bench.engine.inference import prepare_scorer
+    from bench.engine.scoring import score_images
 
     procs, device = run.procs, run.device
     indices = list(range(procs.rank, len(items), procs.world))
@@ -98,7 +98,7 @@ def score_items(run: Run, items: list, spec, root: Path, desc: str) -> tuple[lis
 
 def validation_spec(config: TrainConfig, val: TrainData, preprocessing):
     """How validation images are decoded under `config.val_transform`."""
-    from bench.data import DecodeSpec
+    from bench.engine.decode import DecodeSpec
 
     if config.val_transform == "center-crop":
         # NPR's data/datasets.py with isTrain False: Resize((loadSize, loadSize)) -> CenterCrop(cropSize),
@@ -283,8 +283,8 @@ def _initial_masks(config: TrainConfig, detector, train_data: TrainData, state: 
 def query_masks(run: Run) -> None:
     """The active-learning step: score the pool's unmasked fakes with the current model, request the
     masks of the budgeted most informative ones, record them, and rebuild the loader."""
-    from bench.data import DecodeSpec
-    from bench.metrics import probability
+    from bench.engine.decode import DecodeSpec
+    from bench.engine.metrics import probability
     from bench.train import masks
 
     pool = run.train.mask_files
@@ -308,7 +308,7 @@ def query_masks(run: Run) -> None:
 
 def train_epoch(run: Run) -> float:
     """One epoch of training; returns the mean training loss over the epoch's images."""
-    from bench.inference import autocast_context
+    from bench.engine.inference import autocast_context
 
     config, procs = run.config, run.procs
     seed_epoch(config.seed, run.epoch, procs.rank)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from bench.train.config import mix_seed
+from bench.train.recipe import mix_seed
 
 CRITERION = "lowest probability of fake among the unmasked fakes (largest classification loss); ties: lower index"
 

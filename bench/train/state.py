@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.engine.store import atomic_write_bytes, atomic_write_json
 from bench.errors import BenchError
-from bench.store import atomic_write_bytes, atomic_write_json
-from bench.train.config import LEGACY_RECIPE, TrainConfig
+from bench.train.recipe import LEGACY_RECIPE, TrainConfig
 
 STATE_FORMAT = 1
 STATE_KEYS = ("epoch", "step", "model", "optimizer", "rng", "best", "best_epoch", "last", "history",

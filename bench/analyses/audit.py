@@ -1,0 +1,242 @@
+"""Shortcut audit: can file format, JPEG quality or image size alone tell real from fake in a suite?
+
+Several public benchmarks can be "solved" without looking at content because their real images are JPEG
+photographs and their generated ones PNG (or the two classes come at different sizes): a detector can
+score well by learning the container. The audit reads only file headers (PIL's lazy ``Image.open``: the
+format from the file's content, not its extension; the size; JPEG quantisation tables) and, per suite and
+generator, split by label, reports the share of each format, JPEG quality estimates and the image sizes.
+
+A shortcut's strength is measured the way a detector is: the AP (fake = positive) of a trivial score
+computed from one file property, in whichever direction ranks better (``JPEG -> real`` or
+``JPEG -> fake``):
+- format: 1 if the file is in format F, for the format F that separates best;
+- size: the pixel count W*H;
+- JPEG quality: the estimated quality, over the JPEG files, when both classes have some.
+A warning is raised when the score's ROC-AUC (prevalence-free, 0.5 = no information) reaches
+`WARN_AUC`. AP is reported as the strength because it is the benchmark's own metric: an AP near 100 from
+"is it a JPEG" means the suite's AP column can be reached without looking at a pixel.
+
+JPEG quality is estimated from the luminance quantisation table: the libjpeg (IJG) quality whose scaled
+Annex K table matches exactly, or else the nearest one (sum of absolute differences), marked approximate
+(cameras and editors use their own tables).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+logger = logging.getLogger(__name__)
+
+WARN_AUC = 0.9
+"""Warn when a trivial score ranks a random fake above a random real at least this often."""
+
+# ITU-T T.81 Annex K, table K.1 (luminance), natural order: the base of libjpeg's quality scaling
+_ANNEX_K_LUMA = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)
+
+
+@cache
+def _ijg_tables() -> np.ndarray:
+    """[100, 64]: row q-1 is libjpeg's luminance table at quality q (jpeg_quality_scaling, baseline)."""
+    rows = []
+    base = np.array(_ANNEX_K_LUMA, dtype=np.int64)
+    for quality in range(1, 101):
+        scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+        rows.append(np.clip((base * scale + 50) // 100, 1, 255))
+    return np.stack(rows)
+
+
+def estimate_jpeg_quality(luma_table: Sequence[int]) -> tuple[int, bool]:
+    """(quality 1..100, exact?) from a luminance quantisation table in natural order."""
+    table = np.asarray(list(luma_table), dtype=np.int64)
+    if table.shape != (64,):
+        raise ValueError(f"a quantisation table has 64 entries, not {table.size}")
+    distance = np.abs(_ijg_tables() - table).sum(axis=1)
+    best = int(distance.argmin())
+    return best + 1, bool(distance[best] == 0)
+
+
+@dataclass
+class FileFacts:
+    path: str
+    label: int
+    format: str
+    """PIL's format name from the file's content (JPEG, PNG, WEBP, ...), or "unreadable"."""
+    width: int | None = None
+    height: int | None = None
+    jpeg_quality: int | None = None
+    quality_exact: bool | None = None
+
+
+def inspect_file(path: Path, label: int, relative: str) -> FileFacts:
+    """Header facts of one file; never raises for a bad file (format "unreadable")."""
+    try:
+        with Image.open(path) as img:
+            facts = FileFacts(relative, label, img.format or "unknown", *img.size)
+            tables = getattr(img, "quantization", None)
+            if img.format == "JPEG" and tables:
+                facts.jpeg_quality, facts.quality_exact = estimate_jpeg_quality(tables[min(tables)])
+            return facts
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
+        logger.debug("cannot read %s: %s", path, error)
+        return FileFacts(relative, label, "unreadable")
+
+
+@dataclass
+class Shortcut:
+    prop: str
+    """format, size or jpeg quality."""
+    ap: float
+    auc: float
+    direction: str
+    """Which way the trivial rule goes, e.g. "JPEG -> real", "larger -> fake"."""
+    warn: bool
+
+
+def trivial_strength(labels: np.ndarray, score: np.ndarray) -> tuple[float, float, bool]:
+    """(AP, ROC-AUC, flipped?) of the better direction of a trivial score (fake = 1 = positive)."""
+    forward = roc_auc_score(labels, score)
+    flipped = forward < 0.5
+    oriented = -score if flipped else score
+    return float(average_precision_score(labels, oriented)), float(max(forward, 1 - forward)), flipped
+
+
+def _format_shortcut(labels: np.ndarray, formats: list[str]) -> Shortcut | None:
+    best = None
+    if len(set(formats)) == 1:
+        ap, auc, _ = trivial_strength(labels, np.zeros(len(labels)))
+        return Shortcut("format", ap, auc, f"all {formats[0]}", False)
+    for name in sorted(set(formats)):
+        score = np.array([f == name for f in formats], dtype=float)
+        ap, auc, flipped = trivial_strength(labels, score)
+        if best is None or (auc, ap) > (best.auc, best.ap):
+            # "PNG -> fake" reads better than "not JPEG -> fake": say which class the format points to
+            best = Shortcut("format", ap, auc, f"{name} -> {'real' if flipped else 'fake'}", auc >= WARN_AUC)
+    return best
+
+
+def shortcuts(files: Sequence[FileFacts]) -> list[Shortcut]:
+    """The trivial scores of one generator's files (both classes needed; unreadable files left out)."""
+    readable = [f for f in files if f.width is not None]
+    labels = np.array([f.label for f in readable])
+    if len(set(labels.tolist())) < 2:
+        return []
+    found = [_format_shortcut(labels, [f.format for f in readable])]
+    pixels = np.array([f.width * f.height for f in readable], dtype=float)
+    ap, auc, flipped = trivial_strength(labels, pixels)
+    direction = "one size" if len(set(pixels.tolist())) == 1 else f"{'smaller' if flipped else 'larger'} -> fake"
+    found.append(Shortcut("size", ap, auc, direction, auc >= WARN_AUC))
+    jpegs = [f for f in readable if f.jpeg_quality is not None]
+    jpeg_labels = np.array([f.label for f in jpegs])
+    if len(set(jpeg_labels.tolist())) == 2:
+        quality = np.array([f.jpeg_quality for f in jpegs], dtype=float)
+        ap, auc, flipped = trivial_strength(jpeg_labels, quality)
+        found.append(Shortcut("jpeg quality", ap, auc, f"{'lower' if flipped else 'higher'} quality -> fake",
+                              auc >= WARN_AUC))
+    return [s for s in found if s is not None]
+
+
+@dataclass
+class ClassSummary:
+    n: int
+    unreadable: int
+    formats: dict[str, float]
+    """format -> share of the readable files."""
+    jpeg_quality: dict | None
+    """{median, min, max, approximate} over the JPEG files with a table, or None."""
+    sizes: dict | None
+    """{most_common, most_common_share, distinct, smallest, largest, median_pixels}."""
+
+
+def summarise(files: Sequence[FileFacts]) -> ClassSummary:
+    readable = [f for f in files if f.width is not None]
+    formats = Counter(f.format for f in readable)
+    shares = {name: count / len(readable) for name, count in formats.most_common()} if readable else {}
+    qualities = [f for f in readable if f.jpeg_quality is not None]
+    quality = None
+    if qualities:
+        values = [f.jpeg_quality for f in qualities]
+        quality = {"median": statistics.median(values), "min": min(values), "max": max(values),
+                   "approximate": sum(not f.quality_exact for f in qualities)}
+    sizes = None
+    if readable:
+        counts = Counter((f.width, f.height) for f in readable)
+        (common, common_n), = counts.most_common(1)
+        by_pixels = sorted(readable, key=lambda f: f.width * f.height)
+        sizes = {
+            "most_common": f"{common[0]}x{common[1]}", "most_common_share": common_n / len(readable),
+            "distinct": len(counts),
+            "smallest": f"{by_pixels[0].width}x{by_pixels[0].height}",
+            "largest": f"{by_pixels[-1].width}x{by_pixels[-1].height}",
+            "median_pixels": statistics.median(f.width * f.height for f in readable),
+        }
+    return ClassSummary(len(files), len(files) - len(readable), shares, quality, sizes)
+
+
+@dataclass
+class GeneratorAudit:
+    name: str
+    real: ClassSummary
+    fake: ClassSummary
+    shortcuts: list[Shortcut] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[Shortcut]:
+        return [s for s in self.shortcuts if s.warn]
+
+
+@dataclass
+class SuiteAudit:
+    suite: str
+    root: str
+    generators: list[GeneratorAudit]
+
+    def mean_ap(self, prop: str) -> float | None:
+        """The suite's mean over generators of a trivial score's AP, as the benchmark averages AP."""
+        values = [s.ap for g in self.generators for s in g.shortcuts if s.prop == prop]
+        return float(np.mean(values)) if values else None
+
+    def to_dict(self) -> dict:
+        return {"suite": self.suite, "root": self.root,
+                "generators": [asdict(g) for g in self.generators],
+                "mean_trivial_ap": {p: self.mean_ap(p) for p in ("format", "size", "jpeg quality")}}
+
+
+def audit_generator(name: str, files: Sequence[FileFacts]) -> GeneratorAudit:
+    return GeneratorAudit(
+        name, summarise([f for f in files if f.label == 0]), summarise([f for f in files if f.label == 1]),
+        shortcuts(files),
+    )
+
+
+def audit_suite(suite_name: str, root: Path, generators, workers: int = 4, progress=None) -> SuiteAudit:
+    """`generators`: `bench.engine.suites.GeneratorFiles` of one suite. ``progress(n)`` is called per file."""
+    audits = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for generator in generators:
+            jobs = [(p, 0) for p in generator.real] + [(p, 1) for p in generator.fake]
+            facts = []
+            for result in pool.map(lambda job: inspect_file(job[0], job[1], _relative(job[0], root)), jobs):
+                facts.append(result)
+                if progress is not None:
+                    progress(1)
+            audits.append(audit_generator(generator.name, facts))
+    return SuiteAudit(suite_name, str(root), audits)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()

@@ -1,0 +1,343 @@
+"""Profiling a detector: parameter and operation counts, latency, throughput and peak memory.
+
+Counts are taken on the plain model (eval mode, batch 1, ``input_size`` x ``input_size``):
+- ``macs``: multiply-accumulates counted the way ``thop`` counts them, which is what the LFM paper calls
+  "FLOPs" (LFM 1.61B). One rule is pinned to the ``thop`` release the paper's figures come from (the
+  ``thop`` 0.1.1 package on PyPI): a transposed convolution is charged like a convolution over its
+  *output* (output elements x input channels x kernel). Current ``ultralytics-thop`` charges it over its
+  input instead, 4x less for LFM's 2x2 stride-2 "up" kernel, which gives 1.6071 G instead of the
+  paper's 1.6089 G. Everything else (convolutions without bias, 4 ops per BatchNorm element, free
+  ReLU and max-pooling, ``in_features`` per Linear output) is the same in both releases.
+- ``flops``: floating point operations from ``torch.utils.flop_counter`` (2 per multiply-accumulate of
+  convolutions and matrix products; BatchNorm, ReLU and pooling are not counted).
+
+Timings run the fast scorer of :mod:`bench.engine.inference` (what ``bench run`` executes) on random uint8
+images that already sit on the device: warm-up calls first, then repeated timed calls, reported as the
+median with quartiles. On CUDA each call is timed with CUDA events and a synchronisation.
+Weights are left randomly initialised: neither counts nor timings depend on their values.
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import gc
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import thop
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.engine.inference import autocast_context, pick_device, prepare_scorer
+from bench.errors import BenchError
+from detectors import get_detector
+
+RESULT_KEYS = (
+    "detector", "params", "trainable_params", "macs", "flops", "latency_ms", "throughput_img_s",
+    "peak_memory_mb", "device", "torch_version", "settings",
+)
+MACS_CONVENTION = (
+    "thop at batch 1 (the paper's 'FLOPs'); transposed convolutions charged over their output as in thop 0.1.1"
+)
+FLOPS_COUNTER = "torch.utils.flop_counter at batch 1 (2 per multiply-accumulate; BN, ReLU, pooling not counted)"
+
+
+# ---------------------------------------------------------------------------------------------- counts
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    """(all parameters, trainable ones). LFM's frozen residual kernels count in the first only."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def _count_transpose_over_output(module: nn.ConvTranspose2d, inputs, output: torch.Tensor) -> None:
+    # thop 0.1.1 registered its Conv2d rule for ConvTranspose2d too: output elements x input channels
+    # (per group) x kernel area, no bias. The paper's 1.6089 G for LFM counts the "up" kernel this way.
+    x = inputs[0]
+    kernel_area = module.weight.shape[2] * module.weight.shape[3]
+    module.total_ops += output.numel() * (x.shape[1] // module.groups) * kernel_area
+
+
+def count_macs(model: nn.Module, input_size: int) -> int:
+    """thop's multiply-accumulates of one ``input_size`` x ``input_size`` image, eval mode."""
+    probe = copy.deepcopy(model).eval().cpu()  # thop hangs counters on modules: keep the caller's clean
+    x = torch.randn(1, 3, input_size, input_size)
+    macs, _ = thop.profile(
+        probe, inputs=(x,), custom_ops={nn.ConvTranspose2d: _count_transpose_over_output}, verbose=False
+    )
+    return int(round(float(macs)))
+
+
+def count_flops(model: nn.Module, input_size: int) -> int:
+    """Floating point operations of one image by ``torch.utils.flop_counter``, eval mode."""
+    probe = copy.deepcopy(model).eval().cpu()
+    x = torch.randn(1, 3, input_size, input_size)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        probe(x)
+    return int(counter.get_total_flops())
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per timed call, in the order they ran."""
+
+    seconds: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    def quartiles(self) -> tuple[float, float]:
+        if len(self.seconds) < 2:
+            return self.seconds[0], self.seconds[0]
+        q1, _, q3 = statistics.quantiles(self.seconds, n=4, method="inclusive")
+        return q1, q3
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(
+    call, device: torch.device, warmup: int = 2, repeats: int = 10, max_seconds: float = 15.0, min_repeats: int = 3
+) -> Timing:
+    """Run ``call()`` ``warmup`` times untimed, then time up to ``repeats`` calls.
+
+    Stops early once ``max_seconds`` of timed calls have run (but never before ``min_repeats``), so that
+    a slow detector on a CPU does not take minutes. On CUDA every call is bracketed by CUDA events and
+    followed by a synchronisation, so the time is the device's, not the launch's.
+    """
+    device = torch.device(device)
+    for _ in range(warmup):
+        call()
+    synchronize(device)
+    seconds: list[float] = []
+    started = time.perf_counter()
+    while len(seconds) < repeats:
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            call()
+            end.record()
+            end.synchronize()
+            seconds.append(start.elapsed_time(end) / 1000.0)
+        else:
+            t0 = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - t0)
+        if len(seconds) >= min_repeats and time.perf_counter() - started > max_seconds:
+            break
+    return Timing(tuple(seconds))
+
+
+# ---------------------------------------------------------------------------------------------- memory
+
+
+class PeakMemory:
+    """Peak memory of the code run between ``start()`` and ``stop()``, in MiB.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` (weights, input and activations).
+    CPU: growth of the process's resident-set high-water mark over the resident set at ``start()``
+    (activations and workspace; the weights and input are already resident). Linux lets a process reset
+    its high-water mark (``/proc/self/clear_refs``); freed heap memory is handed back to the system first
+    (``malloc_trim``), so memory left over from warm-up calls does not hide the peak. Where the mark cannot
+    be reset, ``getrusage``'s lifetime maximum is used and the figure is only a lower bound.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = torch.device(device)
+        self.method = ""
+        self._baseline_kb = 0
+
+    def start(self) -> None:
+        gc.collect()
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.method = "torch.cuda.max_memory_allocated (weights, input and activations)"
+            return
+        _trim_heap()
+        if _reset_rss_high_water_mark():
+            self._baseline_kb = _proc_status_kb("VmRSS")
+            self.method = "growth of the process RSS high-water mark (VmHWM, reset before the batch runs)"
+        else:
+            self._baseline_kb = _ru_maxrss_kb()
+            self.method = "growth of getrusage ru_maxrss (lifetime maximum: a lower bound)"
+
+    def stop(self) -> float:
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        peak_kb = _proc_status_kb("VmHWM") if "VmHWM" in self.method else _ru_maxrss_kb()
+        return max(0, peak_kb - self._baseline_kb) / 1024.0
+
+
+def _trim_heap() -> None:
+    # glibc keeps freed blocks mapped; without this the warm-up's activations count in the baseline
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass  # not glibc: the baseline may be higher, the figure then lower
+
+
+def _reset_rss_high_water_mark() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # 5 = reset the peak resident set size (Linux >= 4.0)
+        return True
+    except OSError:
+        return False
+
+
+def _proc_status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def _ru_maxrss_kb() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux
+
+
+# ---------------------------------------------------------------------------------------------- device
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {cpu_model()} ({torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ---------------------------------------------------------------------------------------------- profile
+
+
+def profile_detector(
+    name: str,
+    device: torch.device | str = "cpu",
+    batch_size: int = 32,
+    input_size: int = 256,
+    amp: str = "off",
+    channels_last: bool | None = None,
+    compile: bool = False,
+    warmup: int = 2,
+    repeats: int = 10,
+    max_seconds: float = 15.0,
+    progress=None,
+) -> dict:
+    """All figures of one registered detector as the dict stored in ``<results>/profile/<name>.json``.
+
+    ``progress`` is an optional ``callable(str)`` told what is being measured.
+    """
+    say = progress or (lambda text: None)
+    if batch_size < 1 or input_size < 2 or warmup < 0 or repeats < 1:
+        raise BenchError("--batch-size and --repeats must be at least 1, --input-size at least 2, --warmup at least 0")
+    device = pick_device(str(device))
+    detector = get_detector(name)
+    fixed = detector.preprocessing.input_size
+    if fixed is not None and fixed != input_size:  # a ViT with learned position embeddings: one size only
+        say(f"{name}: takes {fixed}x{fixed} inputs only; profiling at {fixed}x{fixed}, not {input_size}x{input_size}")
+        input_size = fixed
+    model = detector.build()
+    if detector.preprocessing.even_crop and input_size % 2:
+        raise BenchError(f"detector {name!r} needs even image sizes; --input-size {input_size} is odd")
+
+    params, trainable = count_params(model)
+    say(f"{name}: counting MACs and FLOPs at {input_size}x{input_size}")
+    try:
+        macs = count_macs(model, input_size)
+    except (ValueError, RuntimeError) as error:  # a kernel or Top-K wider than what a tiny input leaves
+        raise BenchError(f"detector {name!r} cannot run at --input-size {input_size}: {error}") from error
+    flops = count_flops(model, input_size)
+
+    scorer = prepare_scorer(model, detector.preprocessing, device, channels_last=channels_last, compile=compile)
+    effective_amp = amp if device.type == "cuda" else "off"  # autocast is CUDA-only: CPU stays float32
+
+    def images(n: int) -> torch.Tensor:
+        return torch.randint(0, 256, (n, 3, input_size, input_size), dtype=torch.uint8, device=device)
+
+    def runner(pixels: torch.Tensor):
+        def call():
+            with torch.inference_mode(), autocast_context(device, effective_amp):
+                return scorer(pixels)
+        return call
+
+    say(f"{name}: timing batch 1 on {device}" + (" (the first call compiles)" if compile else ""))
+    latency = time_calls(runner(images(1)), device, warmup, repeats, max_seconds)
+
+    say(f"{name}: timing batch {batch_size}")
+    batch = images(batch_size)
+    batch_call = runner(batch)
+    for _ in range(warmup):  # before the memory baseline: compilation is not inference memory
+        batch_call()
+    memory = PeakMemory(device)
+    memory.start()
+    # one cold call after the reset so the peak is seen, then the timed ones
+    throughput = time_calls(batch_call, device, warmup=1, repeats=repeats, max_seconds=max_seconds)
+    peak_mb = memory.stop()
+
+    lat_q1, lat_q3 = latency.quartiles()
+    thr_q1, thr_q3 = throughput.quartiles()
+    settings = {
+        "device_type": device.type,
+        "batch_size": batch_size,
+        "input_size": input_size,
+        "amp": effective_amp,
+        "channels_last": bool(getattr(getattr(scorer, "_orig_mod", scorer), "channels_last", False)),
+        "compile": compile,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "warmup": warmup,
+        "repeats": {"latency": len(latency.seconds), "throughput": len(throughput.seconds)},
+        "latency_ms_quartiles": [1000 * lat_q1, 1000 * lat_q3],
+        "latency_ms_min": 1000 * min(latency.seconds),
+        "throughput_img_s_quartiles": [batch_size / thr_q3, batch_size / thr_q1],
+        "timing": "median of timed calls after warm-up; "
+        + ("CUDA events with synchronisation" if device.type == "cuda" else "time.perf_counter"),
+        "input": "random uint8 images already on the device, through the fast scorer of bench run",
+        "memory": memory.method + f", batch {batch_size}",
+        "macs_convention": MACS_CONVENTION,
+        "flops_counter": FLOPS_COUNTER,
+        "weights": "random init (counts and timings do not depend on the values)",
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return {
+        "detector": name,
+        "params": params,
+        "trainable_params": trainable,
+        "macs": macs,
+        "flops": flops,
+        "latency_ms": 1000 * latency.median,
+        "throughput_img_s": batch_size / throughput.median,
+        "peak_memory_mb": peak_mb,
+        "device": device_name(device),
+        "torch_version": torch.__version__,
+        "settings": settings,
+    }

@@ -1,0 +1,240 @@
+"""Robustness sweeps: the same detectors and suites scored under each level of one or more perturbations.
+
+A sweep is many `bench.api.evaluate` calls, one per level (and one clean), each with the level's spec in
+its configuration: every level is an ordinary cached `bench run`, so a second sweep, or one that was
+killed and started again, reuses every generator already scored. The sweep folder
+(``<results>/sweeps/<id>/``) holds:
+
+- ``sweep.json``: detectors, suites, the grids, and per (detector, level) the mean ACC and AP over all
+  generators of the suites (the benchmark's "mean" column) with the run folder they come from;
+- ``robustness.md`` / ``robustness.tex``: one table per perturbation (rows detector, columns clean and each
+  level, cells ACC/AP in %) through the paper-table renderer (`bench.outputs.tables.render`);
+- ``robustness.png`` / ``robustness.pdf``: one panel per perturbation, metric vs level, a line per
+  detector (AP solid, ACC dashed), the clean value as a dotted horizontal line.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.engine.perturb import Grid, Perturbation
+from bench.outputs.tables.assemble import Cell, HeaderGroup, Row, Table, format_value
+
+logger = logging.getLogger(__name__)
+
+CLEAN = "clean"
+METRICS = ("acc", "ap")
+
+# parameters where a larger value is the milder perturbation: their axis runs high -> low (worse to the right)
+MILDER_WHEN_LARGER = {"q", "keep", "side"}
+
+
+@dataclass
+class SweepResult:
+    detectors: list[str]
+    """Registered names, in the order asked."""
+    labels: dict[str, str]
+    """Detector name -> row label (display name and weights)."""
+    suites: list[str]
+    grids: list[Grid]
+    values: dict[str, dict[str, dict]] = field(default_factory=dict)
+    """level spec (or "clean") -> detector -> {"acc", "ap", "run"}."""
+
+    def metric(self, detector: str, level: Perturbation | None, name: str) -> float | None:
+        entry = self.values.get(CLEAN if level is None else level.spec, {}).get(detector)
+        value = None if entry is None else entry.get(name)
+        return None if value is None or value != value else value  # NaN (undefined) prints as a dash
+
+    def to_dict(self) -> dict:
+        return {
+            "detectors": self.detectors, "labels": self.labels, "suites": self.suites,
+            "grids": [{"family": g.family, "parameter": g.parameter,
+                       "levels": [{"spec": level.spec, "value": g.value(level)} for level in g.levels]}
+                      for g in self.grids],
+            "metric": "mean over all generators of the suites",
+            "values": self.values,
+        }
+
+
+def level_specs(grids: list[Grid]) -> list[Perturbation | None]:
+    """Every level to score, clean first, each once, in the order given."""
+    seen: dict[str, Perturbation] = {}
+    for grid in grids:
+        for level in grid.levels:
+            seen.setdefault(level.spec, level)
+    return [None, *seen.values()]
+
+
+def level_label(grid: Grid, level: Perturbation) -> str:
+    return f"{grid.parameter}={grid.value(level):g}" if grid.parameter else level.spec
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
+def robustness_table(result: SweepResult, grid: Grid, suite_label: str) -> Table:
+    """Rows detector, columns clean + each level, cells ACC/AP (%); the best of each column in bold."""
+    columns: list[tuple[str, Perturbation | None]] = [(CLEAN, None)]
+    columns += [(level_label(grid, level), level) for level in grid.levels]
+    groups = [HeaderGroup(label, 2, 2 + 2 * i) for i, (label, _) in enumerate(columns)]
+    rows = []
+    for detector in result.detectors:
+        cells = []
+        for _, level in columns:
+            for name in METRICS:
+                value = _pct(result.metric(detector, level, name))
+                cells.append(Cell(value, name, format_value(value, name)))
+        rows.append(Row(result.labels.get(detector, detector), "reproduced", cells))
+    for index in range(len(columns) * len(METRICS)):
+        present = [r.cells[index].value for r in rows if r.cells[index].value is not None]
+        for row in rows:
+            value = row.cells[index].value
+            if value is not None and len(rows) > 1 and round(value, 1) == round(max(present), 1):
+                row.cells[index].rank = 1
+    title = f"Robustness to {grid.family}" + (f" ({grid.parameter})" if grid.parameter else "")
+    caption = (f"{title} on {suite_label}: ACC and AP in %, mean over the suites' generators, each level "
+               f"applied to real and fake images before the protocol's resize.")
+    return Table(key=f"robustness-{grid.family}", title=title, caption=caption,
+                 label=f"tab:robustness-{grid.family}", groups=groups, subheaders=["ACC", "AP"] * len(columns),
+                 reported=rows, source_note="lfm-bench sweep; runs listed in sweep.json. Best of each column in bold.",
+                 generated_by="`bench sweep`")
+
+
+def render_tables(result: SweepResult, fmt: str, suite_label: str) -> str:
+    from bench.outputs.tables import render
+
+    return "\n".join(render(robustness_table(result, grid, suite_label), fmt) for grid in result.grids)
+
+
+def plot(result: SweepResult, stem: Path, metrics: tuple[str, ...] = METRICS) -> list[Path]:
+    """``stem``.png and ``stem``.pdf: a panel per perturbation, metric (%) vs level, a line per detector."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    panels = len(result.grids)
+    width = max(5.6, 3.6 * panels + 0.4)
+    figure, axes = plt.subplots(1, panels, figsize=(width, 3.4), squeeze=False, sharey=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = {"ap": "-", "acc": "--"}
+    for axis, grid in zip(axes[0], result.grids, strict=True):
+        numeric = grid.parameter is not None
+        xs = [grid.value(level) if numeric else i for i, level in enumerate(grid.levels)]
+        for d, detector in enumerate(result.detectors):
+            colour = colours[d % len(colours)]
+            for name in metrics:
+                ys = [_pct(result.metric(detector, level, name)) for level in grid.levels]
+                points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
+                if points:
+                    axis.plot(*zip(*points, strict=True), styles.get(name, "-"), marker="o", markersize=3,
+                              color=colour, label=f"{result.labels.get(detector, detector)} {name.upper()}")
+                clean = _pct(result.metric(detector, None, name))
+                if clean is not None and name == metrics[-1]:
+                    axis.axhline(clean, color=colour, linestyle=":", linewidth=0.8)
+        if numeric:
+            axis.set_xlabel(f"{grid.family} {grid.parameter}")
+            if grid.parameter in MILDER_WHEN_LARGER:
+                axis.invert_xaxis()
+        else:
+            axis.set_xticks(xs, [level.spec for level in grid.levels], rotation=20, fontsize=7)
+        axis.set_title(grid.family)
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel("% (dotted: clean " + metrics[-1].upper() + ")")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    columns = max(1, min(len(labels), int(width // 2.6)))  # legend entries that fit side by side
+    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
+    figure.tight_layout(rect=(0, 0.05 + 0.045 * -(-len(labels) // columns), 1, 1))
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for path in paths:
+        # fixed metadata so that the same numbers give the same files
+        metadata = {"Software": None} if path.suffix == ".png" else {"CreationDate": None, "Creator": None, "Producer": None}
+        figure.savefig(path, dpi=100, metadata=metadata)
+    plt.close(figure)
+    return paths
+
+
+def sweep_folder(output: str | Path | None, detectors: list[str], suites: list[str]) -> Path:
+    from datetime import datetime, timezone
+
+    from bench.engine.store import ResultsStore
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    name = f"{stamp}-{'+'.join(detectors)}-{'+'.join(suites)}"[:120]
+    folder = ResultsStore(output).root / "sweeps" / name
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = folder.with_name(f"{name}-{suffix}")
+    folder.mkdir(parents=True)
+    return folder
+
+
+def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bool = True):
+    """Score the clean level and every level of `grids`, each through `bench.api.evaluate` (cached per
+    generator like any run), then write sweep.json, the tables and the plots. Returns (result, folder).
+    Under torchrun each level is scored by every process (see bench.api.evaluate); rank 0 alone writes
+    the sweep folder, and the others get None as the folder."""
+    import dataclasses
+    import sys
+
+    from tqdm import tqdm
+
+    from bench import api, settings
+    from bench.engine.config import EvalConfig
+    from bench.engine.store import atomic_write_json, json_safe
+    from bench.engine.suites import PAPER_SUITES, discover
+
+    config = config or EvalConfig()
+    selection = suites if isinstance(suites, api.SuiteSelection) else api.select_suites(suites, config.data_root)
+    weights = config.weights or ("demo" if selection.demo else None)
+    names = [d.strip() for d in detectors.split(",")] if isinstance(detectors, str) else list(detectors)
+    loaded = [api.load_detector(name, weights) for name in names]  # loaded once, for every level
+    levels = level_specs(grids)
+    # as the runner: a paper suite's extra generators (not columns of its table) are not scored
+    n_generators = sum(
+        sum(not (g.extra and r.suite.name in PAPER_SUITES) for g in discover(r.root, r.suite)) for r in selection.suites
+    )
+    result = SweepResult(
+        detectors=[item.detector.name for item in loaded],
+        labels={item.detector.name: f"{item.detector.display_name} ({item.weights.label})" for item in loaded},
+        suites=selection.names, grids=grids,
+    )
+    with tqdm(total=len(levels) * n_generators, unit="generator", desc="sweep", file=sys.stderr,
+              disable=not progress or settings.torchrun_layout()["rank"] != 0 or None) as bar:
+        for level in levels:
+            spec = None if level is None else level.spec
+            bar.set_postfix_str(spec or CLEAN)
+            run = api.evaluate(loaded, selection, config=dataclasses.replace(config, perturbation=spec))
+            result.values[spec or CLEAN] = {
+                name: {"acc": item.metrics["mean"]["acc"], "ap": item.metrics["mean"]["ap"],
+                       "run": None if item.folder is None else str(item.folder)}
+                for name, item in run.runs.items()
+            }
+            bar.update(n_generators)
+    from bench.engine.distributed import current
+
+    if not current().is_main:  # under torchrun every process scored its share; rank 0 writes the sweep
+        return result, None
+    folder = sweep_folder(config.output, result.detectors, result.suites)
+    suite_label = " + ".join(result.suites)
+    atomic_write_json(folder / "sweep.json", json_safe(result.to_dict()))
+    (folder / "robustness.md").write_text(render_tables(result, "markdown", suite_label))
+    (folder / "robustness.tex").write_text(render_tables(result, "latex", suite_label))
+    plot(result, folder / "robustness")
+    return result, folder
+
+
+def ap_changes(result: SweepResult) -> list[tuple[str, str, float | None]]:
+    """(detector, level spec, AP at the level minus clean AP) for every level, in points."""
+    changes = []
+    for grid in result.grids:
+        for level in grid.levels:
+            for detector in result.detectors:
+                clean, value = result.metric(detector, None, "ap"), result.metric(detector, level, "ap")
+                delta = None if clean is None or value is None else 100 * (value - clean)
+                changes.append((detector, level.spec, delta))
+    return changes

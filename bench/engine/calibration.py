@@ -1,0 +1,81 @@
+"""Decision thresholds chosen on a calibration set (`--calibrate-on SUITE_OR_PATH`).
+
+ACC at a fixed 0.5 says little when a detector's scores are shifted: it may call most real photographs
+fake while its AP is high. A threshold chosen on a separate set's real images (`real95`: the logit below
+which 95% of them fall, so at most 5% are called fake) or at that set's equal-error point (`eer`) gives an
+ACC that means something on new data. The calibration set is scored through the one evaluation path
+(`bench.api.evaluate`, cached like any other run); the threshold is a logit, applied as `logit > t`, and is
+recorded with where it came from in `run.json` and `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+from bench.engine.metrics import CALIBRATION_RULES, calibrate_threshold, probability
+from bench.errors import BenchError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A detector's calibrated threshold and its provenance."""
+
+    on: str
+    """The `--calibrate-on` value."""
+    suites: tuple[str, ...]
+    rule: str
+    threshold_logit: float
+    n_real: int
+    n_fake: int
+
+    @property
+    def threshold_prob(self) -> float:
+        return probability(self.threshold_logit)
+
+    def describe(self) -> dict:
+        """What run.json and metrics.json record."""
+        return {"on": self.on, "suites": list(self.suites), "rule": self.rule,
+                "threshold_logit": self.threshold_logit, "threshold_prob": self.threshold_prob,
+                "n_real": self.n_real, "n_fake": self.n_fake}
+
+    def sentence(self) -> str:
+        how = ("the logit that keeps 95% of its real images real" if self.rule == "real95"
+               else "its equal-error point")
+        return (f"calibrated threshold: logit {self.threshold_logit:.4g} (prob {self.threshold_prob:.4g}), "
+                f"{how}, on {', '.join(self.suites)} ({self.n_real} real, {self.n_fake} fake)")
+
+
+def calibrate(loaded, spec: str, config, evaluated_roots=()) -> dict[str, Calibration]:
+    """Each loaded detector's threshold on the suite(s) `spec` names, scored through `bench.api.evaluate`
+    with the evaluation's own options (no run folder). A calibration set that is one of the evaluated
+    suites is refused: a threshold chosen on the test images is an oracle, not a calibration."""
+    from bench import api
+
+    if config.calibrate_rule not in CALIBRATION_RULES:
+        raise BenchError(f"--calibrate-rule {config.calibrate_rule!r} is not one of {', '.join(CALIBRATION_RULES)}")
+    selection = api.select_suites(spec, config.data_root)
+    roots = {r.root.resolve() for r in selection.suites}
+    overlap = roots & {root.resolve() for root in evaluated_roots}
+    if overlap:
+        raise BenchError(
+            f"--calibrate-on {spec}: {', '.join(sorted(map(str, overlap)))} is also being evaluated; choose the "
+            "threshold on other images (a validation split such as progan4-val or demo-val)"
+        )
+    inner = dataclasses.replace(config, calibrate_on=None, write_run=False)
+    result = api.evaluate(list(loaded), selection, config=inner)
+    calibrations = {}
+    for name, run in result.runs.items():
+        scores = run.scores
+        n_real, n_fake = int((scores["label"] == 0).sum()), int((scores["label"] == 1).sum())
+        needed = n_real if config.calibrate_rule == "real95" else min(n_real, n_fake)
+        if needed == 0:
+            need = "real images" if config.calibrate_rule == "real95" else "real and fake images"
+            raise BenchError(f"--calibrate-on {spec}: no scored {need} to calibrate {name} on")
+        threshold = calibrate_threshold(scores["label"].to_numpy(), scores["logit"].to_numpy(), config.calibrate_rule)
+        calibrations[name] = Calibration(spec, tuple(selection.names), config.calibrate_rule, threshold, n_real, n_fake)
+        log.debug("%s: %s", name, calibrations[name].sentence())
+    return calibrations

@@ -1,0 +1,486 @@
+"""Decoding image files exactly as the paper's test code does, to uint8 pixels.
+
+The LFM/NPR test scripts do `Image.open(path).convert("RGB")`, then torchvision `Resize((256, 256))`
+(PIL bilinear on the PIL image), `ToTensor()` and ImageNet `Normalize`. Here the same steps stop at
+uint8 (`decode_image`); the detector's `Preprocessing.normalize` does the rest on the model's device, with
+the same arithmetic as ToTensor + Normalize.
+
+Decisions, each matching what the official code gets:
+- Any PIL mode goes through `convert("RGB")`, nothing else: alpha is dropped (not composited), palettes
+  are expanded, CMYK uses PIL's conversion, EXIF orientation is ignored. 16-bit greyscale (`I;16`) is
+  *clipped* by PIL to 0..255 (not rescaled): a typical 16-bit photo turns mostly white. That is what the
+  official pipeline feeds its model, so it is what we feed ours.
+- Native size (no resize): odd sizes lose their last row/column (top-left anchored), since the NPR
+  residual needs even sizes; images under 2x2 after that are unusable. A resized image is always usable.
+- Truncated files are skipped by default ("truncated image"); `load_truncated=True` loads them as the
+  official code does (`ImageFile.LOAD_TRUNCATED_IMAGES = True`), set only for the duration of the decode.
+- A perturbation (`bench.engine.perturb`, e.g. ``jpeg:q=75``), when the spec has one, acts on the RGB image
+  right after ``convert("RGB")`` and before the resize or native-size crop, seeded by the image's path
+  relative to its suite (``key``).
+- Native size also has limits of its own: an image with a side under what the model can take
+  (`DecodeSpec.min_side`, from `model_min_side`: about 24 px for LFM) is skipped as "too small for the
+  model", and one with more pixels than `DecodeSpec.max_pixels` (default `NATIVE_MAX_PIXELS`, 4096 x 4096;
+  `$BENCH_MAX_PIXELS` changes it, and `bench data check --max-pixels` for a check) as "too large for native-size
+  evaluation", judged from the header before anything is decoded: LFM needs about 250 bytes per pixel, so
+  a 10000 x 10000 image would ask for 25 GB.
+- Animated or multi-frame files (GIF, APNG, WebP, TIFF pages) are skipped ("animated image"): which
+  frame a detector should see is not defined by the paper, and frame 0 of an animation is often a
+  blank or partial one. A still GIF is an ordinary image.
+- A broken symlink or a symlink loop is an unusable file with that reason, not a crash.
+- Decompression bombs follow PIL: above `Image.MAX_IMAGE_PIXELS` PIL warns and the image is decoded
+  (Python shows the warning; under `-W error` it becomes an error and the image is unusable); above twice
+  that PIL refuses and the image is unusable.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import struct
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from bench.engine.perturb import Perturbation
+
+NATIVE_MAX_PIXELS = 4096 * 4096
+"""Default pixel limit of native-size evaluation (see the module docstring)."""
+
+# What PIL raises on a damaged file, besides OSError: plugins parse headers with struct and raise
+# SyntaxError ("broken PNG file"), ValueError or EOFError on inconsistent data.
+_DECODE_ERRORS = (SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+
+
+class UnusableImage(Exception):
+    """A file that cannot be fed to a detector; `reason` says why in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    pixels: torch.Tensor
+    """uint8 [3, H, W]."""
+    original_size: tuple[int, int]
+    """(width, height) of the file."""
+    cropped_to_even: bool
+
+
+_truncated_lock = threading.Lock()
+
+
+@contextmanager
+def _truncated_images(allowed: bool) -> Iterator[None]:
+    """PIL reads the flag as a module global; set it only around this decode and restore it after.
+    The lock keeps two such decodes in threads from restoring each other's value too early."""
+    if not allowed:
+        yield
+        return
+    with _truncated_lock:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _bomb_reason(error: Image.DecompressionBombError) -> str:
+    numbers = re.findall(r"\((\d+) pixels\).*?limit of (\d+)", str(error))
+    if numbers:
+        pixels, limit = numbers[0]
+        return f"decompression bomb ({pixels} pixels > limit {limit})"
+    return f"decompression bomb ({error})"
+
+
+def _damage_reason(error: Exception) -> str:
+    text = str(error)
+    if "truncated" in text.lower():
+        return "truncated image"
+    return f"corrupt image ({type(error).__name__}: {text})" if text else f"corrupt image ({type(error).__name__})"
+
+
+@contextmanager
+def _reasons() -> Iterator[None]:
+    """Turn PIL's exceptions for a bad file into UnusableImage with a short reason."""
+    try:
+        yield
+    except UnusableImage:
+        raise
+    except Image.DecompressionBombError as error:
+        raise UnusableImage(_bomb_reason(error)) from error
+    except Image.DecompressionBombWarning as error:  # only when warnings are errors (-W error)
+        raise UnusableImage(f"decompression bomb ({error})") from error
+    except UnidentifiedImageError as error:
+        raise UnusableImage("not an image (cannot identify image file)") from error
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as error:
+        raise UnusableImage(f"cannot read file ({error.strerror})") from error
+    except OSError as error:
+        raise UnusableImage(_damage_reason(error)) from error
+    except _DECODE_ERRORS as error:
+        raise UnusableImage(_damage_reason(error)) from error
+
+
+def _link_problem(path: Path) -> str | None:
+    """Why a path that cannot be stat'ed is unusable, when it is a symlink: dangling or a loop."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return f"broken symlink (its target {os.readlink(path)} does not exist)"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symlink loop (the link points back to itself)"
+        raise
+    return None
+
+
+def _check_not_empty(path: Path) -> None:
+    problem = _link_problem(path)
+    if problem is not None:
+        raise UnusableImage(problem)
+    with _reasons():
+        if os.stat(path).st_size == 0:
+            raise UnusableImage("empty file")
+
+
+def default_max_pixels() -> int | None:
+    """`$BENCH_MAX_PIXELS` (a number of pixels, or `none` for no limit), else NATIVE_MAX_PIXELS."""
+    from bench import settings
+
+    text = settings.max_pixels_text()
+    if not text:
+        return NATIVE_MAX_PIXELS
+    return parse_max_pixels(text)
+
+
+def parse_max_pixels(text: str) -> int | None:
+    """`16777216`, `4096x4096` or `none` -> a pixel limit (None: no limit)."""
+    from bench.errors import BenchError
+
+    value = text.strip().lower()
+    if value == "none":
+        return None
+    try:
+        if "x" in value:
+            width, height = value.split("x")
+            pixels = int(width) * int(height)
+        else:
+            pixels = int(value)
+    except ValueError as error:
+        raise BenchError(f"max pixels {text!r}: expected a number of pixels, WxH or none") from error
+    if pixels < 4:
+        raise BenchError(f"max pixels {text!r}: must be at least 4 (2x2)")
+    return pixels
+
+
+def _frames(img: Image.Image) -> int:
+    return int(getattr(img, "n_frames", 1) or 1)
+
+
+def _check_limits(size: tuple[int, int], frames: int, resize: int | None, center_crop: int | None,
+                  max_pixels: int | None) -> None:
+    """The checks a file's header can answer before its pixels are decoded."""
+    if frames > 1:
+        raise UnusableImage(f"animated image ({frames} frames); only still images are scored: "
+                            "save the frame to score as a PNG")
+    width, height = size
+    if resize is None and center_crop is None and max_pixels is not None and width * height > max_pixels:
+        raise UnusableImage(
+            f"too large for native-size evaluation ({width}x{height} = {width * height / 1e6:.1f} MP > "
+            f"limit {max_pixels / 1e6:.1f} MP); raise the limit with $BENCH_MAX_PIXELS (a number of pixels, WxH, or none)"
+        )
+
+
+def _check_min_side(size: tuple[int, int], min_side: int, original: tuple[int, int]) -> None:
+    if min(size) < min_side:
+        raise UnusableImage(f"too small for the model ({original[0]}x{original[1]}; "
+                            f"it needs at least {min_side} px a side)")
+
+
+def model_min_side(model: torch.nn.Module, long_side: int = 256) -> int:
+    """The smallest side (even, in pixels) the model runs on when the other side is `long_side`: zeros
+    probed at sides 2, 4, 8, ... until one runs, then bisected (the models here only get more able with
+    size), so the probes stay small and cheap. Sizes a model refuses raise a RuntimeError in a convolution
+    or pooling ("Kernel size can't be greater than actual input size") or a ValueError (Top-K needs K
+    positions)."""
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+
+    def runs(side: int) -> bool:
+        try:
+            with torch.inference_mode():
+                for shape in ((side, long_side), (long_side, side)):
+                    model(torch.zeros(1, 3, *shape, device=device))
+        except (RuntimeError, ValueError):
+            return False
+        return True
+
+    was_training = model.training
+    model.eval()
+    try:
+        fails, side = 0, 2
+        while not runs(side):
+            if side >= long_side:
+                return long_side
+            fails, side = side, min(2 * side, long_side)
+        while side - fails > 2:  # fails < edge <= side, in steps of 2 px
+            middle = (fails + side) // 4 * 2
+            if runs(middle):
+                side = middle
+            else:
+                fails = middle
+        return side
+    finally:
+        model.train(was_training)
+
+
+def _to_uint8_chw(img: Image.Image) -> torch.Tensor:
+    # as torchvision's pil_to_tensor, but contiguous CHW (the batch is stacked from it anyway)
+    array = np.asarray(img)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+_PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
+                "lanczos": Image.LANCZOS}
+
+
+@dataclass(frozen=True)
+class DecodeSpec:
+    """Everything that decides the uint8 pixels of a file: the suite's protocol (resize) joined with the
+    detector's preprocessing (interpolation, even crop, its own centre crop) and the run's options.
+    Detectors whose specs are equal share one decode of each image."""
+
+    resize: int | None = 256
+    """Resize((resize, resize)) as the paper's test code; None = native size."""
+    interpolation: str = "bilinear"
+    even_crop: bool = True
+    center_crop: int | None = None
+    """A centre crop of this square size after the resize (a detector's own protocol, e.g. UnivFD)."""
+    load_truncated: bool = False
+    perturbation: Perturbation | None = None
+    """Applied to the RGB image before the resize/crop (`bench.engine.perturb`)."""
+    min_side: int = 2
+    """Decoded images with a side under this are unusable ("too small for the model", `model_min_side`)."""
+    max_pixels: int | None = NATIVE_MAX_PIXELS
+    """Native size only: files with more pixels are unusable ("too large for native-size evaluation")."""
+
+    @classmethod
+    def for_detector(cls, resize: int | None, preprocessing, *, own_protocol: bool = False,
+                     load_truncated: bool = False, perturbation: Perturbation | None = None,
+                     min_side: int = 2, max_pixels: int | None = NATIVE_MAX_PIXELS) -> DecodeSpec:
+        """The paper's protocol (the suite's resize) or, with ``own_protocol``, the detector's own."""
+        if own_protocol and (preprocessing.own_resize is not None or preprocessing.own_crop is not None):
+            resize, crop = preprocessing.own_resize, preprocessing.own_crop
+        else:
+            crop = None
+        if crop is None and preprocessing.input_size is not None:
+            crop = preprocessing.input_size  # a model that takes one size only (a ViT): a centre crop to it last
+        return cls(resize=resize, interpolation=preprocessing.interpolation, even_crop=preprocessing.even_crop,
+                   center_crop=crop, load_truncated=load_truncated, perturbation=perturbation,
+                   min_side=min_side, max_pixels=max_pixels)
+
+    def decode(self, path: str | os.PathLike, key: str | None = None) -> DecodedImage:
+        """``key``: the path relative to the suite root, which seeds a random perturbation."""
+        return decode_image(path, self.resize, self.even_crop, self.load_truncated,
+                            interpolation=self.interpolation, center_crop=self.center_crop,
+                            perturbation=self.perturbation, key=key, min_side=self.min_side,
+                            max_pixels=self.max_pixels)
+
+    def decode_mask(self, path: str | os.PathLike | None, image_size: tuple[int, int]) -> torch.Tensor:
+        """The mask of an image of `image_size` (width, height) under this spec: bool [H, W]; see
+        `decode_mask`."""
+        return decode_mask(path, image_size, self.resize, self.even_crop, self.center_crop, self.perturbation)
+
+
+def _center_crop(img: Image.Image, size: int) -> Image.Image:
+    """torchvision's CenterCrop on a PIL image: the same offsets (rounded), padding with black when the
+    image is smaller than the crop."""
+    width, height = img.size
+    if width < size or height < size:
+        padded = Image.new(img.mode, (max(width, size), max(height, size)))
+        padded.paste(img, ((max(width, size) - width) // 2, (max(height, size) - height) // 2))
+        img, (width, height) = padded, padded.size
+    top = int(round((height - size) / 2.0))
+    left = int(round((width - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def decode_image(
+    path: str | os.PathLike, resize: int | None, even_crop: bool = True, load_truncated: bool = False, *,
+    interpolation: str = "bilinear", center_crop: int | None = None,
+    perturbation: Perturbation | None = None, key: str | None = None, min_side: int = 2,
+    max_pixels: int | None = NATIVE_MAX_PIXELS,
+) -> DecodedImage:
+    """One file -> uint8 [3, H, W] under the paper's test preprocessing; raises UnusableImage.
+    ``perturbation`` acts on the RGB image before the resize; ``key`` (the relative path) seeds it."""
+    if perturbation is not None and perturbation.random and key is None:
+        # the file's absolute path would give other noise on another machine or data root
+        raise ValueError(f"{perturbation.spec} is random: decode needs the image's relative path as key")
+    path = Path(path)
+    _check_not_empty(path)
+    with _reasons(), Image.open(path) as img:
+        _check_limits(img.size, _frames(img), resize, center_crop, max_pixels)
+        with _truncated_images(load_truncated):
+            img.load()  # decode now: a damaged file must fail here, not later inside a batch
+        original_size = img.size
+        try:
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+        except ValueError as error:
+            raise UnusableImage(f"unsupported image mode {img.mode}") from error
+        if perturbation is not None:
+            rgb = perturbation(rgb, key or "")  # before the protocol, so the geometry sees its size
+        rgb, cropped = _geometry(rgb, resize, even_crop, interpolation, center_crop)
+        _check_min_side(rgb.size, min_side, original_size)
+        pixels = _to_uint8_chw(rgb)
+    return DecodedImage(pixels, original_size, cropped)
+
+
+def _geometry(img: Image.Image, resize: int | None, even_crop: bool, interpolation: str,
+              center_crop: int | None) -> tuple[Image.Image, bool]:
+    """The protocol's resize or even crop, then a centre crop: one function for images and their masks,
+    so that a mask lands on the pixels of its image. Returns (image, cropped to even?)."""
+    original_size = img.size
+    cropped = False
+    if resize is not None:
+        # torchvision Resize((h, w)) on a PIL image is img.resize((w, h), BILINEAR), and it returns
+        # the image untouched when it already has that size (PIL would return an equal copy)
+        if img.size != (resize, resize):
+            img = img.resize((resize, resize), _PIL_FILTERS[interpolation])
+    else:
+        width, height = original_size
+        if even_crop and (width % 2 or height % 2):
+            width, height = width - width % 2, height - height % 2
+            cropped = True
+        if width < 2 or height < 2:
+            raise UnusableImage(f"too small ({original_size[0]}x{original_size[1]})")
+        if cropped:
+            img = img.crop((0, 0, width, height))  # keep the top-left, drop the last row/column
+    if center_crop is not None:
+        img = _center_crop(img, center_crop)
+    return img, cropped
+
+
+MASK_THRESHOLD = 127
+"""A mask pixel above this (after PIL's convert("L")) is forged."""
+
+
+def decode_mask(path: str | os.PathLike | None, image_size: tuple[int, int], resize: int | None,
+                even_crop: bool = True, center_crop: int | None = None,
+                perturbation: Perturbation | None = None) -> torch.Tensor:
+    """A forgery mask -> bool [H, W] on the pixels its image decodes to under the same protocol.
+
+    `image_size` is the (width, height) of the image file; `path=None` (a real image, or a fake without
+    a mask) gives all zeros. The mask is binarised first and resized with NEAREST, so it stays binary;
+    the even crop and the centre crop are the image's. Raises UnusableImage for an unreadable mask or one
+    whose size is not the image's. A perturbation's change of geometry (resize, crop) is applied to the
+    mask too."""
+    if path is None:
+        mask = Image.new("L", image_size, 0)
+    else:
+        path = Path(path)
+        _check_not_empty(path)
+        with _reasons(), Image.open(path) as img:
+            img.load()
+            if img.size != tuple(image_size):
+                raise UnusableImage(f"mask is {img.size[0]}x{img.size[1]}, its image {image_size[0]}x{image_size[1]}")
+            binary = np.asarray(img.convert("L")) > MASK_THRESHOLD
+        mask = Image.fromarray(binary.astype(np.uint8) * 255)
+    if perturbation is not None:
+        mask = perturbation.warp_mask(mask)
+    mask, _ = _geometry(mask, resize, even_crop, "nearest", center_crop)
+    return torch.from_numpy(np.asarray(mask) > MASK_THRESHOLD)
+
+
+def check_image(path: str | os.PathLike, resize: int | None = None, full: bool = False, *,
+                min_side: int = 2, max_pixels: int | None = NATIVE_MAX_PIXELS) -> tuple[int, int]:
+    """A fast usability check for `bench data check`: open + verify (PNG checksums, headers), and the
+    limits `bench run` applies (animation, native-size pixel limit, the model's smallest side).
+
+    `verify()` cannot see every problem (a truncated JPEG passes) and flags some a decoder shrugs off
+    (a PNG missing its end chunk), so when it fails, and always with `full=True`, the file is decoded
+    as `bench run` would and that decides. Returns (width, height); raises UnusableImage."""
+    path = Path(path)
+    limits = {"min_side": min_side, "max_pixels": max_pixels}
+    if full:
+        return decode_image(path, resize, **limits).original_size
+    _check_not_empty(path)
+    with _reasons(), Image.open(path) as img:
+        size = img.size
+        _check_limits(size, _frames(img), resize, None, max_pixels)
+        try:
+            img.verify()
+        except (OSError, *_DECODE_ERRORS):
+            return decode_image(path, resize, **limits).original_size
+    if resize is None:
+        even = (size[0] - size[0] % 2, size[1] - size[1] % 2)
+        if min(even) < 2:
+            raise UnusableImage(f"too small ({size[0]}x{size[1]})")
+        _check_min_side(even, min_side, size)
+    return size
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """(path, label) items -> decoded samples; a bad file gives `pixels=None` and a reason, never raises."""
+
+    def __init__(self, items: Sequence[tuple[Path, int]], spec: DecodeSpec,
+                 keys: Sequence[str] | None = None) -> None:
+        """``keys``: each item's path relative to its suite root, which seeds a random perturbation."""
+        self.items = list(items)
+        self.spec = spec
+        self.keys = None if keys is None else list(keys)
+        if self.keys is not None and len(self.keys) != len(self.items):
+            raise ValueError(f"{len(self.keys)} keys for {len(self.items)} items")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.items[index][0]
+        try:
+            decoded = self.spec.decode(path, None if self.keys is None else self.keys[index])
+        except UnusableImage as error:
+            return {"index": index, "pixels": None, "reason": error.reason, "cropped": False}
+        return {"index": index, "pixels": decoded.pixels, "reason": None, "cropped": decoded.cropped_to_even}
+
+
+@dataclass
+class Batch:
+    groups: list[tuple[list[int], torch.Tensor]] = field(default_factory=list)
+    """(dataset indices, uint8 [B, 3, H, W]) per image size, in order of first appearance."""
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    """(dataset index, reason) for each file that could not be used."""
+    cropped: list[int] = field(default_factory=list)
+    """Dataset indices of the images cropped to an even size."""
+
+    def pin_memory(self) -> Batch:
+        # DataLoader(pin_memory=True) calls this on custom batch types
+        return Batch([(i, t.pin_memory()) for i, t in self.groups], self.failed, self.cropped)
+
+
+def collate_by_size(samples: Sequence[dict]) -> Batch:
+    """Group a batch's decoded samples by (H, W) so that native-size suites with mixed sizes stack."""
+    by_size: dict[tuple[int, int], tuple[list[int], list[torch.Tensor]]] = {}
+    batch = Batch()
+    for sample in samples:
+        if sample["pixels"] is None:
+            batch.failed.append((sample["index"], sample["reason"]))
+            continue
+        if sample["cropped"]:
+            batch.cropped.append(sample["index"])
+        indices, tensors = by_size.setdefault(tuple(sample["pixels"].shape[1:]), ([], []))
+        indices.append(sample["index"])
+        tensors.append(sample["pixels"])
+    batch.groups = [(indices, torch.stack(tensors)) for indices, tensors in by_size.values()]
+    return batch

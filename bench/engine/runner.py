@@ -1,0 +1,493 @@
+"""Scores of detectors on suites, cached per unit of work, and the run folders made from them.
+
+The scoring itself is `bench.engine.scoring.score_images` (the one loop); this module decides what needs
+scoring (a unit of work is one detector x weights x generator x protocol x perturbation x file list, keyed
+in the cache), streams the rows into the cache's part files, so memory stays flat and a killed run resumes
+where it stopped, and assembles `results/runs/<run-id>/` from the scores. `bench.api.evaluate` is the
+entry point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+import bench
+from bench import settings
+from bench.engine import distributed
+from bench.engine.config import EvalConfig
+from bench.engine.decode import DecodeSpec, default_max_pixels, model_min_side
+from bench.engine.inference import prepare_scorer
+from bench.engine.metrics import DEFAULT_PROB_PRECISION, mean_metrics, metrics_from_scores, probability
+from bench.engine.protocol import protocol_name
+from bench.engine.provenance import git_commit
+from bench.engine.results import SCHEMA_VERSION
+from bench.engine.scoring import Scorer, score_images
+from bench.engine.store import (
+    SCORE_COLUMNS,
+    ResultsStore,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_parquet,
+    content_fingerprint,
+    file_stem,
+    locked_entries,
+    work_key,
+)
+from bench.engine.suites import PAPER_SUITES, GeneratorFiles, ResolvedSuite, check_layout, discover
+from bench.errors import BenchError
+from detectors import LoadedDetector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkUnit:
+    suite: ResolvedSuite
+    generator: GeneratorFiles
+    items: list[tuple[Path, int]]
+    relative: list[str]
+    fingerprint: str
+
+
+@dataclass
+class DetectorRun:
+    """One detector's share of an evaluation: which work units it needs and where its scores are."""
+
+    loaded: LoadedDetector
+    key_fields: dict[tuple[str, str], dict] = field(default_factory=dict)
+    frames: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    calibration: object | None = None
+    """A `bench.engine.calibration.Calibration` when the evaluation was asked to calibrate a threshold."""
+
+    @property
+    def name(self) -> str:
+        return self.loaded.detector.name
+
+
+def build_units(suites: list[ResolvedSuite], limit: int | None) -> list[WorkUnit]:
+    units = []
+    for resolved in suites:
+        generators = discover(resolved.root, resolved.suite)
+        check_layout(resolved.root, generators)  # nothing to score, or a misspelt 0_real/1_fake: exit 2
+        extra = [g.name for g in generators if g.extra]
+        if extra and resolved.suite.name in PAPER_SUITES:
+            # e.g. CNNDetection's test download has crn, imle, san, ... beside the paper's 8 columns. The
+            # official test.py would score every folder it finds; the harness scores only the paper's
+            # columns, because those are what the paper's means are taken over
+            log.info("note: %s: not scoring %s (not columns of the paper's table)",
+                     resolved.suite.name, ", ".join(extra))
+            generators = [g for g in generators if not g.extra]
+        for generator in generators:
+            real, fake = generator.real, generator.fake
+            if limit is not None:
+                real, fake = real[:limit], fake[:limit]
+            items = [(p, 0) for p in real] + [(p, 1) for p in fake]
+            relative = [p.relative_to(resolved.root).as_posix() for p, _ in items]
+            # keyed by the bytes: a file replaced by other content of the same size is scored again
+            fingerprint = content_fingerprint([(rel, label, p) for rel, (p, label) in zip(relative, items)])
+            units.append(WorkUnit(resolved, generator, items, relative, fingerprint))
+    return units
+
+
+def model_fingerprint(loaded: LoadedDetector) -> str:
+    """Hash of the model's rounded logits on a fixed probe batch.
+
+    Part of every cache key, so that stored scores are not reused after a code change that alters what
+    the model computes with the same weights (the weights' sha256 alone cannot see that)."""
+    if loaded.fingerprint is not None:
+        return loaded.fingerprint
+    generator = torch.Generator().manual_seed(20251122)
+    size = loaded.detector.preprocessing.input_size or 160  # a fixed-size ViT (UnivFD) takes its own size only
+    probe = torch.rand(2, 3, size, size, generator=generator) * 2 - 1
+    with torch.inference_mode():
+        logits = loaded.model.eval()(probe).float()
+    rounded = ",".join(f"{value:.4f}" for value in logits.tolist())
+    digest = hashlib.sha256(rounded.encode()).hexdigest()[:16]
+    loaded.fingerprint = digest
+    return digest
+
+
+def unit_key_fields(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig, spec: DecodeSpec) -> dict:
+    """Everything that decides a unit's scores; its hash names the cache entry."""
+    return {
+        "detector": loaded.detector.name,
+        "weights_sha256": loaded.weights.sha256,
+        **({"backbone_sha256": loaded.backbone.sha256} if loaded.backbone is not None else {}),
+        "model": model_fingerprint(loaded),
+        "suite": unit.suite.suite.name,
+        "generator": unit.generator.name,
+        "protocol": protocol_name(spec.resize),
+        "decode": dataclasses.asdict(spec),
+        "normalize": {"mean": list(loaded.preprocessing.mean), "std": list(loaded.preprocessing.std)},
+        "perturbation": config.perturbation,
+        "truncated_images": config.truncated,
+        "files": unit.fingerprint,
+    }
+
+
+def decode_spec(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig) -> DecodeSpec:
+    """How this detector's images of this unit are decoded: the suite's protocol (or the detector's own,
+    with `--protocol own`) joined with the detector's preprocessing."""
+    from bench.engine.perturb import parse
+
+    return DecodeSpec.for_detector(
+        unit.suite.suite.resize, loaded.preprocessing, own_protocol=config.protocol == "own",
+        load_truncated=config.load_truncated, perturbation=parse(config.perturbation),
+        min_side=_min_side(loaded), max_pixels=default_max_pixels(),
+    )
+
+
+_MIN_SIDES: dict[int, int] = {}
+
+
+def _min_side(loaded: LoadedDetector) -> int:
+    """The smallest side the detector's model takes (probed once per model): smaller native-size images
+    are skipped as "too small for the model" instead of failing the run."""
+    if loaded.detector.preprocessing.input_size:  # a fixed-size model gets its own size anyway
+        return 2
+    if id(loaded.model) not in _MIN_SIDES:
+        _MIN_SIDES[id(loaded.model)] = model_min_side(loaded.model)
+    return _MIN_SIDES[id(loaded.model)]
+
+
+def score_suites(
+    detector_runs: list[DetectorRun], suites: list[ResolvedSuite], store: ResultsStore, config: EvalConfig
+) -> None:
+    """Fill every DetectorRun's frames with the scores of every (suite, generator), from the cache where
+    its key matches, else through the one scoring loop (bench.engine.scoring)."""
+    units = build_units(suites, config.limit)
+    scorers: dict[str, Scorer] = {}
+    for unit in units:
+        uid = (unit.suite.suite.name, unit.generator.name)
+        # detectors whose decode specs are equal decode each image once
+        pending: dict[DecodeSpec, list[DetectorRun]] = {}
+        for run in detector_runs:
+            spec = decode_spec(unit, run.loaded, config)
+            fields = unit_key_fields(unit, run.loaded, config, spec)
+            run.key_fields[uid] = fields
+            entry = store.cache_entry(work_key(fields))
+            cached = None if config.fresh else entry.read_complete(unit.relative)
+            if cached is not None:
+                run.frames[uid] = cached
+                continue
+            pending.setdefault(spec, []).append(run)
+        for spec, runs in pending.items():
+            entries = [store.cache_entry(work_key(run.key_fields[uid])) for run in runs]
+            # one process scores an entry at a time; another waits, then reuses what it finished. Under
+            # torchrun rank 0 holds the locks for all the ranks, which score the entries together
+            procs = distributed.current()
+            lock = locked_entries(entries, on_wait=_say_waiting) if procs.is_main else contextlib.nullcontext()
+            with lock:
+                procs.barrier()  # rank 0 holds the locks: every rank looks at the entries only now
+                if not config.fresh:
+                    for run, entry in zip(list(runs), entries):
+                        cached = entry.read_complete(unit.relative)
+                        if cached is not None:
+                            run.frames[uid] = cached
+                            runs.remove(run)
+                if not runs:
+                    continue
+                for run in runs:
+                    if run.name not in scorers:
+                        scorers[run.name] = prepare_scorer(
+                            run.loaded.model, run.loaded.preprocessing, config.device, compile=config.compile
+                        )
+                frames = score_unit(unit, runs, {run.name: scorers[run.name] for run in runs}, spec, store, config)
+            for run in runs:
+                run.frames[uid] = frames[run.name]
+
+
+def _say_waiting(entry) -> None:
+    log.warning("another bench process is scoring %s; waiting for it, then reusing its scores", entry.folder)
+
+
+def score_unit(
+    unit: WorkUnit, runs: list[DetectorRun], scorers: dict[str, Scorer], spec: DecodeSpec,
+    store: ResultsStore, config: EvalConfig,
+) -> dict[str, pd.DataFrame]:
+    """Score one generator for detectors sharing a decode spec; rows stream to the cache's part files, so
+    a killed run resumes where it stopped.
+
+    Under torchrun (bench.engine.distributed) every process runs this for every unit: each scores a disjoint,
+    unpadded share of the images not scored yet into its own part files, and rank 0 merges them into the
+    unit's scores once all have finished; the barriers keep the processes' views of the cache in step."""
+    procs = distributed.current()
+    uid = (unit.suite.suite.name, unit.generator.name)
+    entries = {}
+    done: dict[str, pd.DataFrame] = {}
+    for run in runs:
+        entry = store.cache_entry(work_key(run.key_fields[uid]))
+        if config.fresh and procs.is_main:
+            entry.discard_all()
+        entries[run.name] = entry
+    procs.barrier()  # --fresh has emptied the entries before any process reads them
+    for run in runs:
+        entries[run.name].ensure(run.key_fields[uid])
+        done[run.name] = entries[run.name].read_partial()
+    # images every detector of this group has already scored in an interrupted run are not decoded again
+    finished_paths = set.intersection(*(set(frame["path"]) for frame in done.values()))
+    # Batches are fixed blocks of the unit's file list, and processes take whole blocks in turn: every
+    # image meets the same batch neighbours however many processes score the unit, or a resumed run
+    # (part files hold whole batches), so every logit is bit-identical to a single-process run's.
+    size = config.batch_size
+    blocks = [[i for i in range(start, min(start + size, len(unit.relative)))
+               if unit.relative[i] not in finished_paths] for start in range(0, len(unit.relative), size)]
+    blocks = [block for block in blocks if block]
+    todo = [i for block in blocks for i in block]
+    procs.barrier()  # every process has the same `todo` before any adds a part file
+    mine = procs.shard(blocks)
+    share = [i for block in mine for i in block]
+    batch_ranges, start = [], 0
+    for block in mine:
+        batch_ranges.append(range(start, start + len(block)))
+        start += len(block)
+    buffers: dict[str, list[dict]] = {name: [] for name in entries}
+    suite_name, generator = uid
+    if share:
+        names = ", ".join(run.name for run in runs)
+        ranks = f" [rank 0's share, {procs.world} processes]" if procs.distributed else ""
+        bar = tqdm(
+            total=len(unit.relative) - len(todo) + len(share), initial=len(unit.relative) - len(todo), unit="img",
+            leave=False, desc=f"{names} | {suite_name}/{generator}{ranks}",
+            disable=not (config.progress and procs.is_main) or None, file=sys.stderr,
+        )
+        since_flush = 0
+        part_every = settings.part_every()
+        batches = score_images(
+            [unit.items[i] for i in share], scorers, spec, device=config.device, batch_size=config.batch_size,
+            workers=config.worker_count, amp=config.amp, progress=bar.update,
+            keys=[unit.relative[i] for i in share], batches=batch_ranges,
+        )
+        for rows in batches:
+            for row in rows:
+                i = share[row.index]
+                for name in entries:
+                    _require_finite(row.values.get(name), runs, name, unit.relative[i])
+                    buffers[name].append(_row(suite_name, generator, unit, i, row.values.get(name), row.reasons.get(name),
+                                              row.cropped))
+            since_flush += len(rows)
+            if since_flush >= part_every:
+                for name, entry in entries.items():
+                    entry.append_part(pd.DataFrame(buffers[name]), tag=procs.tag())
+                    buffers[name] = []
+                since_flush = 0
+        bar.close()
+    log.debug("%s%s/%s: scored %d of %d images (%d scored before)",
+              f"rank {procs.rank} of {procs.world}: " if procs.distributed else "", suite_name, generator,
+              len(share), len(unit.relative), len(unit.relative) - len(todo))
+    for name, entry in entries.items():
+        entry.append_part(pd.DataFrame(buffers[name]), tag=procs.tag())
+    procs.barrier()  # every process's rows are in part files
+    frames = {}
+    if not procs.is_main:
+        procs.barrier()  # rank 0 has merged them
+        return {name: entry.read() for name, entry in entries.items()}
+    for name, entry in entries.items():
+        rows = entry.read_partial()
+        order = {rel: i for i, rel in enumerate(unit.relative)}
+        rows = rows[rows["path"].isin(order)].copy()
+        rows["_order"] = rows["path"].map(order)
+        rows = rows.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+        if len(rows) != len(unit.relative):
+            raise RuntimeError(f"{suite_name}/{generator}: {len(rows)} rows for {len(unit.relative)} files")
+        entry.finish(rows)
+        frames[name] = rows
+    procs.barrier()
+    return frames
+
+
+def _require_finite(value, runs: list[DetectorRun], name: str, relative: str) -> None:
+    """A NaN or infinite logit is a broken model or checkpoint, not a score: stop before it is cached."""
+    if value is None or math.isfinite(float(value)):
+        return
+    loaded = next(run.loaded for run in runs if run.name == name)
+    raise BenchError(
+        f"detector {name} with weights {loaded.weights.label} ({loaded.weights.path}) gave a non-finite logit "
+        f"({float(value)}) on {relative}: the checkpoint or the model is broken. Nothing non-finite was cached; "
+        "check the weights (`bench list weights`) or retrain."
+    )
+
+
+def _row(suite: str, generator: str, unit: WorkUnit, index: int, logit: float | None, reason: str | None,
+         cropped: bool = False) -> dict:
+    logit = math.nan if logit is None else float(logit)
+    return {
+        "suite": suite, "generator": generator, "path": unit.relative[index], "label": unit.items[index][1],
+        "logit": logit, "prob": probability(logit), "reason": reason, "cropped": bool(cropped),
+    }
+
+
+def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: dict[str, list[str]], *,
+                prob_precision: str = DEFAULT_PROB_PRECISION, calibration=None) -> dict:
+    """metrics.json content: per generator, per suite mean, overall mean over all generators, from the
+    stored logits (bench.engine.metrics), with the probability precision and any calibrated threshold recorded."""
+    calibrated = None if calibration is None else calibration.threshold_logit
+    suites = {}
+    every_generator = []
+    for suite in suite_order:
+        per_generator = {}
+        for generator in generator_order[suite]:
+            rows = scores[(scores["suite"] == suite) & (scores["generator"] == generator)]
+            per_generator[generator] = metrics_from_scores(rows, prob_precision=prob_precision,
+                                                           calibrated_logit=calibrated)
+        every_generator.extend(per_generator.values())
+        suites[suite] = {"generators": per_generator, "mean": mean_metrics(list(per_generator.values()))}
+    return {"schema_version": SCHEMA_VERSION, "prob_precision": prob_precision,
+            "calibration": None if calibration is None else calibration.describe(),
+            "suites": suites, "mean": mean_metrics(every_generator)}
+
+
+def collect_scores(run: DetectorRun, suite_names: list[str]) -> pd.DataFrame:
+    """All of a detector's rows (scored and skipped) for the given suites, in generator order."""
+    frames = [frame for (suite, _), frame in run.frames.items() if suite in suite_names]
+    if not frames:
+        return pd.DataFrame(columns=[*SCORE_COLUMNS, "reason"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def metrics_for_run(run: DetectorRun, suites: list[ResolvedSuite], scores: pd.DataFrame | None = None,
+                    prob_precision: str = DEFAULT_PROB_PRECISION) -> dict:
+    suite_names = [s.suite.name for s in suites]
+    if scores is None:
+        scores = collect_scores(run, suite_names)
+    generator_order = {s: [g for (suite, g) in run.frames if suite == s] for s in suite_names}
+    return metrics_for(scores[scores["reason"].isna()], suite_names, generator_order,
+                       prob_precision=prob_precision, calibration=run.calibration)
+
+
+def cropped_record(scored: pd.DataFrame) -> dict:
+    """`cropped.csv` (suite, generator, path of every image cropped to an even size before scoring) and
+    how many scored images have no record (scored into the cache before it was kept)."""
+    flags = scored["cropped"] if "cropped" in scored else pd.Series([pd.NA] * len(scored), index=scored.index)
+    known = flags.notna()
+    rows = scored[known & (flags == True)][["suite", "generator", "path"]]  # noqa: E712 (NA-aware)
+    return {"rows": rows.reset_index(drop=True), "unknown": int((~known).sum())}
+
+
+def _per_suite(run: DetectorRun, suite_names: list[str], key: str) -> dict:
+    """A key field as it was for each suite's units (the same for every generator of a suite)."""
+    found = {}
+    for (suite, _), fields in run.key_fields.items():
+        if suite in suite_names:
+            found.setdefault(suite, fields[key])
+    return found
+
+
+def run_info(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, data_root: Path,
+             started_at: str, note: str | None) -> dict:
+    """run.json: what was evaluated, how, with what, where."""
+    loaded = run.loaded
+    suite_names = [s.suite.name for s in suites]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "running",
+        "detector": loaded.detector.name,
+        "display_name": loaded.detector.display_name,
+        "reported_method": loaded.detector.reported_method,
+        "weights": {"name": loaded.weights.name, "sha256": loaded.weights.sha256, "path": str(loaded.weights.path)},
+        "backbone": None if loaded.backbone is None else {  # a frozen backbone's own file (UnivFD's CLIP)
+            "name": loaded.backbone.name, "sha256": loaded.backbone.sha256, "path": str(loaded.backbone.path)},
+        "suites": suite_names,
+        "suite_roots": {s.suite.name: str(s.root) for s in suites},
+        "data_root": str(data_root),
+        "protocol_choice": config.protocol,
+        "protocol": _per_suite(run, suite_names, "protocol"),
+        "decode": _per_suite(run, suite_names, "decode"),
+        "preprocessing": dataclasses.asdict(loaded.preprocessing),
+        "even_crop": loaded.preprocessing.even_crop,
+        "perturbation": config.perturbation,
+        "truncated_images": config.truncated,
+        "limit_per_class": config.limit,
+        "package_version": bench.__version__,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "device": str(config.device),
+        "processes": distributed.current().world,
+        "amp": config.amp,
+        "prob_precision": config.prob_precision,
+        "calibration": None if run.calibration is None else run.calibration.describe(),
+        "started_at": started_at,
+        "finished_at": None,
+        "note": note,
+    }
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
+"""OSErrors that mean "the results store cannot be written" (full disk, read-only or forbidden folder)."""
+
+
+def write_failure(error: OSError, where: Path) -> BenchError:
+    """The message for a results store that stopped taking writes mid-run: the path, the cause, and that
+    finished work is kept (the cache's part files) so a rerun resumes."""
+    path = error.filename or where
+    return BenchError(
+        f"cannot write {path} ({error.strerror or error}). Scores finished so far are kept in the cache under "
+        f"{where}; free space or fix the folder's permissions, then rerun the same command: it resumes."
+    )
+
+
+def write_run(
+    run: DetectorRun, suites: list[ResolvedSuite], store: ResultsStore, config: EvalConfig,
+    data_root: Path, started_at: str, note: str | None = None,
+) -> tuple[Path, dict, pd.DataFrame, dict]:
+    """Assemble the run folder of one detector from its (cached or fresh) scores.
+    Returns (folder, metrics, scored rows, run.json content)."""
+    loaded = run.loaded
+    suite_names = [s.suite.name for s in suites]
+    run_id = (f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{file_stem(loaded.detector.name)}-"
+              f"{'+'.join(suite_names)}")
+    if len(run_id) > 120:
+        run_id = run_id[:120]
+    folder = store.new_run_dir(run_id)
+    info = {"run_id": folder.name, **run_info(run, suites, config, data_root, started_at, note)}
+    try:
+        return _fill_run_folder(run, suites, config, folder, info)
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        info.update(status="failed", error=f"{error.strerror or error}: {error.filename or folder}")
+        try:  # the disk may take this small file even when it refused a large one
+            atomic_write_json(folder / "run.json", info)
+        except OSError:
+            log.warning("could not mark %s as failed either", folder / "run.json")
+        raise write_failure(error, folder) from error
+
+
+def _fill_run_folder(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, folder: Path,
+                     info: dict) -> tuple[Path, dict, pd.DataFrame, dict]:
+    suite_names = [s.suite.name for s in suites]
+    atomic_write_json(folder / "run.json", info)
+    scores = collect_scores(run, suite_names)
+    skipped = scores[scores["reason"].notna()]
+    scored = scores[scores["reason"].isna()][SCORE_COLUMNS].reset_index(drop=True)
+    atomic_write_parquet(folder / "scores.parquet", scored)
+    atomic_write_csv(folder / "skipped.csv", skipped[["path", "reason"]].assign(
+        path=skipped["suite"] + "/" + skipped["path"]).reset_index(drop=True))
+    cropped = cropped_record(scores[scores["reason"].isna()])
+    atomic_write_csv(folder / "cropped.csv", cropped["rows"])
+    metrics = metrics_for_run(run, suites, scores, config.prob_precision)
+    atomic_write_json(folder / "metrics.json", metrics)
+    info.update(
+        status="finished",
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        n_images={s: int((scored["suite"] == s).sum()) for s in suite_names},
+        n_skipped=int(len(skipped)),
+        n_cropped_to_even=int(len(cropped["rows"])),
+        cropped_unknown=cropped["unknown"],
+        work_keys={f"{k[0]}/{k[1]}": work_key(v) for k, v in run.key_fields.items()},
+    )
+    atomic_write_json(folder / "run.json", info)
+    return folder, metrics, scored, info

@@ -1,0 +1,245 @@
+"""`bench report`: one self-contained HTML page from finished run folders (and sweep, explanation and
+figure folders beside them, see `bench.outputs.html_report.extras`).
+
+Everything comes from the folders (run.json, metrics.json, scores.parquet, skipped.csv) and the reported
+numbers bundled in `bench.outputs.reported`; figures are PNGs embedded as data URIs, so the file opens offline,
+without a server, and can be mailed or attached as it is. Several run folders are compared side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+import bench
+from bench.engine.store import atomic_write_bytes
+from bench.outputs.html_report import charts
+from bench.outputs.html_report.extras import folder_kind, read_extra
+from bench.outputs.html_report.paper import reported_method, reported_values
+from bench.outputs.html_report.runs import ReportRun, label_runs, read_report_run
+
+log = logging.getLogger(__name__)
+
+DETAIL_METRICS = (
+    ("acc", "ACC"), ("ap", "AP"), ("r_acc", "real ACC"), ("f_acc", "fake ACC"), ("auc", "ROC-AUC"),
+    ("eer", "EER"), ("oracle_acc", "oracle ACC"),
+)
+KNOWN_INFO_KEYS = {
+    "run_id", "status", "detector", "display_name", "weights", "suites", "suite_roots", "data_root", "protocol",
+    "even_crop", "perturbation", "truncated_images", "limit_per_class", "package_version", "git_commit",
+    "torch_version", "device", "started_at", "finished_at", "note", "n_images", "n_skipped", "work_keys",
+    "reported_method",
+}
+
+
+def percent(value) -> str:
+    return "–" if value is None or value != value else f"{100 * float(value):.1f}"
+
+
+@dataclass
+class Cell:
+    text: str
+    best: bool = False
+    paper: bool = False
+
+
+@dataclass
+class SuiteSection:
+    name: str
+    generators: list[str]
+    header: list[tuple[str, bool]]  # (run label, has paper columns)
+    rows: list[tuple[str, list[Cell]]]
+    details: list[tuple[ReportRun, list[list[str]]]]
+    bars: str
+    roc: str
+    pr: str
+    runs_missing: list[str] = field(default_factory=list)
+
+
+def _suite_order(runs: list[ReportRun]) -> list[str]:
+    order: dict[str, None] = {}
+    for run in runs:
+        for suite in run.suites:
+            order.setdefault(suite)
+    return list(order)
+
+
+def _generator_order(runs: list[ReportRun], suite: str) -> list[str]:
+    order: dict[str, None] = {}
+    for run in runs:
+        for generator in run.metrics["suites"].get(suite, {}).get("generators", {}):
+            order.setdefault(generator)
+    return list(order)
+
+
+def _suite_section(suite: str, runs: list[ReportRun]) -> SuiteSection:
+    present = [run for run in runs if suite in run.metrics["suites"]]
+    generators = _generator_order(present, suite)
+    per_run = {}
+    paper = {}
+    for run in present:
+        block = run.metrics["suites"][suite]
+        table = {g: block["generators"].get(g) or {} for g in generators}
+        table["mean"] = block.get("mean") or {}
+        per_run[run.label] = table
+        method = reported_method(run.info)
+        paper[run.label] = reported_values(method, suite, list(block["generators"]))
+    percent_tables = {
+        label: {g: {k: None if v.get(k) is None else 100 * float(v[k]) for k in ("acc", "ap")} for g, v in t.items()}
+        for label, t in per_run.items()
+    }
+    header = [(run.label, bool(paper[run.label])) for run in present]
+    rows = []
+    for generator in [*generators, "mean"]:
+        cells: list[Cell] = []
+        best = {}
+        for metric in ("acc", "ap"):
+            values = [per_run[r.label][generator].get(metric) for r in present]
+            values = [v for v in values if v is not None]
+            best[metric] = max(values) if len(present) > 1 and values else None
+        for run in present:
+            values = per_run[run.label][generator]
+            for metric in ("acc", "ap"):
+                value = values.get(metric)
+                cells.append(Cell(percent(value), best=value is not None and value == best[metric]))
+            if paper[run.label]:
+                reported_cell = paper[run.label].get(generator, {})
+                for metric in ("acc", "ap"):
+                    value = reported_cell.get(metric)
+                    cells.append(Cell("–" if value is None else f"{value:.1f}", paper=True))
+        rows.append((generator, cells))
+    details = []
+    for run in present:
+        block = run.metrics["suites"][suite]
+        lines = []
+        for name, values in [*block["generators"].items(), ("mean", block.get("mean") or {})]:
+            lines.append([name, *(percent(values.get(k)) for k, _ in DETAIL_METRICS),
+                          str(values.get("n_real", "–")), str(values.get("n_fake", "–"))])
+        details.append((run, lines))
+    return SuiteSection(
+        name=suite, generators=generators, header=header, rows=rows, details=details,
+        bars=charts.data_uri(charts.bars_figure(suite, generators, present, percent_tables, paper)),
+        roc=charts.data_uri(charts.curves_figure("roc", suite, generators, present)),
+        pr=charts.data_uri(charts.curves_figure("pr", suite, generators, present)),
+        runs_missing=[run.label for run in runs if run not in present],
+    )
+
+
+def _provenance(run: ReportRun) -> list[tuple[str, str]]:
+    info = run.info
+    weights = info.get("weights") or {}
+    protocol = info.get("protocol")
+    if isinstance(protocol, dict):
+        protocol = ", ".join(f"{suite}: {name}" for suite, name in protocol.items())
+    images = info.get("n_images")
+    if isinstance(images, dict):
+        images = ", ".join(f"{suite}: {n:,}" for suite, n in images.items())
+    rows = [
+        ("detector", f"{info.get('detector')} ({run.display_name})"),
+        ("paper row", reported_method(info) or "none (no reported values)"),
+        ("weights", str(weights.get("name") or "(file)")),
+        ("weights sha256", str(weights.get("sha256") or "–")),
+        ("weights file", str(weights.get("path") or "–")),
+        ("suites", ", ".join(info.get("suites") or run.suites)),
+        ("protocol", str(protocol or "–")),
+        ("even crop", str(info.get("even_crop", "–"))),
+        ("perturbation", str(info.get("perturbation") or "none (clean images)")),
+        ("truncated files", str(info.get("truncated_images", "–"))),
+        ("limit per class", str(info.get("limit_per_class") or "none (every image)")),
+        ("images scored", str(images or "–")),
+        ("files skipped", str(info.get("n_skipped", len(run.skipped)))),
+        ("lfm-bench", f"{info.get('package_version', '?')} (git {info.get('git_commit') or 'unknown'})"),
+        ("torch", str(info.get("torch_version", "?"))),
+        ("device", str(info.get("device", "?"))),
+        ("started / finished", f"{info.get('started_at', '?')} / {info.get('finished_at', '?')}"),
+        ("run folder", str(run.folder)),
+    ]
+    if info.get("note"):
+        rows.append(("note", str(info["note"])))
+    for key in sorted(set(info) - KNOWN_INFO_KEYS):
+        value = info[key]
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            rows.append((key.replace("_", " "), str(value)))
+    return rows
+
+
+_KIND = re.compile(r"^([^:(\[]{1,60})")
+
+
+def _skipped_summary(run: ReportRun, examples: int = 3) -> list[tuple[str, int, list[str]]]:
+    """(kind of reason, count, first example paths), most frequent first. The kind is the reason's leading
+    clause, so that e.g. "cannot be scored at 31x17: ..." and "... at 9x9: ..." are counted together."""
+    if run.skipped.empty:
+        return []
+    groups: dict[str, list[str]] = {}
+    for path, reason in zip(run.skipped["path"], run.skipped["reason"]):
+        match = _KIND.match(str(reason).strip())
+        kind = re.sub(r"\s+at\s+\d+x\d+$", "", match.group(1).strip()) if match else str(reason)
+        groups.setdefault(kind, []).append(f"{path}: {reason}")
+    ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
+    return [(kind, len(items), items[:examples]) for kind, items in ordered]
+
+
+def _overview(runs: list[ReportRun], suites: list[str]) -> list[tuple[ReportRun, list[str]]]:
+    rows = []
+    for run in runs:
+        cells = []
+        for suite in suites:
+            mean = run.metrics["suites"].get(suite, {}).get("mean") or {}
+            cells += [percent(mean.get("acc")), percent(mean.get("ap"))]
+        overall = run.metrics.get("mean") or {}
+        cells += [percent(overall.get("acc")), percent(overall.get("ap"))]
+        rows.append((run, cells))
+    return rows
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("bench.outputs.html_report", "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+
+
+def render_report(folders: list[str | Path], title: str | None = None) -> str:
+    """The HTML text of the report on these run folders (in this order)."""
+    runs, extras = [], []
+    for folder in map(Path, folders):
+        kind = folder_kind(folder)
+        if kind in (None, "run"):
+            runs.append(read_report_run(folder))  # says what is wrong when it is not a run folder
+        else:
+            extras.append(read_extra(folder, kind))
+    label_runs(runs)
+    for index, run in enumerate(runs):
+        run.colour = charts.colour(index)
+    suites = _suite_order(runs)
+    sections = [_suite_section(suite, runs) for suite in suites]
+    if title is None:
+        title = "lfm-bench report: " + ", ".join([run.label for run in runs] + [extra.title for extra in extras])
+    return _environment().get_template("report.html.j2").render(
+        title=title,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        version=bench.__version__,
+        runs=[(run, run.colour, _provenance(run), _skipped_summary(run)) for run in runs],
+        suites=suites,
+        overview=_overview(runs, suites),
+        sections=sections,
+        extras=extras,
+        detail_headers=[name for _, name in DETAIL_METRICS],
+        demo=any("demo" in str(run.info.get("note") or "") for run in runs),
+    )
+
+
+def write_report(folders: list[str | Path], output: str | Path, title: str | None = None) -> Path:
+    output = Path(output)
+    html = render_report(folders, title)
+    atomic_write_bytes(output, html.encode("utf-8"))
+    log.debug("wrote %s (%.1f MB)", output, output.stat().st_size / 1e6)
+    return output

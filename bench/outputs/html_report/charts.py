@@ -1,0 +1,127 @@
+"""The report's figures, drawn with matplotlib's object API (no pyplot state) and embedded as PNG data URIs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import auc as area_under
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve
+
+from bench.outputs.html_report.runs import ReportRun
+
+DPI = 96
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22")
+"""matplotlib's tab10, reordered so the first three detectors differ in hue and lightness."""
+
+
+def colour(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def data_uri(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def png_file_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _grid(n: int, columns: int = 4) -> tuple[int, int]:
+    columns = min(columns, n)
+    return math.ceil(n / columns), columns
+
+
+def _labels_probs(run: ReportRun, suite: str, generator: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = run.scores[(run.scores["suite"] == suite) & (run.scores["generator"] == generator)]
+    return rows["label"].to_numpy(dtype=np.int64), rows["prob"].to_numpy(dtype=np.float64)
+
+
+def curves_figure(kind: str, suite: str, generators: list[str], runs: list[ReportRun]) -> Figure:
+    """ROC (`kind="roc"`) or precision-recall (`kind="pr"`) curves: one panel per generator, one line
+    per run, the area in the legend (ROC-AUC, or AP as scikit-learn computes it)."""
+    rows, columns = _grid(len(generators))
+    figure = Figure(figsize=(3.0 * columns, 2.9 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for index, generator in enumerate(generators):
+        ax = axes[index // columns][index % columns]
+        for run_index, run in enumerate(runs):
+            labels, probs = _labels_probs(run, suite, generator)
+            if len(labels) == 0 or labels.min() == labels.max():
+                continue  # one class only: neither curve is defined
+            if kind == "roc":
+                x, y, _ = roc_curve(labels, probs)
+                area = area_under(x, y)
+                name = "AUC"
+            else:
+                y, x, _ = precision_recall_curve(labels, probs)
+                area = average_precision_score(labels, probs)
+                name = "AP"
+            ax.plot(x, y, color=colour(run_index), linewidth=1.4, label=f"{run.label}: {name} {100 * area:.1f}",
+                    drawstyle="steps-post" if kind == "pr" else "default")
+        if kind == "roc":
+            ax.plot([0, 1], [0, 1], color="#bbbbbb", linewidth=0.8, linestyle="--")
+            ax.set_xlabel("false positive rate", fontsize=8)
+            ax.set_ylabel("true positive rate", fontsize=8)
+        else:
+            ax.set_xlabel("recall", fontsize=8)
+            ax.set_ylabel("precision", fontsize=8)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(generator, fontsize=10)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.25)
+        if ax.lines:
+            ax.legend(fontsize=6.5, loc="lower right" if kind == "roc" else "lower left", frameon=True)
+        else:
+            ax.text(0.5, 0.5, "one class only:\nno curve", ha="center", va="center", fontsize=8,
+                    transform=ax.transAxes)
+    for index in range(len(generators), rows * columns):
+        axes[index // columns][index % columns].set_visible(False)
+    return figure
+
+
+def bars_figure(suite: str, generators: list[str], runs: list[ReportRun], metrics: dict[str, dict[str, dict]],
+                paper: dict[str, dict[str, dict]]) -> Figure:
+    """ACC (top) and AP (bottom) per generator and the mean, one bar per run; where the paper reports the
+    same detector's value, a hatched bar of the same colour stands beside the reproduced one.
+
+    `metrics[run.label][generator]` and `paper[run.label][generator]` hold "acc"/"ap" in percent."""
+    columns = [*generators, "mean"]
+    bars = [(run_index, run, source) for run_index, run in enumerate(runs) for source in ("ours", "paper")
+            if source == "ours" or paper.get(run.label)]
+    width = 0.8 / max(len(bars), 1)
+    figure = Figure(figsize=(max(6.0, 0.95 * len(columns) + 2.5), 5.2), layout="constrained")
+    axes = figure.subplots(2, 1, sharex=True)
+    x = np.arange(len(columns))
+    for ax, metric, title in zip(axes, ("acc", "ap"), ("ACC (%)", "AP (%)")):
+        for slot, (run_index, run, source) in enumerate(bars):
+            table = metrics[run.label] if source == "ours" else paper[run.label]
+            values = np.array([
+                np.nan if table.get(c, {}).get(metric) is None else float(table[c][metric]) for c in columns
+            ])
+            offset = (slot - (len(bars) - 1) / 2) * width
+            style = {"color": colour(run_index)}
+            if source == "paper":
+                style = {"facecolor": "white", "edgecolor": colour(run_index), "hatch": "////", "linewidth": 0.8}
+            label = run.label if source == "ours" else f"{run.label}, paper"
+            ax.bar(x + offset, np.nan_to_num(values, nan=0.0), width * 0.95, label=label, **style)
+            for xi, value in zip(x + offset, values):
+                if np.isnan(value):
+                    ax.text(xi, 1, "n/a", ha="center", va="bottom", fontsize=6, rotation=90, color="#666666")
+        ax.axvline(len(generators) - 0.5, color="#999999", linewidth=0.8, linestyle=":")
+        ax.set_ylabel(title, fontsize=9)
+        ax.set_ylim(0, 105)
+        ax.axhline(50, color="#bbbbbb", linewidth=0.7, linestyle="--")  # chance
+        ax.grid(axis="y", alpha=0.25)
+        ax.tick_params(labelsize=8)
+    axes[1].set_xticks(x, columns, rotation=30 if len(columns) > 6 else 0, ha="right" if len(columns) > 6 else "center")
+    axes[0].set_title(f"{suite}: per generator and mean (dashed: chance)", fontsize=10)
+    axes[0].legend(fontsize=7, ncol=min(len(bars), 4), loc="lower left", framealpha=0.9)
+    return figure

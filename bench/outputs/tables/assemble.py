@@ -1,0 +1,268 @@
+"""Assemble a paper table: reported rows from bench.outputs.reported, reproduced rows from the results store.
+
+The result is plain data (`Table`) that the jinja2 templates lay out; nothing here knows LaTeX or
+Markdown. Ranks (best bold, second underlined) are computed over the reported rows only, so adding
+reproduced rows never changes how the paper's block looks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.engine.metrics import METRICS, PAPER_KEYS
+from bench.outputs import reported
+from bench.outputs.reported import MEAN, TableSpec
+from bench.outputs.tables.reproduced import ReproducedModel, SuiteResult
+
+HIGHER_IS_BETTER = {**{name: METRICS[name].higher_is_better for name in PAPER_KEYS}, "flops": False, "params": False}
+"""The paper's metric columns as bench.engine.metrics declares them, and the cost columns (fewer is better)."""
+
+
+INCONSISTENT_MARK = "†"
+"""Marks a reported cell the paper contradicts elsewhere (kept as printed; see the table's notes)."""
+
+
+@dataclass
+class Cell:
+    value: float | None  # None prints as a dash
+    metric: str  # acc, ap, flops or params
+    text: str = ""
+    rank: int | None = None  # 1 best, 2 second best within the reported rows
+    flag: str = ""  # INCONSISTENT_MARK on a printed value the paper contradicts (and on deltas against it)
+
+
+@dataclass
+class Row:
+    label: str
+    kind: str  # "reported", "reproduced" or "delta"
+    cells: list[Cell]
+    method: str = ""  # the reported method (reported and delta rows)
+
+
+@dataclass
+class HeaderGroup:
+    label: str
+    span: int
+    start: int  # 1-based table column of its first cell (column 1 is the method)
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    caption: str
+    label: str
+    groups: list[HeaderGroup]
+    subheaders: list[str]
+    reported: list[Row]
+    reproduced: list[Row] = field(default_factory=list)  # reproduced rows, each followed by its delta row
+    sources: list[str] = field(default_factory=list)  # which runs and profiles the reproduced rows used
+    notes: list[str] = field(default_factory=list)
+    source_note: str | None = None
+    """Replaces the "Reported rows: <paper>" line for tables whose rows are not the paper's (sweeps)."""
+    generated_by: str = "`bench table`"
+
+    @property
+    def flagged(self) -> bool:
+        """Whether any cell carries INCONSISTENT_MARK."""
+        return any(c.flag for row in [*self.reported, *self.reproduced] for c in row.cells)
+
+    @property
+    def n_values(self) -> int:
+        return len(self.subheaders)
+
+
+def format_value(value: float | None, metric: str, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    sign = "+" if signed else ""
+    digits = 2 if metric in ("flops", "params") else 1
+    value = round(value, digits) + 0.0  # + 0.0 turns -0.0 into 0.0: a delta that rounds away prints +0.0
+    unit = {"flops": "B", "params": "M"}.get(metric, "")
+    return f"{value:{sign}.{digits}f}{unit}"
+
+
+def _metrics(spec: TableSpec) -> list[str]:
+    names = ["acc", "ap"] * (len(spec.columns) + 1)
+    return names + (["flops", "params"] if spec.key == "comparison" else [])
+
+
+def _header(spec: TableSpec) -> tuple[list[HeaderGroup], list[str]]:
+    groups, start = [], 2
+    for column in spec.columns:
+        label = f"{column.label} {column.reference}".strip()
+        groups.append(HeaderGroup(label, 2, start))
+        start += 2
+    groups.append(HeaderGroup("Mean", 2, start))
+    subheaders = ["ACC", "AP"] * (len(spec.columns) + 1)
+    if spec.key == "comparison":
+        groups += [HeaderGroup("FLOPs", 1, start + 2), HeaderGroup("Params", 1, start + 3)]
+        subheaders += ["", ""]
+    return groups, subheaders
+
+
+def reported_values(spec: TableSpec) -> dict[str, list[float | None]]:
+    """method -> the row's values in column order (ACC/AP pairs, Mean pair, then FLOPs and Params)."""
+    cells: dict[str, dict[str, reported.ReportedRow]] = {}
+    for row in reported.load_rows(spec.key):
+        cells.setdefault(row.method, {})[row.generator] = row
+    costs = {c.method: c for c in reported.load_costs() if c.table == spec.key}
+    values = {}
+    for entry in spec.methods:
+        by_generator = cells[entry.method]
+        row: list[float | None] = []
+        for key in [c.key for c in spec.columns] + [MEAN]:
+            row += [by_generator[key].acc, by_generator[key].ap]
+        if spec.key == "comparison":
+            cost = costs.get(entry.method)
+            row += [cost.flops_g, cost.params_m] if cost else [None, None]
+        values[entry.method] = row
+    return values
+
+
+def _mean(values: list[float | None]) -> float | None:
+    if not values or any(v is None for v in values):
+        return None  # a mean over part of the generators would not be the paper's mean
+    return sum(values) / len(values)
+
+
+def reproduced_values(spec: TableSpec, model: ReproducedModel) -> tuple[list[float | None], list[str]]:
+    """The model's values in the table's column order, and the runs they came from."""
+    values: list[float | None] = []
+    used: dict[str, SuiteResult] = {}
+    if spec.key == "comparison":
+        everything = {"acc": [], "ap": []}
+        for column in spec.columns:
+            result = model.suites.get(column.suite)
+            for metric in ("acc", "ap"):
+                per_generator = [result.metric(g, metric) if result else None for g in column.generators]
+                everything[metric] += per_generator
+                values.append(_mean(per_generator))
+            if result:
+                used[column.suite] = result
+        values += [_mean(everything["acc"]), _mean(everything["ap"])]
+        profile = model.profile or {}
+        # the paper's "FLOPs" are multiply-accumulates as thop counts them, so use the profile's MACs
+        macs, params = profile.get("macs"), profile.get("params")
+        values += [None if macs is None else macs / 1e9, None if params is None else params / 1e6]
+    else:
+        result = model.suites.get(spec.suite)
+        for column in spec.columns:
+            values += [result.metric(column.key, m) if result else None for m in ("acc", "ap")]
+        values += [_mean(values[0::2]), _mean(values[1::2])]
+        if result:
+            used[spec.suite] = result
+    sources = []
+    for suite, result in used.items():
+        limited = f" (--limit {result.limit_per_class} per class: a sample)" if result.limit_per_class else ""
+        precision = ("AP from float32 probabilities, as the official validate.py" if result.prob_precision == "float32"
+                     else "AP from the exact (float64) order, not the official float32 probabilities")
+        sources.append(f"{model.label}: {suite} from run {result.run_id}{limited}; {precision}")
+    if spec.key == "comparison" and model.profile is not None:
+        sources.append(f"{model.label}: FLOPs and Params from {model.profile_path}")
+    return values, sources
+
+
+def matching_method(spec: TableSpec, model: ReproducedModel) -> str | None:
+    """The reported method a reproduced row is compared with: only the row of the method the detector
+    reproduces (`Detector.reported_method`, recorded in run.json). Never by weights: an ablation run
+    with LFM's weights is not LFM's row."""
+    if not model.reported_method:
+        return None
+    names = {entry.method.casefold(): entry.method for entry in spec.methods}
+    return names.get(model.reported_method.casefold())
+
+
+def _rank(rows: list[Row]) -> None:
+    """Mark the best value of each column 1 and the second best 2 (ties share a rank)."""
+    if not rows:
+        return
+    for index, first in enumerate(rows[0].cells):
+        present = {round(r.cells[index].value, 2) for r in rows if r.cells[index].value is not None}
+        ordered = sorted(present, reverse=HIGHER_IS_BETTER[first.metric])
+        for row in rows:
+            cell = row.cells[index]
+            if cell.value is None:
+                continue
+            position = ordered.index(round(cell.value, 2))
+            cell.rank = position + 1 if position < 2 else None
+
+
+def _cells(values: list[float | None], metrics: list[str], signed: bool = False) -> list[Cell]:
+    return [Cell(v, m, format_value(v, m, signed)) for v, m in zip(values, metrics, strict=True)]
+
+
+def _cell_index(spec: TableSpec, generator: str, metric: str) -> int:
+    keys = [c.key for c in spec.columns] + [MEAN]
+    return 2 * keys.index(generator) + (0 if metric == "acc" else 1)
+
+
+def _flag_inconsistent(spec: TableSpec, rows: list[Row]) -> None:
+    by_method = {row.method: row for row in rows}
+    for item in reported.load_inconsistencies(spec.key):
+        by_method[item.method].cells[_cell_index(spec, item.generator, item.metric)].flag = INCONSISTENT_MARK
+
+
+def _notes(spec: TableSpec) -> list[str]:
+    notes = []
+    corrected = [r for r in reported.load_rows(spec.key) if r.correction]
+    corrected_costs = [c for c in reported.load_costs() if c.table == spec.key and c.correction]
+    if corrected or corrected_costs:
+        count = len(corrected) + len(corrected_costs)
+        cells = "cell was" if count == 1 else "cells were"
+        notes.append(f"{count} reported {cells} corrected for OCR misreadings (bench/outputs/reported/NOTES.md).")
+    labels = {c.key: c.label for c in spec.columns}
+    for item in reported.load_inconsistencies(spec.key):
+        where = "Mean" if item.generator == MEAN else labels.get(item.generator, item.generator)
+        against = "its row's mean" if item.kind == "mean-check" else "another table of the paper"
+        if item.generator == MEAN and item.kind == "mean-check":
+            against = "the mean of its row's values"
+        other = (f"; the reading {item.alternative:.1f} would fit" if item.alternative is not None
+                 else "; no single other reading fits")
+        notes.append(f"{INCONSISTENT_MARK} {item.method}, {where} {item.metric.upper()}: {item.printed:.1f} as printed, "
+                     f"although it disagrees with {against}{other} (bench/outputs/reported/inconsistencies.csv).")
+    return notes
+
+
+def build_table(key: str, models: list[ReproducedModel] | None = None, compare: bool = False) -> Table:
+    """One paper table; `models` adds reproduced rows, `compare` adds reproduced-minus-reported rows."""
+    spec = reported.table_spec(key)
+    metrics = _metrics(spec)
+    groups, subheaders = _header(spec)
+    references = {r.method: r.reference for r in reported.load_rows(key)}
+    paper = reported_values(spec)
+    rows = [
+        Row(f"{entry.method} {references[entry.method]}", "reported", _cells(paper[entry.method], metrics), entry.method)
+        for entry in spec.methods
+    ]
+    _rank(rows)
+    _flag_inconsistent(spec, rows)
+    flags = {row.method: [c.flag for c in row.cells] for row in rows}
+    table = Table(key, spec.title, spec.caption, spec.label, groups, subheaders, rows, notes=_notes(spec))
+    own_protocol = False
+    for model in models or []:
+        values, sources = reproduced_values(spec, model)
+        if all(v is None for v in values):
+            continue  # nothing of this table in the store for this model
+        own_protocol = own_protocol or model.protocol == "own"
+        table.reproduced.append(Row(model.label, "reproduced", _cells(values, metrics)))
+        table.sources += sources
+        if not compare:
+            continue
+        method = matching_method(spec, model)
+        if method is None:
+            table.notes.append(f"{model.label}: no reported row of the same method to compare with.")
+            continue
+        deltas = [None if r is None or p is None else r - p for r, p in zip(values, paper[method], strict=True)]
+        label = f"{method} {references[method]}"
+        delta_cells = _cells(deltas, metrics, signed=True)
+        for cell, flag in zip(delta_cells, flags[method], strict=True):
+            cell.flag = flag if cell.value is not None else ""
+        table.reproduced.append(Row(label, "delta", delta_cells, method))
+    if table.reproduced:
+        table.notes.append(
+            "Reproduced rows: the paper's test protocol (Resize((256, 256)), GANGen-Detection at native size)"
+            + (", except rows marked 'own protocol': the detector's own paper's test preprocessing "
+               "(bench run --protocol own)." if own_protocol else ".")
+        )
+    return table

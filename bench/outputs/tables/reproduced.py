@@ -1,0 +1,149 @@
+"""Reproduced numbers for the tables, read from the results store (docs/internals.md).
+
+A reproduced row is one (detector, weights) pair. For each suite it takes the latest finished run of
+that detector and weights that covered the suite, so a comparison row may draw its test sets from
+different runs; every table lists the runs it used. Runs with a perturbation are left out: the paper's
+tables are on clean images. FLOPs and Params come from `bench profile` (`profile/<detector>.json`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.engine.results import finished_runs
+from bench.engine.store import file_stem
+
+
+def default_results_root() -> Path:
+    from bench import settings
+
+    return settings.results_root()
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """One suite's metrics from one run: generator -> {acc, ap, ...} as fractions in [0, 1]."""
+
+    suite: str
+    run_id: str
+    finished_at: str
+    generators: dict[str, dict]
+    limit_per_class: int | None = None  # `bench run --limit`: a sample, not the whole test set
+    prob_precision: str = "float64"
+    """The probabilities its AP was computed from (metrics.json's `prob_precision`); runs written before
+    it was recorded used float64."""
+
+    def metric(self, generator: str, name: str) -> float | None:
+        """`name` of `generator` in percent, or None if the run lacks it (names match case-insensitively)."""
+        values = self.generators.get(generator)
+        if values is None:
+            folded = {g.casefold(): v for g, v in self.generators.items()}
+            values = folded.get(generator.casefold())
+        value = None if values is None else values.get(name)
+        return None if value is None else 100.0 * float(value)
+
+
+@dataclass
+class ReproducedModel:
+    """Everything the store holds for one detector with one set of weights."""
+
+    detector: str
+    display_name: str
+    weights_name: str | None  # "family:tag"; None for a checkpoint given by path
+    weights_sha256: str | None
+    weights_path: str | None = None
+    suites: dict[str, SuiteResult] = field(default_factory=dict)
+    profile: dict | None = None
+    profile_path: Path | None = None
+    protocol: str = "paper"
+    """`paper` or `own` (`bench run --protocol`): runs under different protocols are different rows."""
+    reported_method: str | None = None
+    """The paper-table method this detector reproduces (run.json's `reported_method`; for runs written
+    before it was recorded, the registered detector's declaration)."""
+
+    @property
+    def weights_family(self) -> str | None:
+        if self.weights_name and ":" in self.weights_name:
+            return self.weights_name.split(":", 1)[0]
+        return None
+
+    @property
+    def label(self) -> str:
+        """Row label, e.g. 'LFM (official weights, reproduced)', 'SAFE (official weights, reproduced, own
+        protocol)'."""
+        own = ", own protocol" if self.protocol == "own" else ""
+        return f"{self.display_name} ({self.weights_label}, reproduced{own})"
+
+    @property
+    def weights_label(self) -> str:
+        if self.weights_name and ":" in self.weights_name:
+            return f"{self.weights_name.split(':', 1)[1]} weights"
+        if self.weights_path:  # a checkpoint given by path: its file name says more than the full path
+            return f"weights {Path(self.weights_path).name}"
+        if self.weights_sha256:
+            return f"weights {self.weights_sha256[:10]}"
+        return "unknown weights"
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None  # a damaged or half-written file is not a result to show
+    return payload if isinstance(payload, dict) else None
+
+
+def _registered_reported_method(detector: str) -> str | None:
+    from bench.errors import BenchError
+    from detectors import get_detector
+
+    try:
+        return get_detector(detector).reported_method
+    except BenchError:
+        return None  # a detector this installation does not know: no reported row to match
+
+
+def load_profile(root: Path, detector: str) -> tuple[dict | None, Path]:
+    path = root / "profile" / f"{file_stem(detector)}.json"
+    return (_read_json(path) if path.is_file() else None), path
+
+
+def reproduced_models(root: str | Path | None = None) -> list[ReproducedModel]:
+    """The latest finished result per detector, weights and suite, grouped by (detector, weights, protocol)."""
+    root = Path(root) if root is not None else default_results_root()
+    models: dict[tuple[str, str, str], ReproducedModel] = {}
+    for run in finished_runs(root):
+        info, metrics = run.info, run.metrics
+        if info.get("perturbation"):
+            continue
+        weights = info.get("weights") or {}
+        detector = info.get("detector")
+        if not detector:
+            continue
+        identity = weights.get("sha256") or weights.get("name") or ""
+        protocol = info.get("protocol_choice") or "paper"  # runs before schema 2 used the paper's
+        model = models.get((detector, identity, protocol))
+        if model is None:
+            model = ReproducedModel(
+                detector=detector, display_name=info.get("display_name") or detector,
+                weights_name=weights.get("name"), weights_sha256=weights.get("sha256"),
+                weights_path=weights.get("path"), protocol=protocol,
+            )
+            models[(detector, identity, protocol)] = model
+        if "reported_method" in info:
+            model.reported_method = info["reported_method"] or ""  # "" = recorded as none
+        for suite, payload in (metrics.get("suites") or {}).items():
+            generators = (payload or {}).get("generators") or {}
+            # runs come oldest first, so a later run of the same suite replaces an earlier one
+            model.suites[suite] = SuiteResult(
+                suite, info["run_id"], info.get("finished_at") or "", generators, info.get("limit_per_class"),
+                metrics.get("prob_precision") or "float64",
+            )
+    for model in models.values():
+        if model.reported_method is None:
+            model.reported_method = _registered_reported_method(model.detector)
+        model.profile, path = load_profile(root, model.detector)
+        model.profile_path = path if model.profile is not None else None
+    return sorted(models.values(), key=lambda m: (m.display_name, m.weights_label))

@@ -1,7 +1,0 @@
-"""Paper-style tables: the reported numbers beside reproduced ones, as LaTeX or Markdown."""
-
-from bench.tables.build import Table, build_table
-from bench.tables.render import EXTENSIONS, FORMATS, render
-from bench.tables.reproduced import reproduced_models
-
-__all__ = ["EXTENSIONS", "FORMATS", "Table", "build_table", "render", "reproduced_models"]
