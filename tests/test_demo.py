@@ -27,6 +27,7 @@ from bench.demo import (
     real,
 )
 from bench.demo import build as demo_build
+from bench.demo import staging as demo_staging
 from bench.demo.generators import GENERATORS
 from bench.errors import BenchError, UnknownNameError
 
@@ -279,11 +280,11 @@ def test_code_change_changes_the_hash(monkeypatch, tmp_path):
     assert demo_build.content_hash({**SMALL, "demo-val": 13}) != before
     fake_sources = tmp_path / "src"
     fake_sources.mkdir()
-    here = Path(demo_build.__file__).parent
-    for name in ("real.py", "generators.py", "build.py"):
+    here = Path(demo_staging.__file__).parent
+    for name in ("real.py", "generators.py", "build.py", "staging.py"):
         (fake_sources / name).write_bytes((here / name).read_bytes())
     (fake_sources / "generators.py").write_bytes((here / "generators.py").read_bytes() + b"\n# changed\n")
-    monkeypatch.setattr(demo_build, "__file__", str(fake_sources / "build.py"))
+    monkeypatch.setattr(demo_staging, "__file__", str(fake_sources / "staging.py"))
     assert demo_build.content_hash(SMALL) != before
 
 
@@ -298,7 +299,7 @@ def test_missing_file_triggers_a_rebuild(small_tree, tmp_path):
 
 def test_interrupted_build_leaves_nothing_that_is_trusted(monkeypatch, tmp_path):
     calls = {"n": 0}
-    original = demo_build._save_png
+    original = demo_build.save_png
 
     def failing_save(pixels, path):
         calls["n"] += 1
@@ -306,12 +307,12 @@ def test_interrupted_build_leaves_nothing_that_is_trusted(monkeypatch, tmp_path)
             raise KeyboardInterrupt
         original(pixels, path)
 
-    monkeypatch.setattr(demo_build, "_save_png", failing_save)
+    monkeypatch.setattr(demo_build, "save_png", failing_save)
     with pytest.raises(KeyboardInterrupt):
         ensure_demo_data(tmp_path, quiet=True, counts=SMALL)
     assert not (tmp_path / "demo").exists()
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]
-    monkeypatch.setattr(demo_build, "_save_png", original)
+    monkeypatch.setattr(demo_build, "save_png", original)
     root = ensure_demo_data(tmp_path, quiet=True, counts=SMALL)
     assert (root / "manifest.json").is_file()
 

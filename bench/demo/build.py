@@ -17,24 +17,28 @@ and in Test Set 1). The fakes of a folder are made from patches drawn independen
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
-import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError, UnknownNameError
+from bench.demo.staging import (
+    build_in_place,
+    code_and_params_hash,
+    count_png,
+    overlay_counts,
+    read_manifest,
+    save_png,
+    single_threaded_torch,
+)
+from bench.errors import UnknownNameError
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +63,7 @@ SUITE_POOL = {"demo-gan": "test", "demo-diffusion": "test", "demo-train": "train
 DEFAULT_COUNTS: dict[str, int] = {"demo-gan": 150, "demo-diffusion": 150, "demo-train": 1000, "demo-val": 150}
 
 LABELS = ("0_real", "1_fake")
-_SOURCES = ("real.py", "generators.py", "build.py")  # the code whose change invalidates a built tree
-_BUILD_PREFIX = ".demo-build-"
-_OLD_PREFIX = ".demo-old-"
+_SOURCES = ("real.py", "generators.py", "build.py", "staging.py")  # the code whose change invalidates a built tree
 
 README = f"""\
 This folder holds {DEMO_NOTE}.
@@ -101,30 +103,6 @@ def demo_suite_root(data_root: str | Path, suite: str) -> Path:
     return demo_root(data_root) / suite
 
 
-def overlay_counts(defaults: Mapping[str, int], counts: Mapping[str, int] | None, kind: str) -> dict[str, int]:
-    """`defaults` with `counts` laid over it; `kind` names the suites in errors ("demo suite")."""
-    resolved = dict(defaults)
-    for suite, n in (counts or {}).items():
-        if suite not in defaults:
-            raise UnknownNameError(kind, suite, defaults)
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise BenchError(f"{kind.removesuffix(' suite')} image count for {suite} must be a positive integer, "
-                             f"got {n!r}")
-        resolved[suite] = n
-    return resolved
-
-
-def code_and_params_hash(sources: Sequence[str], params: Mapping) -> str:
-    """sha256 of the named source files of this package and of the parameters that change a tree's bytes:
-    a tree is out of date when either changes."""
-    digest = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in sources:
-        digest.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
-    digest.update(json.dumps(params, sort_keys=True).encode())
-    return digest.hexdigest()
-
-
 def resolve_counts(counts: Mapping[str, int] | None = None) -> dict[str, int]:
     """DEFAULT_COUNTS with `counts` laid over it (real images per generator folder; as many fakes)."""
     return overlay_counts(DEFAULT_COUNTS, counts, "demo suite")
@@ -147,43 +125,8 @@ def ensure_demo_data(
     root = demo_root(data_root)
     counts = resolve_counts(counts)
     digest = content_hash(counts)
-    if is_current(root, digest, counts):
-        return root
-    parent = root.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BenchError(f"cannot create the data root {parent} for the demo data: {error}") from error
-    _check_replaceable(root)
-    with _lock(parent):
-        if is_current(root, digest, counts):  # another process built it while we waited
-            return root
-        _remove_leftovers(parent)
-        try:
-            staging = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=parent))
-            staging.chmod(0o755)  # mkdtemp makes it private; the finished tree is ordinary shared data
-        except OSError as error:
-            raise BenchError(f"cannot write the demo data under {parent}: {error}") from error
-        try:
-            started = time.perf_counter()
-            if not quiet:
-                log.info("bench: building the %s under %s (first use; a few seconds)", DEMO_NOTE, root)
-            n_images = _build(staging, digest, counts, quiet)
-            _swap_into_place(staging, root)
-            if not quiet:
-                seconds = time.perf_counter() - started
-                log.info("bench: built %d demo images in %.1f s", n_images, seconds)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return root
-
-
-def read_manifest(root: Path) -> dict | None:
-    try:
-        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
+    return build_in_place(root, is_current=lambda: is_current(root, digest, counts),
+                          build=lambda staging: _build(staging, digest, counts, quiet), what=DEMO_NOTE, quiet=quiet)
 
 
 def is_current(root: Path, digest: str, counts: Mapping[str, int]) -> bool:
@@ -197,64 +140,9 @@ def is_current(root: Path, digest: str, counts: Mapping[str, int]) -> bool:
     for suite, generators in DEMO_SUITES.items():
         for generator in generators:
             for label in LABELS:
-                if _count_png(root / suite / generator / label) != counts[suite]:
+                if count_png(root / suite / generator / label) != counts[suite]:
                     return False
     return True
-
-
-def _count_png(folder: Path) -> int:
-    try:
-        with os.scandir(folder) as entries:
-            return sum(1 for e in entries if e.name.endswith(".png") and e.is_file())
-    except OSError:
-        return -1
-
-
-def _check_replaceable(root: Path) -> None:
-    """Refuse to replace a `demo` folder that bench.demo did not make (it could be the user's data)."""
-    if not root.exists():
-        return
-    manifest = read_manifest(root)
-    ours = manifest is not None and "bench.demo" in str(manifest.get("note", ""))
-    if not ours and (not root.is_dir() or any(root.iterdir())):
-        raise BenchError(
-            f"{root} exists but is not demo data made by bench.demo (no manifest.json from it); "
-            "move it away or pass another --data-root"
-        )
-
-
-@contextlib.contextmanager
-def _lock(parent: Path) -> Iterator[None]:
-    """An exclusive lock on `<data_root>/.demo.lock`, so two processes do not build at once (POSIX only;
-    elsewhere the atomic rename still keeps a half-built tree out of place)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    with open(parent / ".demo.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _remove_leftovers(parent: Path) -> None:
-    """Staging folders left by a build that was killed (we hold the lock, so none is in use)."""
-    for entry in parent.iterdir():
-        if entry.is_dir() and entry.name.startswith((_BUILD_PREFIX, _OLD_PREFIX)):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _swap_into_place(staging: Path, root: Path) -> None:
-    if root.exists():
-        old = Path(tempfile.mkdtemp(prefix=_OLD_PREFIX, dir=root.parent))
-        os.replace(root, old / "demo")
-        os.replace(staging, root)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, root)
 
 
 # ---- the build itself -------------------------------------------------------------------------------
@@ -265,27 +153,6 @@ def _stream(suite: str, generator: str, role: int) -> np.random.Generator:
     so adding a suite or a generator leaves the others' images unchanged."""
     key = [SEED, zlib.crc32(suite.encode()), zlib.crc32(generator.encode()), role]
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(key)))
-
-
-@contextlib.contextmanager
-def _single_threaded_torch() -> Iterator[None]:
-    """Each torch op on one thread (repeatable bytes); the build runs chunks on several Python threads
-    instead, which torch allows since its ops release the GIL."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _save_png(pixels: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    # zlib level 1: three times faster than the default for 6% larger files.
-    Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
 
 
 def _build(staging: Path, digest: str, counts: Mapping[str, int], quiet: bool) -> int:
@@ -300,7 +167,7 @@ def _build(staging: Path, digest: str, counts: Mapping[str, int], quiet: bool) -
         rows = []
         for offset, window in enumerate(windows):
             path = folder / f"{first + offset:04d}-{window.half.photo}.png"
-            _save_png(window.cut(IMAGE_SIZE), path)
+            save_png(window.cut(IMAGE_SIZE), path)
             rows.append({"path": path.relative_to(staging).as_posix(), "label": "0", **window.provenance()})
         return rows
 
@@ -310,14 +177,14 @@ def _build(staging: Path, digest: str, counts: Mapping[str, int], quiet: bool) -
         rows = []
         for offset, (window, pixels) in enumerate(zip(windows, fakes, strict=True)):
             path = folder / f"{first + offset:04d}-{window.half.photo}.png"
-            _save_png(pixels, path)
+            save_png(pixels, path)
             rows.append({"path": path.relative_to(staging).as_posix(), "label": "1", **window.provenance()})
         return rows
 
     n_images = 2 * sum(counts[suite] * len(gens) for suite, gens in DEMO_SUITES.items())
     workers = max(1, min(8, os.cpu_count() or 1))
     with (
-        _single_threaded_torch(),
+        single_threaded_torch(),
         ThreadPoolExecutor(workers) as pool,
         tqdm(
             total=n_images, desc="demo data", unit="img", file=sys.stderr, disable=True if quiet else None

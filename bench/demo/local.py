@@ -29,10 +29,6 @@ single-threaded while synthesising, and rebuilt when this code or the code it us
 from __future__ import annotations
 
 import json
-import shutil
-import sys
-import tempfile
-import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,7 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.demo.staging import (
+    build_in_place,
+    code_and_params_hash,
+    count_png,
+    overlay_counts,
+    read_manifest,
+    save_png,
+    single_threaded_torch,
+)
 
 LOCAL_FOLDER = "demo-local-data"
 """Under the data root. Not `demo-local`: that is the test suite's folder name, which names the suite."""
@@ -82,7 +86,7 @@ LOCAL_SUITES: dict[str, list[str]] = {
 SUITE_POOL = {"demo-local-train": "train", "demo-local-val": "val", "demo-local": "test"}
 DEFAULT_COUNTS = {"demo-local-train": 300, "demo-local-val": 60, "demo-local": 80}
 """Real images per manipulation folder; each folder holds as many fakes (and masks)."""
-_SOURCES = ("local.py", "real.py", "generators.py")
+_SOURCES = ("local.py", "real.py", "generators.py", "staging.py")
 
 README = """\
 This folder holds synthetic local-forgery demo data with masks (bench.demo.local; not a paper benchmark).
@@ -100,27 +104,21 @@ def local_root(data_root: str | Path) -> Path:
 
 
 def resolve_counts(counts: Mapping[str, int] | None = None) -> dict[str, int]:
-    from bench.demo.build import overlay_counts
-
     return overlay_counts(DEFAULT_COUNTS, counts, "local demo suite")
 
 
 def content_hash(counts: Mapping[str, int] | None = None) -> str:
-    from bench.demo.build import code_and_params_hash
-
     return code_and_params_hash(_SOURCES, {"format": FORMAT, "seed": SEED, "counts": resolve_counts(counts)})
 
 
 def is_current(root: Path, digest: str, counts: Mapping[str, int]) -> bool:
-    from bench.demo.build import _count_png, read_manifest
-
     manifest = read_manifest(root)
     if manifest is None or manifest.get("content_hash") != digest:
         return False
     for suite, folders in LOCAL_SUITES.items():
         for folder in folders:
             for label in ("0_real", "1_fake", "1_fake_masks"):
-                if _count_png(root / suite / folder / label) != counts[suite]:
+                if count_png(root / suite / folder / label) != counts[suite]:
                     return False
     return True
 
@@ -128,39 +126,13 @@ def is_current(root: Path, digest: str, counts: Mapping[str, int]) -> bool:
 def ensure_local_data(data_root: str | Path, *, quiet: bool = False,
                       counts: Mapping[str, int] | None = None) -> Path:
     """Return `<data_root>/demo-local`, building it first when missing, incomplete or out of date (in a
-    staging folder renamed into place, under the demo data's lock, like bench.demo.build)."""
-    from bench.demo.build import _check_replaceable, _lock, _remove_leftovers, _swap_into_place
-
+    staging folder swapped into place under the data root's lock: bench.demo.staging.build_in_place)."""
     root = local_root(data_root)
     counts = resolve_counts(counts)
     digest = content_hash(counts)
-    if is_current(root, digest, counts):
-        return root
-    parent = root.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BenchError(f"cannot create the data root {parent} for the demo data: {error}") from error
-    _check_replaceable(root)
-    with _lock(parent):
-        if is_current(root, digest, counts):
-            return root
-        _remove_leftovers(parent)
-        staging = Path(tempfile.mkdtemp(prefix=".demo-build-", dir=parent))
-        staging.chmod(0o755)
-        try:
-            started = time.perf_counter()
-            if not quiet:
-                print(f"bench: building the local-forgery demo data under {root} (first use; a few seconds)",
-                      file=sys.stderr)
-            n_images = _build(staging, digest, counts)
-            _swap_into_place(staging, root)
-            if not quiet:
-                print(f"bench: built {n_images} local-forgery images with masks in "
-                      f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return root
+    return build_in_place(root, is_current=lambda: is_current(root, digest, counts),
+                          build=lambda staging: _build(staging, digest, counts),
+                          what="local-forgery demo data with masks", quiet=quiet)
 
 
 # ---- regions ----------------------------------------------------------------------------------------
@@ -239,12 +211,12 @@ def composite(real: np.ndarray, fake: np.ndarray, mask: np.ndarray, blend: str) 
 
 def _build(staging: Path, digest: str, counts: Mapping[str, int]) -> int:
     from bench.demo import real
-    from bench.demo.build import IMAGE_SIZE, _save_png, _single_threaded_torch
+    from bench.demo.build import IMAGE_SIZE
     from bench.demo.generators import CHUNK, Synthesiser
 
     synthesisers: dict[str, Synthesiser] = {}
     n_images = 0
-    with _single_threaded_torch():
+    with single_threaded_torch():
         for suite, folders in LOCAL_SUITES.items():
             n = counts[suite]
             for folder in folders:
@@ -254,7 +226,7 @@ def _build(staging: Path, digest: str, counts: Mapping[str, int]) -> int:
                     (out / label).mkdir(parents=True)
                 reals = real.draw_windows(SUITE_POOL[suite], _stream(suite, folder, 0), n, IMAGE_SIZE)
                 for index, window in enumerate(reals):
-                    _save_png(window.cut(IMAGE_SIZE), out / "0_real" / f"{index:04d}-{window.half.photo}.png")
+                    save_png(window.cut(IMAGE_SIZE), out / "0_real" / f"{index:04d}-{window.half.photo}.png")
                 sources = real.draw_windows(SUITE_POOL[suite], _stream(suite, folder, 1), n, IMAGE_SIZE)
                 shapes_rng = _stream(suite, folder, 2)
                 if manipulation.generator not in synthesisers:
@@ -269,8 +241,8 @@ def _build(staging: Path, digest: str, counts: Mapping[str, int]) -> int:
                         shape = manipulation.shapes[int(shapes_rng.integers(len(manipulation.shapes)))]
                         image, mask = composite(patch, fake, region(shape, IMAGE_SIZE, shapes_rng), manipulation.blend)
                         name = f"{first + offset:04d}-{window.half.photo}.png"
-                        _save_png(image, out / "1_fake" / name)
-                        _save_png(mask.astype(np.uint8) * 255, out / "1_fake_masks" / name)
+                        save_png(image, out / "1_fake" / name)
+                        save_png(mask.astype(np.uint8) * 255, out / "1_fake_masks" / name)
                 n_images += 2 * n
     (staging / "README.txt").write_text(README, encoding="utf-8")
     manifest = {
