@@ -108,6 +108,9 @@ class Detector:
     """A frozen part loaded from its own file before the checkpoint (None: the checkpoint has everything)."""
     checkpoint_module: str | None = None
     """Dotted name of the submodule a checkpoint holds (UnivFD: ``fc``); None: the whole model."""
+    checkpoint_wrapper: str | None = None
+    """The key the detector's official checkpoints keep the state dict under (CNNDetection and SAFE save
+    ``{'model': state_dict}``); ``bench train`` writes its checkpoints the same way. None: a raw state dict."""
     imagenet_init: Callable[[nn.Module], Path] | None = None
     """``bench train --init imagenet``: loads ImageNet-pretrained weights from a local file into a freshly
     built model and returns the file's path (None: the detector has no such weights)."""

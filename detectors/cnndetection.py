@@ -54,6 +54,7 @@ def imagenet_init(model: nn.Module) -> Path:
 def cnndetection() -> Detector:
     return Detector(
         name="cnndetection",
+        checkpoint_wrapper="model",
         display_name="CNNDetection",
         build_model=CNNDetectionNet,
         weights_family="cnndetection",

@@ -87,6 +87,7 @@ class SAFENet(TruncatedResNet):
 def safe() -> Detector:
     return Detector(
         name="safe",
+        checkpoint_wrapper="model",
         display_name="SAFE",
         build_model=SAFENet,
         weights_family="safe",

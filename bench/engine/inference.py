@@ -2,7 +2,8 @@
 
 Logits stay within 1e-4 of the plain model (tests check it); what changes is how they are computed:
 - BatchNorm folded into the preceding convolution (one pass over the activations instead of two);
-- LFM's residual by tensor slicing instead of two 2x2 convolutions (checked to be the official kernels);
+- modules that offer an `inference_equivalent()` swapped for it (LFM's residual: tensor slicing instead
+  of two 2x2 convolutions, when they are the official kernels);
 - channels-last memory layout where it helps (CPU and CUDA convolutions prefer it);
 - uint8 images go to the device and are normalised there (4x less to copy than float32);
 - on CPU, batches scored in pieces of two images, which keep the activations in cache;
@@ -19,7 +20,6 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from detectors.base import Preprocessing
-from lfm.model import NPRResidual, SlicedNPRResidual
 
 CPU_MICRO_BATCH = 2
 """Images per forward pass on CPU (see FastScorer); measured best for LFM and NPR on 2 cores."""
@@ -47,12 +47,14 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def slice_residuals(model: nn.Module) -> nn.Module:
-    """Swap LFM's convolutional NPR residual for the sliced one when its kernels are the official ones."""
+def swap_inference_equivalents(model: nn.Module) -> nn.Module:
+    """Put each submodule's ``inference_equivalent()`` (a method a model file may define: a module that
+    computes the same outputs faster in eval mode, e.g. LFM's sliced NPR residual) in its place, in place."""
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, NPRResidual) and child.has_canonical_kernels():
-                setattr(parent, name, SlicedNPRResidual())
+            equivalent = getattr(child, "inference_equivalent", None)
+            if callable(equivalent):
+                setattr(parent, name, equivalent())
     return model
 
 
@@ -97,7 +99,7 @@ def prepare_scorer(
     device = torch.device(device)
     model = copy.deepcopy(model).eval()
     if optimize:
-        slice_residuals(fold_batchnorm(model))
+        swap_inference_equivalents(fold_batchnorm(model))
     if channels_last is None:
         channels_last = optimize
     model = model.to(device)

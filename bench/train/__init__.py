@@ -57,7 +57,6 @@ from bench.train.recipe import (
     seed_epoch,
 )
 from bench.train.state import (
-    CHECKPOINT_WRAPPERS,
     LOG_COLUMNS,
     RESUMABLE_CHANGES,
     STATE_FORMAT,
@@ -72,7 +71,6 @@ from bench.train.state import (
 
 __all__ = [
     "CHECKPOINT_RULES",
-    "CHECKPOINT_WRAPPERS",
     "DEMO_RECIPE",
     "LEGACY_RECIPE",
     "LOG_COLUMNS",

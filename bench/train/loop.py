@@ -26,12 +26,12 @@ from bench.train.parallel import Processes, convert_batchnorm, start_processes
 from bench.train.recipe import TrainConfig, TrainResult, lr_at, mix_seed, resolve_config, seed_epoch
 from bench.train.state import (
     STATE_FORMAT,
-    _torch_bytes,
     check_resumable,
     load_config,
     load_state,
     restore_rng_states,
     rng_states,
+    torch_bytes,
     write_checkpoint,
     write_log,
 )
@@ -374,7 +374,7 @@ def finish_epoch(run: Run, train_loss: float, metrics: dict, seconds: float) -> 
             "init_source": run.init_source,
             "masks": sorted(run.masks) if run.masks is not None else None, "mask_record": run.mask_record,
         }
-        atomic_write_bytes(run.folder / "state.pt", _torch_bytes(state))
+        atomic_write_bytes(run.folder / "state.pt", torch_bytes(state))
         flag = " (best)" if improved else ""
         log.info("epoch %d/%d  lr %.3g  loss %.4f  val acc %.4f ap %.4f%s  %.1fs", run.epoch, run.config.epochs,
                  record["lr"], train_loss, metrics["acc"], metrics["ap"], flag, seconds)

@@ -24,14 +24,12 @@ STATE_KEYS = ("epoch", "step", "model", "optimizer", "rng", "best", "best_epoch"
               "train_fingerprint")
 """What `finish_epoch` writes into state.pt and `setup` reads back."""
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "val_ap", "seconds")
-CHECKPOINT_WRAPPERS = {"cnndetection": "model", "safe": "model"}
-"""Weights families whose official checkpoints wrap the state dict (CNNDetection, SAFE: {'model': sd})."""
 RESUMABLE_CHANGES = ("epochs", "workers", "device", "amp", "data_root", "output", "checkpoint")
 """Config fields a resumed run may change: none of them alters what the remaining epochs compute
 (a different device or amp setting changes the arithmetic, not the recipe)."""
 
 
-def _torch_bytes(obj) -> bytes:
+def torch_bytes(obj) -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()
@@ -70,8 +68,8 @@ def write_checkpoint(folder: Path, which: str, model: nn.Module, detector, sidec
     from detectors import export_state_dict
 
     state_dict = export_state_dict(model, detector)
-    wrapper = CHECKPOINT_WRAPPERS.get(detector.weights_family)
-    payload = _torch_bytes({wrapper: state_dict} if wrapper else state_dict)
+    wrapper = detector.checkpoint_wrapper
+    payload = torch_bytes({wrapper: state_dict} if wrapper else state_dict)
     path = folder / f"{which}.pth"
     atomic_write_bytes(path, payload)
     atomic_write_json(folder / f"{which}.json", {
