@@ -428,7 +428,7 @@ def run_baseline(path: Path, baseline: dict, store, options, data_root: Path, up
 def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOutcome:
     from dataclasses import replace
 
-    from bench import api
+    from bench.engine import evaluation
     from bench.engine.protocol import protocol_name
 
     if baseline.get("data_root"):
@@ -448,9 +448,9 @@ def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOu
         got = {r.suite.name: protocol_name(r.suite.resize) for r in suites}
         if got != protocol:
             return CheckOutcome(path, "error", f"the baseline's protocol {protocol} differs from the suites' {got}")
-    selection = api.SuiteSelection(suites, data_root)
+    selection = evaluation.SuiteSelection(suites, data_root)
     guard_maps = bool(baseline.get("localisation"))  # maps cost time: only for baselines that guard them
-    result = api.evaluate([loaded], selection, config=replace(
+    result = evaluation.evaluate([loaded], selection, config=replace(
         options, limit=baseline.get("limit"), write_run=False, localisation=guard_maps,
         prob_precision=baseline.get("prob_precision", options.prob_precision)))
     fresh = result.runs[loaded.detector.name].metrics

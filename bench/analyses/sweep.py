@@ -1,6 +1,6 @@
 """Robustness sweeps: the same detectors and suites scored under each level of one or more perturbations.
 
-A sweep is many `bench.api.evaluate` calls, one per level (and one clean), each with the level's spec in
+A sweep is many `bench.evaluation.evaluate` calls, one per level (and one clean), each with the level's spec in
 its configuration: every level is an ordinary cached `bench run`, so a second sweep, or one that was
 killed and started again, reuses every generator already scored. The sweep folder
 (``<results>/sweeps/<id>/``) holds:
@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.engine.perturb import Grid, Perturbation
+from bench.engine.perturb import MILDER_WHEN_LARGER, Grid, Perturbation
 from bench.outputs.tables.assemble import Cell, HeaderGroup, Row, Table, format_value
 
 logger = logging.getLogger(__name__)
@@ -27,8 +27,6 @@ logger = logging.getLogger(__name__)
 CLEAN = "clean"
 METRICS = ("acc", "ap")
 
-# parameters where a larger value is the milder perturbation: their axis runs high -> low (worse to the right)
-MILDER_WHEN_LARGER = {"q", "keep", "side"}
 
 
 @dataclass
@@ -174,25 +172,26 @@ def sweep_folder(output: str | Path | None, detectors: list[str], suites: list[s
 
 
 def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bool = True):
-    """Score the clean level and every level of `grids`, each through `bench.api.evaluate` (cached per
+    """Score the clean level and every level of `grids`, each through `bench.evaluation.evaluate` (cached per
     generator like any run), then write sweep.json, the tables and the plots. Returns (result, folder).
-    Under torchrun each level is scored by every process (see bench.api.evaluate); rank 0 alone writes
+    Under torchrun each level is scored by every process (see bench.evaluation.evaluate); rank 0 alone writes
     the sweep folder, and the others get None as the folder."""
     import dataclasses
     import sys
 
     from tqdm import tqdm
 
-    from bench import api, settings
+    from bench import settings
+    from bench.engine import evaluation
     from bench.engine.config import EvalConfig
     from bench.engine.store import atomic_write_json, json_safe
     from bench.engine.suites import PAPER_SUITES, discover
 
     config = config or EvalConfig()
-    selection = suites if isinstance(suites, api.SuiteSelection) else api.select_suites(suites, config.data_root)
+    selection = suites if isinstance(suites, evaluation.SuiteSelection) else evaluation.select_suites(suites, config.data_root)
     weights = config.weights or ("demo" if selection.demo else None)
     names = [d.strip() for d in detectors.split(",")] if isinstance(detectors, str) else list(detectors)
-    loaded = [api.load_detector(name, weights) for name in names]  # loaded once, for every level
+    loaded = [evaluation.load_detector(name, weights) for name in names]  # loaded once, for every level
     levels = level_specs(grids)
     # as the runner: a paper suite's extra generators (not columns of its table) are not scored
     n_generators = sum(
@@ -208,7 +207,7 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
         for level in levels:
             spec = None if level is None else level.spec
             bar.set_postfix_str(spec or CLEAN)
-            run = api.evaluate(loaded, selection, config=dataclasses.replace(config, perturbation=spec))
+            run = evaluation.evaluate(loaded, selection, config=dataclasses.replace(config, perturbation=spec))
             result.values[spec or CLEAN] = {
                 name: {"acc": item.metrics["mean"]["acc"], "ap": item.metrics["mean"]["ap"],
                        "run": None if item.folder is None else str(item.folder)}

@@ -70,9 +70,8 @@ def build_visual(
     from bench.analyses.embeddings import compute_embeddings
     from bench.analyses.explain import explain_images
     from bench.analyses.separation import separation, tsne_2d
-    from bench.api import select_suites
-    from bench.commands.explain import weights_per_detector
     from bench.engine.config import EvalConfig
+    from bench.engine.evaluation import select_suites, weights_per_detector
     from bench.engine.inference import pick_device
     from bench.engine.store import ResultsStore
     from bench.engine.suites import resolve_suites

@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.analyses.embeddings import compute_embeddings, write_points
     from bench.analyses.separation import separation, tsne_2d
     from bench.api import select_suites
-    from bench.commands.explain import weights_per_detector
     from bench.engine.config import EvalConfig
+    from bench.engine.evaluation import weights_per_detector
     from bench.engine.store import ResultsStore, atomic_write_json, json_safe
     from bench.outputs.drawing import save, tsne_grid
     from detectors import get_detectors, load_detector

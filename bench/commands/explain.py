@@ -38,19 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print explain.json instead of the table")
 
 
-def weights_per_detector(spec: str | None, detectors: list) -> list[str | None]:
-    """One --weights for all, or a comma list with one entry per detector."""
-    if spec is None:
-        return [None] * len(detectors)
-    parts = [p.strip() for p in spec.split(",")]
-    if len(parts) == 1:
-        return parts * len(detectors)
-    if len(parts) != len(detectors):
-        raise BenchError(f"--weights has {len(parts)} entries for {len(detectors)} detectors; give one for all, "
-                         "or one per detector in --detector's order")
-    return parts
-
-
 def image_folder_names(files: list[Path]) -> list[str]:
     """A readable, unique folder name per image: its path below the common parent, `/` -> `__`."""
     import os
@@ -71,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from bench.analyses.explain import explain_images, localisation_summary
-    from bench.api import collect_images
+    from bench.engine.evaluation import collect_images, weights_per_detector
     from bench.engine.inference import pick_device
     from bench.engine.protocol import protocol_resize
     from bench.engine.store import atomic_write_json, json_safe

@@ -140,7 +140,23 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
         lines += ["", f"mean over all generators: ACC {METRICS['acc'].render(m['acc'])}  "
                       f"AP {METRICS['ap'].render(m['ap'])}"]
     if metrics.get("localisation"):
-        from bench.engine.localisation import render_localisation
-
         lines.append(render_localisation(metrics["localisation"]))
+    return "\n".join(lines)
+
+
+def render_localisation(blocks: dict[str, dict]) -> str:
+    """The localisation tables `bench run` prints under the detection metrics."""
+    from bench.engine.localisation import DISPLAY, LOCALISATION_METRICS
+    from bench.outputs.textable import format_table
+
+    def pct(value) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    lines = []
+    for suite, block in blocks.items():
+        rows = [[name, *(pct(m[k]) for k in LOCALISATION_METRICS), m["n_masks"]]
+                for name, m in [*block["generators"].items(), ("mean", block["mean"])]]
+        lines += ["", f"### {suite}: localisation against the forgery masks ({block['source']})",
+                  format_table(["generator", *(DISPLAY[k] for k in LOCALISATION_METRICS), "n masks"], rows,
+                               [False, True, True, True, True, True])]
     return "\n".join(lines)

@@ -3,14 +3,13 @@
 ACC at a fixed 0.5 says little when a detector's scores are shifted: it may call most real photographs
 fake while its AP is high. A threshold chosen on a separate set's real images (`real95`: the logit below
 which 95% of them fall, so at most 5% are called fake) or at that set's equal-error point (`eer`) gives an
-ACC that means something on new data. The calibration set is scored through the one evaluation path
-(`bench.api.evaluate`, cached like any other run); the threshold is a logit, applied as `logit > t`, and is
-recorded with where it came from in `run.json` and `metrics.json`.
+ACC that means something on new data. The calibration set is scored by the evaluation itself
+(bench.engine.evaluation, cached like any other run); this module only fits the threshold: a logit,
+applied as `logit > t`, recorded with where it came from in `run.json` and `metrics.json`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -49,33 +48,17 @@ class Calibration:
                 f"{how}, on {', '.join(self.suites)} ({self.n_real} real, {self.n_fake} fake)")
 
 
-def calibrate(loaded, spec: str, config, evaluated_roots=()) -> dict[str, Calibration]:
-    """Each loaded detector's threshold on the suite(s) `spec` names, scored through `bench.api.evaluate`
-    with the evaluation's own options (no run folder). A calibration set that is one of the evaluated
-    suites is refused: a threshold chosen on the test images is an oracle, not a calibration."""
-    from bench import api
-
-    if config.calibrate_rule not in CALIBRATION_RULES:
-        raise BenchError(f"--calibrate-rule {config.calibrate_rule!r} is not one of {', '.join(CALIBRATION_RULES)}")
-    selection = api.select_suites(spec, config.data_root)
-    roots = {r.root.resolve() for r in selection.suites}
-    overlap = roots & {root.resolve() for root in evaluated_roots}
-    if overlap:
-        raise BenchError(
-            f"--calibrate-on {spec}: {', '.join(sorted(map(str, overlap)))} is also being evaluated; choose the "
-            "threshold on other images (a validation split such as progan4-val or demo-val)"
-        )
-    inner = dataclasses.replace(config, calibrate_on=None, write_run=False)
-    result = api.evaluate(list(loaded), selection, config=inner)
-    calibrations = {}
-    for name, run in result.runs.items():
-        scores = run.scores
-        n_real, n_fake = int((scores["label"] == 0).sum()), int((scores["label"] == 1).sum())
-        needed = n_real if config.calibrate_rule == "real95" else min(n_real, n_fake)
-        if needed == 0:
-            need = "real images" if config.calibrate_rule == "real95" else "real and fake images"
-            raise BenchError(f"--calibrate-on {spec}: no scored {need} to calibrate {name} on")
-        threshold = calibrate_threshold(scores["label"].to_numpy(), scores["logit"].to_numpy(), config.calibrate_rule)
-        calibrations[name] = Calibration(spec, tuple(selection.names), config.calibrate_rule, threshold, n_real, n_fake)
-        log.debug("%s: %s", name, calibrations[name].sentence())
-    return calibrations
+def fit_calibration(detector: str, scores, rule: str, on: str, suites) -> Calibration:
+    """The threshold `rule` picks on a detector's scores of the calibration set (a frame with `label` and
+    `logit`), with where it came from. Scoring the set is the evaluation's job (bench.engine.evaluation)."""
+    if rule not in CALIBRATION_RULES:
+        raise BenchError(f"--calibrate-rule {rule!r} is not one of {', '.join(CALIBRATION_RULES)}")
+    n_real, n_fake = int((scores["label"] == 0).sum()), int((scores["label"] == 1).sum())
+    needed = n_real if rule == "real95" else min(n_real, n_fake)
+    if needed == 0:
+        need = "real images" if rule == "real95" else "real and fake images"
+        raise BenchError(f"--calibrate-on {on}: no scored {need} to calibrate {detector} on")
+    threshold = calibrate_threshold(scores["label"].to_numpy(), scores["logit"].to_numpy(), rule)
+    calibration = Calibration(on, tuple(suites), rule, threshold, n_real, n_fake)
+    log.debug("%s: %s", detector, calibration.sentence())
+    return calibration

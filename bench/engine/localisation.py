@@ -159,20 +159,3 @@ def localise_run(loaded, suites, *, device: torch.device | str = "cpu", limit: i
         if block is not None:
             blocks[resolved.suite.name] = block
     return blocks
-
-
-def render_localisation(blocks: dict[str, dict]) -> str:
-    """The localisation tables `bench run` prints under the detection metrics."""
-    from bench.outputs.textable import format_table
-
-    def pct(value) -> str:
-        return "-" if value is None else f"{100 * value:.1f}"
-
-    lines = []
-    for suite, block in blocks.items():
-        rows = [[name, *(pct(m[k]) for k in LOCALISATION_METRICS), m["n_masks"]]
-                for name, m in [*block["generators"].items(), ("mean", block["mean"])]]
-        lines += ["", f"### {suite}: localisation against the forgery masks ({block['source']})",
-                  format_table(["generator", *(DISPLAY[k] for k in LOCALISATION_METRICS), "n masks"], rows,
-                               [False, True, True, True, True, True])]
-    return "\n".join(lines)

@@ -457,6 +457,11 @@ def parse(spec: str | Perturbation | None) -> Perturbation | None:
     return _build(cls, {key: options[0] for key, options in values.items()})
 
 
+MILDER_WHEN_LARGER = frozenset({"q", "keep", "side"})
+"""Parameters whose larger values are the milder perturbation: a sweep's axis runs high -> low for them,
+so that worse is always to the right (tables and plots)."""
+
+
 @dataclass(frozen=True)
 class Grid:
     """The levels of one swept perturbation: the parameter that varies and one Perturbation per value."""

@@ -146,14 +146,14 @@ def decode_spec(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig) -> D
     return DecodeSpec.for_detector(
         unit.suite.suite.resize, loaded.preprocessing, own_protocol=config.protocol == "own",
         load_truncated=config.load_truncated, perturbation=parse(config.perturbation),
-        min_side=_min_side(loaded), max_pixels=default_max_pixels(),
+        min_side=min_side_for(loaded), max_pixels=default_max_pixels(),
     )
 
 
 _MIN_SIDES: dict[int, int] = {}
 
 
-def _min_side(loaded: LoadedDetector) -> int:
+def min_side_for(loaded: LoadedDetector) -> int:
     """The smallest side the detector's model takes (probed once per model): smaller native-size images
     are skipped as "too small for the model" instead of failing the run."""
     if loaded.detector.preprocessing.input_size:  # a fixed-size model gets its own size anyway
@@ -358,16 +358,6 @@ def collect_scores(run: DetectorRun, suite_names: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def metrics_for_run(run: DetectorRun, suites: list[ResolvedSuite], scores: pd.DataFrame | None = None,
-                    prob_precision: str = DEFAULT_PROB_PRECISION) -> dict:
-    suite_names = [s.suite.name for s in suites]
-    if scores is None:
-        scores = collect_scores(run, suite_names)
-    generator_order = {s: [g for (suite, g) in run.frames if suite == s] for s in suite_names}
-    return metrics_for(scores[scores["reason"].isna()], suite_names, generator_order,
-                       prob_precision=prob_precision, calibration=run.calibration)
-
-
 def cropped_record(scored: pd.DataFrame) -> dict:
     """`cropped.csv` (suite, generator, path of every image cropped to an even size before scoring) and
     how many scored images have no record (scored into the cache before it was kept)."""
@@ -439,47 +429,44 @@ def write_failure(error: OSError, where: Path) -> BenchError:
     )
 
 
-def write_run(
-    run: DetectorRun, suites: list[ResolvedSuite], store: ResultsStore, config: EvalConfig,
-    data_root: Path, started_at: str, note: str | None = None,
-) -> tuple[Path, dict, pd.DataFrame, dict]:
-    """Assemble the run folder of one detector from its (cached or fresh) scores.
-    Returns (folder, metrics, scored rows, run.json content)."""
-    loaded = run.loaded
-    suite_names = [s.suite.name for s in suites]
-    run_id = (f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{file_stem(loaded.detector.name)}-"
-              f"{'+'.join(suite_names)}")
-    if len(run_id) > 120:
-        run_id = run_id[:120]
-    folder = store.new_run_dir(run_id)
-    info = {"run_id": folder.name, **run_info(run, suites, config, data_root, started_at, note)}
-    try:
-        return _fill_run_folder(run, suites, config, folder, info)
-    except OSError as error:
-        if error.errno not in WRITE_ERRNOS:
-            raise
-        info.update(status="failed", error=f"{error.strerror or error}: {error.filename or folder}")
-        try:  # the disk may take this small file even when it refused a large one
-            atomic_write_json(folder / "run.json", info)
-        except OSError:
-            log.warning("could not mark %s as failed either", folder / "run.json")
-        raise write_failure(error, folder) from error
+@dataclass
+class AssembledRun:
+    """Everything a run folder holds, computed once from a detector's scores: what `evaluate` returns and
+    what `write_run` writes, so the two cannot differ."""
+
+    info: dict
+    """run.json content (status "finished"; `write_run` adds the run id)."""
+    metrics: dict
+    """metrics.json content, localisation included."""
+    scored: pd.DataFrame
+    """scores.parquet: SCORE_COLUMNS, one row per scored image."""
+    skipped: pd.DataFrame
+    """suite, generator, path, reason of every file that could not be used."""
+    cropped: dict
+    """`cropped_record` of the scored images."""
 
 
-def _fill_run_folder(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, folder: Path,
-                     info: dict) -> tuple[Path, dict, pd.DataFrame, dict]:
+def assemble_run(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, data_root: Path,
+                 started_at: str, note: str | None = None) -> AssembledRun:
+    """A detector's run from its (cached or fresh) scores: metrics per generator and suite, the
+    localisation metrics on suites with forgery masks, and run.json's provenance and counts."""
     suite_names = [s.suite.name for s in suites]
-    atomic_write_json(folder / "run.json", info)
-    scores = collect_scores(run, suite_names)
-    skipped = scores[scores["reason"].notna()]
-    scored = scores[scores["reason"].isna()][SCORE_COLUMNS].reset_index(drop=True)
-    atomic_write_parquet(folder / "scores.parquet", scored)
-    atomic_write_csv(folder / "skipped.csv", skipped[["path", "reason"]].assign(
-        path=skipped["suite"] + "/" + skipped["path"]).reset_index(drop=True))
-    cropped = cropped_record(scores[scores["reason"].isna()])
-    atomic_write_csv(folder / "cropped.csv", cropped["rows"])
-    metrics = metrics_for_run(run, suites, scores, config.prob_precision)
-    atomic_write_json(folder / "metrics.json", metrics)
+    everything = collect_scores(run, suite_names)
+    usable = everything[everything["reason"].isna()]
+    scored = usable[SCORE_COLUMNS].reset_index(drop=True)
+    skipped = everything[everything["reason"].notna()][["suite", "generator", "path", "reason"]].reset_index(drop=True)
+    cropped = cropped_record(usable)
+    generator_order = {s: [g for (suite, g) in run.frames if suite == s] for s in suite_names}
+    metrics = metrics_for(usable, suite_names, generator_order, prob_precision=config.prob_precision,
+                          calibration=run.calibration)
+    if config.localisation and config.perturbation is None:
+        from bench.engine.localisation import localise_run
+
+        blocks = localise_run(run.loaded, suites, device=config.device, limit=config.limit,
+                              progress=config.progress, own_protocol=config.protocol == "own")
+        if blocks:
+            metrics["localisation"] = blocks
+    info = run_info(run, suites, config, data_root, started_at, note)
     info.update(
         status="finished",
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -489,5 +476,39 @@ def _fill_run_folder(run: DetectorRun, suites: list[ResolvedSuite], config: Eval
         cropped_unknown=cropped["unknown"],
         work_keys={f"{k[0]}/{k[1]}": work_key(v) for k, v in run.key_fields.items()},
     )
-    atomic_write_json(folder / "run.json", info)
-    return folder, metrics, scored, info
+    return AssembledRun(info, metrics, scored, skipped, cropped)
+
+
+def write_run(assembled: AssembledRun, store: ResultsStore) -> Path:
+    """Write an assembled run into a new run folder: run.json ("running"), the scores, skipped and cropped
+    files, metrics.json, then run.json ("finished"). A store that stops taking writes marks the folder
+    failed and raises the message that says finished scores are kept."""
+    info = assembled.info
+    suite_names = info["suites"]
+    run_id = (f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{file_stem(info['detector'])}-"
+              f"{'+'.join(suite_names)}")
+    if len(run_id) > 120:
+        run_id = run_id[:120]
+    folder = store.new_run_dir(run_id)
+    info = {"run_id": folder.name, **info}
+    assembled.info = info
+    try:
+        atomic_write_json(folder / "run.json", {**info, "status": "running", "finished_at": None})
+        atomic_write_parquet(folder / "scores.parquet", assembled.scored)
+        skipped = assembled.skipped
+        atomic_write_csv(folder / "skipped.csv", skipped[["path", "reason"]].assign(
+            path=skipped["suite"] + "/" + skipped["path"]).reset_index(drop=True))
+        atomic_write_csv(folder / "cropped.csv", assembled.cropped["rows"])
+        atomic_write_json(folder / "metrics.json", assembled.metrics)
+        atomic_write_json(folder / "run.json", info)
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        failed = {**info, "status": "failed", "finished_at": None,
+                  "error": f"{error.strerror or error}: {error.filename or folder}"}
+        try:  # the disk may take this small file even when it refused a large one
+            atomic_write_json(folder / "run.json", failed)
+        except OSError:
+            log.warning("could not mark %s as failed either", folder / "run.json")
+        raise write_failure(error, folder) from error
+    return folder

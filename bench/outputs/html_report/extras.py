@@ -87,7 +87,7 @@ def _level_value(level: dict):
 def robustness_figure(sweep: dict) -> Figure:
     """One panel per swept perturbation: AP (solid) and ACC (dashed) against the level, a line per detector,
     the clean AP as a dotted line."""
-    from bench.analyses.sweep import MILDER_WHEN_LARGER
+    from bench.engine.perturb import MILDER_WHEN_LARGER
 
     grids = sweep.get("grids") or []
     figure = Figure(figsize=(max(4.2, 3.9 * len(grids)), 3.5), layout="constrained")

@@ -1,0 +1,353 @@
+"""The evaluation: suites resolved, detectors loaded, every image scored through the one loop (cached per
+unit of work, see bench.engine.runner), each detector's run assembled once and written; and `predict`, the
+same scoring on loose files. `bench.api` re-exports these; analyses (sweeps, checks, calibration) call them
+here, never through the façade.
+
+Policy lives here: which suites a spec means (and the demo fallback when none of a group's suites is on
+disk), which weights a detector gets by default (its own on paper suites, `demo` on the demo suites), and
+where results go.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.demo import DEMO_NOTE
+from bench.engine.calibration import Calibration, fit_calibration
+from bench.engine.config import EvalConfig
+from bench.engine.decode import DecodeSpec, default_max_pixels
+from bench.engine.distributed import start_processes
+from bench.engine.inference import pick_device, prepare_scorer
+from bench.engine.metrics import probability
+from bench.engine.protocol import protocol_resize
+from bench.engine.provenance import now_iso
+from bench.engine.runner import (
+    WRITE_ERRNOS,
+    DetectorRun,
+    assemble_run,
+    min_side_for,
+    score_suites,
+    write_failure,
+    write_run,
+)
+from bench.engine.scoring import score_images
+from bench.engine.store import ResultsStore
+from bench.engine.suites import (
+    GROUPS,
+    IMAGE_EXTENSIONS,
+    ResolvedSuite,
+    default_data_root,
+    resolve_suites_building_demo,
+)
+from bench.errors import BenchError
+from detectors import Detector, LoadedDetector, get_detectors
+from detectors import load_detector as _load_detector
+
+log = logging.getLogger(__name__)
+
+README_DATA_SECTION = "README.md, section 'Getting the paper's data'"
+DEMO_FOR_GROUP = {"all": "demo", "gan": "demo-gan", "diffusion": "demo-diffusion"}
+"""A group whose suites are none of them on disk falls back to these demo suites."""
+
+
+def load_detector(detector: str | Detector, weights: str | None = None) -> LoadedDetector:
+    """A registered detector with its weights loaded strictly (never a randomly initialised model).
+
+    `weights`: a registered name (`lfm:official`), a tag of the detector's family (`official`, `demo`), a
+    checkpoint path, or None for the detector's default weights."""
+    return _load_detector(detector, weights)
+
+
+# ------------------------------------------------------------------------------------------ suites
+
+
+@dataclass
+class SuiteSelection:
+    """What a `--suite` spec resolved to: the suites present on disk, and whether they are the demo."""
+
+    suites: list[ResolvedSuite]
+    data_root: Path
+    note: str | None = None
+    """Said to the user before the work: why these suites (e.g. the demo fallback)."""
+
+    @property
+    def demo(self) -> bool:
+        return bool(self.suites) and all(r.suite.demo for r in self.suites)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.suite.name for r in self.suites]
+
+
+def select_suites(spec: str, data_root: str | Path | None = None) -> SuiteSelection:
+    """Resolve a suite spec (a name, alias, group, comma list or folder) against a data root.
+
+    A group with none of its suites under the data root falls back to the synthetic demo suites (built
+    offline on first use). A suite named explicitly but missing is an error; a group's missing members
+    are skipped with a warning."""
+    root = Path(data_root).expanduser() if data_root else default_data_root()
+    resolved = resolve_suites_building_demo(spec, root)
+    present = [r for r in resolved if r.exists]
+    missing = [r for r in resolved if not r.exists]
+    explicit = {part.strip().lower() for part in spec.split(",")} - set(GROUPS)
+    if spec.strip().lower() in DEMO_FOR_GROUP and not present:
+        demo = resolve_suites_building_demo(DEMO_FOR_GROUP[spec.strip().lower()], root)
+        note = (
+            f"No paper suite found under {root.resolve()}: running the demo suites "
+            f"{' and '.join(r.suite.name for r in demo)} with the bundled demo weights instead. "
+            f"They are {DEMO_NOTE}. To run the paper's suites, see {README_DATA_SECTION}."
+        )
+        return SuiteSelection(demo, root, note)
+    for r in missing:
+        named = r.suite.name in explicit or any(alias in explicit for alias in r.suite.aliases)
+        message = f"suite {r.suite.name} not found at {r.root} (published at {r.suite.source})"
+        if named:
+            raise BenchError(f"{message}. Download it there or pass --data-root; see {README_DATA_SECTION}.")
+        log.warning("skipping %s", message)
+    if not present:
+        raise BenchError(f"none of the suites in {spec!r} is under {root}; see {README_DATA_SECTION}")
+    selection = SuiteSelection(present, root)
+    if selection.demo:
+        selection.note = f"{' and '.join(selection.names)}: {DEMO_NOTE}."
+    return selection
+
+
+def weights_per_detector(spec: str | None, detectors: list) -> list[str | None]:
+    """One --weights for all, or a comma list with one entry per detector."""
+    if spec is None:
+        return [None] * len(detectors)
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) == 1:
+        return parts * len(detectors)
+    if len(parts) != len(detectors):
+        raise BenchError(f"--weights has {len(parts)} entries for {len(detectors)} detectors; give one for all, "
+                         "or one per detector in --detector's order")
+    return parts
+
+
+
+# ---------------------------------------------------------------------------------------- evaluate
+
+
+@dataclass
+class DetectorResult:
+    """One detector's result of an evaluation."""
+
+    detector: str
+    display_name: str
+    weights: str
+    weights_sha256: str
+    metrics: dict
+    """metrics.json content: per suite, per generator and means (fractions in [0, 1], NaN if undefined)."""
+    scores: pd.DataFrame
+    """One row per scored image: suite, generator, path (relative to the suite root), label, logit, prob."""
+    skipped: pd.DataFrame
+    """Files that could not be used: suite, generator, path, reason."""
+    info: dict
+    """run.json content (provenance)."""
+    folder: Path | None = None
+    """The run folder (None when the evaluation was asked not to write one)."""
+
+
+@dataclass
+class RunResult:
+    runs: dict[str, DetectorResult]
+    suites: list[str]
+    demo: bool
+    note: str | None
+    device: str
+    seconds: float
+
+    def __getitem__(self, detector: str) -> DetectorResult:
+        return self.runs[detector]
+
+
+def _loaded_detectors(detectors, weights: str | None, demo: bool) -> list[LoadedDetector]:
+    """Names (comma string or list), registered Detectors or LoadedDetectors -> loaded detectors.
+    Every weights file is checked before any work starts."""
+    if isinstance(detectors, (str, Detector, LoadedDetector)):
+        detectors = [detectors]
+    weights_spec = weights or ("demo" if demo else None)
+    loaded: list[LoadedDetector] = []
+    for item in detectors:
+        if isinstance(item, LoadedDetector):
+            loaded.append(item)
+        elif isinstance(item, Detector):
+            loaded.append(_load_detector(item, weights_spec))
+        else:
+            loaded.extend(_load_detector(d, weights_spec) for d in get_detectors(str(item)))
+    if not loaded:
+        raise BenchError("no detector given")
+    names = [item.detector.name for item in loaded]
+    if len(set(names)) != len(names):
+        raise BenchError(f"detector names repeat ({', '.join(names)}): evaluate each once")
+    return loaded
+
+
+def evaluate(
+    detectors: str | Detector | LoadedDetector | Sequence[str | Detector | LoadedDetector],
+    suites: str | SuiteSelection = "all",
+    *,
+    config: EvalConfig | None = None,
+    **options,
+) -> RunResult:
+    """Evaluate detectors on suites under one protocol; the one evaluation path of the harness.
+
+    `options` are `EvalConfig` fields and override `config` (e.g. `limit=50, device="cpu"`). Scores are
+    cached per unit of work (see bench.engine.runner): a second call reuses them, a killed call resumes."""
+    config = _config(config, options)
+    if isinstance(suites, SuiteSelection):
+        selection = suites
+    else:
+        selection = select_suites(suites, config.data_root)
+        if selection.note:
+            log.info("%s", selection.note)
+    loaded = _loaded_detectors(detectors, config.weights, selection.demo)
+    # under torchrun: join the process group (gloo on CPU, NCCL on CUDA) and use this rank's GPU; each
+    # process then scores its share of every unit, and rank 0 alone writes the run folders
+    procs, device = start_processes(config.device)
+    config = dataclasses.replace(config, device=str(device))
+    store = ResultsStore(config.output)
+    store.require_writable(runs=config.write_run)
+    started_at, started = now_iso(), time.perf_counter()
+    runs = [DetectorRun(item) for item in loaded]
+    if config.calibrate_on:
+        calibrations = _calibrate(loaded, config, [r.root for r in selection.suites])
+        for run in runs:
+            run.calibration = calibrations[run.name]
+    try:
+        score_suites(runs, selection.suites, store, config)
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        raise write_failure(error, store.root / "cache") from error
+    results: dict[str, DetectorResult] = {}
+    for run in runs:
+        assembled = assemble_run(run, selection.suites, config, selection.data_root, started_at, selection.note)
+        folder = write_run(assembled, store) if config.write_run and procs.is_main else None
+        results[run.name] = DetectorResult(
+            detector=run.name, display_name=run.loaded.detector.display_name, weights=run.loaded.weights.label,
+            weights_sha256=run.loaded.weights.sha256, metrics=assembled.metrics, scores=assembled.scored,
+            skipped=assembled.skipped, info=assembled.info, folder=folder,
+        )
+    return RunResult(results, selection.names, selection.demo, selection.note, config.device,
+                     time.perf_counter() - started)
+
+
+def _config(config: EvalConfig | None, options: dict) -> EvalConfig:
+    try:
+        return dataclasses.replace(config or EvalConfig(), **options)
+    except TypeError as error:
+        known = ", ".join(f.name for f in dataclasses.fields(EvalConfig))
+        raise BenchError(f"{error}; EvalConfig fields: {known}") from error
+
+
+def _calibrate(loaded: list[LoadedDetector], config: EvalConfig, evaluated_roots) -> dict[str, Calibration]:
+    """Each detector's threshold on the set `config.calibrate_on` names, scored by this same evaluation
+    (cached, no run folder) with the evaluation's own options. A calibration set that is one of the
+    evaluated suites is refused: a threshold chosen on the test images is an oracle, not a calibration."""
+    spec = config.calibrate_on
+    selection = select_suites(spec, config.data_root)
+    overlap = {r.root.resolve() for r in selection.suites} & {root.resolve() for root in evaluated_roots}
+    if overlap:
+        raise BenchError(
+            f"--calibrate-on {spec}: {', '.join(sorted(map(str, overlap)))} is also being evaluated; choose the "
+            "threshold on other images (a validation split such as progan4-val or demo-val)"
+        )
+    inner = dataclasses.replace(config, calibrate_on=None, write_run=False, localisation=False)
+    result = evaluate(list(loaded), selection, config=inner)
+    return {name: fit_calibration(name, run.scores, config.calibrate_rule, spec, selection.names)
+            for name, run in result.runs.items()}
+
+
+# ----------------------------------------------------------------------------------------- predict
+
+
+@dataclass
+class Prediction:
+    path: str
+    logit: float
+    prob: float
+    cropped: bool = False
+    """Cropped to an even size first (native protocol, odd width or height)."""
+
+    @property
+    def verdict(self) -> str:
+        return "fake" if self.prob > 0.5 else "real"
+
+
+@dataclass
+class PredictResult:
+    detector: LoadedDetector
+    protocol: str
+    predictions: list[Prediction] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) of every file that could not be scored."""
+
+
+def collect_images(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given (any extension: the decoder decides), folders searched recursively for images."""
+    paths = [str(p) for p in paths]
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise BenchError(f"{raw} does not exist")
+    if not found:
+        raise BenchError(f"no image files found in {', '.join(paths)}")
+    return found
+
+
+def predict(
+    detector: str | Detector | LoadedDetector,
+    paths: Iterable[str | Path],
+    *,
+    weights: str | None = None,
+    protocol: str = "resize256",
+    device: str = "auto",
+    batch_size: int = 32,
+) -> PredictResult:
+    """Score image files (or folders of them) with one detector under a test protocol
+    (`resize256`, the paper's, or `native`). Unusable files are listed in `skipped`, not fatal."""
+    if batch_size < 1:
+        raise BenchError("--batch-size must be at least 1")
+    try:
+        resize = protocol_resize(protocol)
+    except ValueError as error:
+        raise BenchError(str(error)) from error
+    files = collect_images(paths)
+    loaded = detector if isinstance(detector, LoadedDetector) else _load_detector(detector, weights)
+    torch_device = pick_device(device)
+    scorer = prepare_scorer(loaded.model, loaded.preprocessing, torch_device)
+    # native size: images under the model's smallest side or over the pixel limit are skipped with a reason
+    spec = DecodeSpec.for_detector(resize, loaded.preprocessing, min_side=min_side_for(loaded),
+                                   max_pixels=default_max_pixels())
+    result = PredictResult(loaded, protocol)
+    name = loaded.detector.name
+    for rows in score_images([(f, -1) for f in files], {name: scorer}, spec, device=torch_device,
+                             batch_size=batch_size):
+        for row in rows:
+            path = str(files[row.index])
+            logit = row.values.get(name)
+            if logit is None:
+                result.skipped.append((path, row.reasons.get(name) or "not scored"))
+                continue
+            logit = float(logit)
+            if not math.isfinite(logit):  # a broken checkpoint, not a verdict
+                raise BenchError(f"detector {name} with weights {loaded.weights.label} ({loaded.weights.path}) gave a "
+                                 f"non-finite logit ({logit}) on {path}: the checkpoint or the model is broken")
+            result.predictions.append(Prediction(path, logit, probability(logit), row.cropped))
+    return result
+
