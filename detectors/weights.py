@@ -286,3 +286,10 @@ def require_local(entry: WeightsEntry, needed_for: str, also: tuple[Path, ...] =
         )
     verify(entry, path)
     return path
+
+
+def fetch_weights(name: str) -> tuple[WeightsEntry, Path, str]:
+    """Fetch a named weights file into the cache (or find it locally) and verify it: (entry, path, sha256)."""
+    entry = get_weights_entry(name)
+    path = fetch(entry)
+    return entry, path, verify(entry, path)

@@ -120,8 +120,9 @@ def test_the_private_name_check_sees_a_planted_import(tmp_path):
         planted.unlink()
 
 
-ALLOWED_IN_COMMANDS = ("add_arguments", "run")
-"""A command module defines its parser and its `run`; anything else it defines renders or prints."""
+ALLOWED_IN_COMMANDS = ("add_arguments", "run", "config_from_args")
+"""A command module defines its parser (`add_*`, `parse_*`, `config_from_args`) and its `run`; anything else it
+defines renders, formats or prints."""
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "bench" / "commands").glob("*.py")), ids=lambda p: p.name)
@@ -129,5 +130,16 @@ def test_command_modules_only_parse_and_print(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     functions = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
     others = [name for name in functions
-              if name not in ALLOWED_IN_COMMANDS and not name.startswith(("render", "print", "_render", "_print"))]
+              if name not in ALLOWED_IN_COMMANDS
+              and not name.startswith(("add_", "parse_", "render", "print", "_format", "_render", "_print"))]
     assert others == [], f"{path.name} defines {others}: work belongs in bench.api's layers"
+
+
+def test_every_public_api_name_resolves():
+    from bench import api
+
+    unresolved = [name for name in api.__all__ if getattr(api, name, None) is None]
+    assert unresolved == []
+    assert set(dir(api)) == set(api.__all__)
+    with pytest.raises(AttributeError):
+        api.no_such_thing  # noqa: B018

@@ -239,7 +239,7 @@ def test_lr_schedule(tiny, tmp_path):
 
 def test_cli_defaults_and_the_demo_recipe():
     parser = build_parser()
-    from bench.commands.train import build_config
+    from bench.commands.train import config_from_args as build_config
 
     demo = build_config(parser.parse_args(["train", "--detector", "lfm", "--train-set", "demo"]))
     assert (demo.resize, demo.crop, demo.epochs, demo.batch_size) == (None, 96, 50, 32)

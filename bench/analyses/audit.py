@@ -240,3 +240,41 @@ def audit_suite(suite_name: str, root: Path, generators, workers: int = 4, progr
 
 def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+
+
+def audit_suites(spec: str = "demo", data_root: str | Path | None = None, *, workers: int | None = None,
+                 progress: bool = True, quiet: bool = False) -> list[SuiteAudit]:
+    """Audit every suite `spec` names (a name, group, comma list or folder; the demo data is built on first
+    use): per generator, the file facts of each class and the shortcuts they offer. Only headers are read."""
+    import os
+    import sys
+
+    from tqdm import tqdm
+
+    from bench.engine.suites import (
+        README_DATA_SECTION,
+        default_data_root,
+        discover,
+        resolve_suites_building_demo,
+    )
+    from bench.errors import BenchError
+
+    if workers is not None and workers < 1:
+        raise BenchError("--workers must be at least 1")
+    root = Path(data_root).expanduser() if data_root else default_data_root()
+    resolved = resolve_suites_building_demo(spec, root, quiet=quiet)
+    missing = [r for r in resolved if not r.exists]
+    if missing:
+        names = ", ".join(f"{r.suite.name} (expected at {r.root})" for r in missing)
+        raise BenchError(f"not found: {names}; see `bench data check` and {README_DATA_SECTION}")
+    workers = workers or min(8, os.cpu_count() or 1)
+    audits = []
+    for r in resolved:
+        generators = discover(r.root, r.suite)
+        if not generators:
+            raise BenchError(f"{r.suite.name}: no generator folder with 0_real/1_fake under {r.root}")
+        total = sum(len(g.real) + len(g.fake) for g in generators)
+        with tqdm(total=total, unit="file", desc=f"audit {r.suite.name}", file=sys.stderr, leave=False,
+                  disable=(not progress) or None) as bar:
+            audits.append(audit_suite(r.suite.name, r.root, generators, workers, progress=bar.update))
+    return audits

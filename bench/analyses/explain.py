@@ -9,6 +9,8 @@ pass per image (or, for Score-CAM, one forward pass per channel), and files of a
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,3 +126,87 @@ def localisation_summary(explanations: Sequence[Explanation], names: Sequence[st
             "mask_area": float(np.mean([m.mask.mean() for m in scored])) if scored else None,
         }
     return summary
+
+
+def image_folder_names(files: list[Path]) -> list[str]:
+    """A readable, unique folder name per image: its path below the common parent, `/` -> `__`."""
+    parents = [str(f.parent.absolute()) for f in files]
+    common = Path(os.path.commonpath(parents)) if parents else Path(".")
+    names, seen = [], {}
+    for f in files:
+        relative = f.absolute().relative_to(common).with_suffix("")
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join(relative.parts)) or "image"
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        names.append(name if count == 0 else f"{name}-{count + 1}")
+    return names
+
+
+def explain_files(
+    paths, detectors: str, *, weights: str | None = None, output: str | Path, method: str = "gradcam",
+    target: str = "predicted", protocol: str = "resize256", device: str = "auto", on_skip=None,
+) -> dict:
+    """Class-activation maps of each detector on image files (or folders of them), each image decoded as
+    scoring decodes it. Writes under `output`, per image, `<image>/<detector>.png` (overlay),
+    `<image>/<detector>.npy` (the map), `<image>/panel.png` (input | detector a | ...) and `explain.json`,
+    whose content is returned. `on_skip(path, detector, reason)` hears each image a detector could not
+    explain; no image explained at all is an error."""
+    import numpy as np
+    from PIL import Image
+
+    from bench.engine.evaluation import collect_images, weights_per_detector
+    from bench.engine.inference import pick_device
+    from bench.engine.protocol import protocol_resize
+    from bench.engine.store import atomic_write_json, json_safe
+    from bench.outputs.drawing import Verdict, cam_panel, overlay, save
+    from detectors import get_detectors, load_detector
+
+    files = collect_images(paths)
+    named = get_detectors(detectors)
+    loaded = [load_detector(d, w) for d, w in zip(named, weights_per_detector(weights, named))]
+    names = [item.detector.name for item in loaded]
+    display = {item.detector.name: item.detector.display_name for item in loaded}
+    torch_device = pick_device(device)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    folders = image_folder_names(files)
+    records, explanations = [], []
+    stream = explain_images(loaded, files, resize=protocol_resize(protocol), method=method, target=target,
+                            device=torch_device)
+    for folder_name, explanation in zip(folders, stream):
+        folder = output / folder_name
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {"path": str(explanation.path), "folder": folder_name, "truth": explanation.truth,
+                  "detectors": {}, "skipped": explanation.reasons}
+        for name, found in explanation.maps.items():
+            np.save(folder / f"{name}.npy", found.cam)
+            Image.fromarray(overlay(found.pixels, found.cam)).save(folder / f"{name}.png")
+            record["detectors"][name] = {
+                "logit": found.logit, "prob": found.prob, "pred": int(found.prob > 0.5),
+                "map": f"{folder_name}/{name}.npy", "overlay": f"{folder_name}/{name}.png",
+                "energy_in_mask": found.energy, "pointing_hit": found.hit,
+            }
+        for name, reason in explanation.reasons.items():
+            if on_skip is not None:
+                on_skip(explanation.path, name, reason)
+        if explanation.maps:
+            shown = [n for n in names if n in explanation.maps]
+            first = explanation.maps[shown[0]]
+            Image.fromarray(first.pixels).save(folder / "input.png")
+            verdicts = [Verdict(display[n], explanation.maps[n].prob) for n in shown]
+            figure = cam_panel(first.pixels, [overlay(explanation.maps[n].pixels, explanation.maps[n].cam)
+                                              for n in shown], explanation.truth, verdicts,
+                               title=f"{explanation.path.name} - {method}, {protocol}")
+            save(figure, folder / "panel.png")
+            record["panel"] = f"{folder_name}/panel.png"
+        records.append(record)
+        explanations.append(explanation)
+    document = {
+        "method": method, "target": target, "protocol": protocol, "device": str(torch_device),
+        "detectors": {item.detector.name: {"weights": item.weights.label, "sha256": item.weights.sha256,
+                                           "cam_target_layer": item.detector.cam_target_layer} for item in loaded},
+        "images": records,
+        "localisation": localisation_summary(explanations, names),
+    }
+    atomic_write_json(output / "explain.json", json_safe(document))
+    return json_safe(document)

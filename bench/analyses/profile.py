@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import gc
+import logging
 import os
 import platform
 import resource
@@ -30,6 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import thop
 import torch
@@ -39,6 +41,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.engine.inference import autocast_context, pick_device, prepare_scorer
 from bench.errors import BenchError
 from detectors import get_detector
+
+log = logging.getLogger(__name__)
 
 RESULT_KEYS = (
     "detector", "params", "trainable_params", "macs", "flops", "latency_ms", "throughput_img_s",
@@ -341,3 +345,31 @@ def profile_detector(
         "torch_version": torch.__version__,
         "settings": settings,
     }
+
+
+def profile_detectors(names: str, *, device: str = "auto", output: str | None = None, batch_size: int = 32,
+                      input_size: int = 256, amp: str = "off", channels_last: bool | None = None,
+                      compile: bool = False, warmup: int = 2, repeats: int = 10,
+                      progress=None) -> list[tuple[dict, Path]]:
+    """Profile each named detector (every name checked first) and store each result as
+    `<results>/profile/<detector>.json`, where `bench table` reads reproduced rows' FLOPs and Params.
+    `progress(text)` hears what is being timed. Returns (figures, the file they were stored in) per detector."""
+    from bench.engine.inference import pick_device
+    from bench.engine.store import ResultsStore, atomic_write_json, file_stem
+    from detectors import get_detectors
+
+    detectors = get_detectors(names)
+    torch_device = pick_device(device)
+    if amp != "off" and torch_device.type != "cuda":
+        log.warning("--amp %s applies to CUDA only; %s runs in float32", amp, torch_device)
+    store = ResultsStore(output)
+    results = []
+    for detector in detectors:
+        result = profile_detector(
+            detector.name, torch_device, batch_size=batch_size, input_size=input_size, amp=amp,
+            channels_last=channels_last, compile=compile, warmup=warmup, repeats=repeats, progress=progress,
+        )
+        path = Path(store.root) / "profile" / f"{file_stem(detector.name)}.json"
+        atomic_write_json(path, result)
+        results.append((result, path))
+    return results

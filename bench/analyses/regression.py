@@ -77,6 +77,8 @@ class CheckOutcome:
     fresh_logits: dict | None = None
     """Per-image logits of a metrics baseline that records them ("<suite>/<path>" -> logit)."""
     weights_sha256: str | None = None
+    updated: bool = False
+    """`--update` rewrote the baseline file with the fresh values."""
 
 
 def load_baseline(path: Path) -> dict:
@@ -400,8 +402,8 @@ def _missing_input(path: Path, baseline: dict, message: str) -> CheckOutcome:
 
 
 def run_baseline(path: Path, baseline: dict, store, options, data_root: Path, update: bool = False) -> CheckOutcome:
-    """`options` is the EvalConfig the baseline is evaluated with (its `limit` comes from the baseline)."""
-    """Evaluate what one baseline names and compare. Reuses stored scores whose key matches.
+    """Evaluate what one baseline names and compare. Reuses stored scores whose key matches; `options` is
+    the EvalConfig the baseline is evaluated with (its `limit` comes from the baseline).
     With ``update``, weights whose sha256 changed are evaluated too (the baseline will record them)."""
     from detectors import load_detector
 
@@ -475,19 +477,14 @@ def _check_metrics(path, baseline, loaded, store, options, data_root) -> CheckOu
 
 
 def _check_logits(path, baseline, loaded, options) -> CheckOutcome:
-    from bench.engine.decode import DecodeSpec
-    from bench.engine.inference import pick_device, prepare_scorer
-    from bench.engine.protocol import protocol_resize
-    from bench.engine.scoring import score_images
+    """Every listed file's logit, scored by `predict` (the decode, size guards and scorer of `bench
+    predict`), against the baseline's within `tolerance_logit`."""
+    from bench.engine.evaluation import predict
     from bench.engine.suites import IMAGE_EXTENSIONS
 
     folder = resolve_relative(path, baseline["images"])
     if not folder.is_dir():
         return _missing_input(path, baseline, f"image folder {folder} not found")
-    device = pick_device(options.device)
-    name = loaded.detector.name
-    scorer = prepare_scorer(loaded.model, loaded.preprocessing, device)
-    spec = DecodeSpec.for_detector(protocol_resize(baseline.get("protocol", "resize256")), loaded.preprocessing)
     tolerance = float(baseline.get("tolerance_logit", 1e-4))
     differences, fresh = [], {}
     expected_logits = baseline.get("expected") or {
@@ -499,17 +496,19 @@ def _check_logits(path, baseline, loaded, options) -> CheckOutcome:
         if n not in present:
             differences.append(Difference(n, "logit", expected_logits[n], None, tolerance))
             fresh[n] = "unusable: file not found"
-    for rows in score_images([(folder / n, -1) for n in present], {name: scorer}, spec, device=device):
-        for row in rows:
-            file_name, expected = present[row.index], expected_logits[present[row.index]]
-            logit = row.values.get(name)
-            if logit is None:
-                differences.append(Difference(file_name, "logit", expected, None, tolerance))
-                fresh[file_name] = f"unusable: {row.reasons.get(name)}"
-                continue
-            fresh[file_name] = float(logit)
-            if expected is not None and not _close(expected, float(logit), tolerance):
-                differences.append(Difference(file_name, "logit", expected, float(logit), tolerance))
+    if present:
+        result = predict(loaded, [folder / n for n in present], protocol=baseline.get("protocol", "resize256"),
+                         device=options.device)
+        for prediction in result.predictions:
+            file_name = Path(prediction.path).name
+            expected = expected_logits[file_name]
+            fresh[file_name] = prediction.logit
+            if expected is not None and not _close(expected, prediction.logit, tolerance):
+                differences.append(Difference(file_name, "logit", expected, prediction.logit, tolerance))
+        for skipped_path, reason in result.skipped:
+            file_name = Path(skipped_path).name
+            differences.append(Difference(file_name, "logit", expected_logits[file_name], None, tolerance))
+            fresh[file_name] = f"unusable: {reason}"
     fresh = {n: fresh[n] for n in names}  # in the baseline's order, for --update
     status = "regression" if differences else "ok"
     compared = sum(v is not None for v in expected_logits.values())
@@ -530,3 +529,36 @@ def updated_baseline(baseline: dict, outcome: CheckOutcome) -> dict:
         new["expected"] = {k: v for k, v in outcome.fresh.items() if isinstance(v, float)}
     new["weights"] = {**baseline["weights"], "sha256": outcome.weights_sha256}
     return new
+
+
+def check_baselines(baselines: list[str] | None = None, *, tolerance: float | None = None, update: bool = False,
+                    data_root: str | Path | None = None, output: str | None = None, device: str = "auto",
+                    workers: int | None = None, fresh: bool = False, on_outcome=None) -> list[CheckOutcome]:
+    """Check every baseline (files or folders; None: `<results>/baselines/*.json`) and return the
+    outcomes in order; `on_outcome(outcome, baseline)` sees each as it is done. With `update`, each
+    baseline whose fresh values differ is rewritten (`outcome.updated` is then True)."""
+    from bench.engine.config import EvalConfig
+    from bench.engine.store import ResultsStore, atomic_write_json
+    from bench.engine.suites import default_data_root
+
+    if tolerance is not None and tolerance < 0:
+        raise BenchError("--tolerance must be >= 0 (points)")
+    store = ResultsStore(output)
+    root = Path(data_root) if data_root else default_data_root()
+    options = EvalConfig(output=output, device=device, workers=workers, fresh=fresh, write_run=False)
+    outcomes = []
+    for path in baseline_files(baselines, store.root):
+        baseline = load_baseline(path)
+        if tolerance is not None:
+            baseline = {**baseline, "tolerance": tolerance, "metric_tolerances": {}}
+        outcome = run_baseline(path, baseline, store, options, root, update=update)
+        if update and outcome.fresh is not None:
+            original = load_baseline(path)
+            new = updated_baseline(original, outcome)
+            if new != original:
+                atomic_write_json(path, new)
+                outcome.updated = True
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome, baseline)
+    return outcomes

@@ -181,3 +181,25 @@ def draw_visual(loaded, explanations, tsne_panels, mode, method, note, demo):
                 "(5-fold) in the original feature space.", fontsize=8, color="dimgray", va="center")
     footer.text(0.01, 0.25, note, fontsize=8, color="darkred" if demo else "dimgray", va="center")
     return figure
+
+
+def write_visual_figure(name: str = "visual", *, output: str | Path = "figures", config: str | None = None,
+                        data_root: str | None = None, weights: str | None = None, results: str | None = None,
+                        device: str = "auto", fake: str | None = None, real: str | None = None,
+                        demo: bool = False, seed: int = 0, method: str | None = None,
+                        limit: int | None = None) -> tuple[dict, list[Path]]:
+    """Regenerate the paper's Visualization figure into `output` as `<name>.pdf`, `.png` and `.json`;
+    returns the figure's numbers (the JSON's content) and the files written."""
+    from bench.engine.store import atomic_write_json, json_safe
+    from bench.engine.suites import default_data_root
+    from bench.outputs.drawing import save
+
+    built = build_visual(load_config(config), data_root=Path(data_root) if data_root else default_data_root(),
+                         weights=weights, results=results, device=device, fake=fake and Path(fake),
+                         real=real and Path(real), force_demo=demo, seed=seed, method=method, limit=limit)
+    output = Path(output)
+    pdf = save(built.figure, output / f"{name}.pdf")
+    png = save(built.figure, output / f"{name}.png", dpi=130)
+    document = json_safe(built.document)
+    atomic_write_json(output / f"{name}.json", document)
+    return document, [pdf, png, output / f"{name}.json"]

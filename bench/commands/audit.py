@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-from pathlib import Path
 
 from bench.errors import EXIT_OK
 
@@ -27,15 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the audit as JSON")
 
 
-def _pct(value: float | None) -> str:
+def _format_pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-def _formats(summary) -> str:
+def _format_formats(summary) -> str:
     return ", ".join(f"{name} {100 * share:.0f}%" for name, share in summary.formats.items()) or "-"
 
 
-def _quality(summary) -> str:
+def _format_quality(summary) -> str:
     q = summary.jpeg_quality
     if q is None:
         return "-"
@@ -43,7 +40,7 @@ def _quality(summary) -> str:
     return text + (f", {q['approximate']} approx." if q["approximate"] else "")
 
 
-def _sizes(summary) -> str:
+def _format_sizes(summary) -> str:
     s = summary.sizes
     if s is None:
         return "-"
@@ -59,7 +56,7 @@ def render(audit) -> str:
     rows = []
     for g in audit.generators:
         for label, summary in (("real", g.real), ("fake", g.fake)):
-            rows.append([g.name, label, summary.n, _formats(summary), _quality(summary), _sizes(summary)])
+            rows.append([g.name, label, summary.n, _format_formats(summary), _format_quality(summary), _format_sizes(summary)])
     lines = [f"## {audit.suite} ({audit.root})",
              format_table(["generator", "label", "files", "formats", "JPEG quality", "sizes"], rows,
                           [False, False, True, False, False, False])]
@@ -70,16 +67,16 @@ def render(audit) -> str:
         cells = [g.name]
         for prop in props:
             s = by_prop.get(prop)
-            cells.append("-" if s is None else f"{_pct(s.ap)} ({s.direction})")
+            cells.append("-" if s is None else f"{_format_pct(s.ap)} ({s.direction})")
         cells.append(", ".join(s.prop for s in g.warnings) or "")
         rows.append(cells)
-    rows.append(["mean AP", *[_pct(audit.mean_ap(p)) for p in props], ""])
+    rows.append(["mean AP", *[_format_pct(audit.mean_ap(p)) for p in props], ""])
     lines += ["", "trivial-score AP (fake = positive), better direction:",
               format_table(["generator", "format", "size", "JPEG quality", "shortcut"], rows)]
     for g in audit.generators:
         for s in g.warnings:
             lines.append(f"WARNING: {audit.suite}/{g.name}: {s.prop} alone separates the classes "
-                         f"({s.direction}): trivial AP {_pct(s.ap)}, ROC-AUC {_pct(s.auc)}")
+                         f"({s.direction}): trivial AP {_format_pct(s.ap)}, ROC-AUC {_format_pct(s.auc)}")
     if not any(g.warnings for g in audit.generators):
         lines.append("no shortcut: neither format, size nor JPEG quality alone separates the classes "
                      "(every trivial ROC-AUC below 90)")
@@ -87,34 +84,11 @@ def render(audit) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from bench import api
 
-    from bench.analyses.audit import audit_suite
-    from bench.engine.suites import default_data_root, discover, resolve_suites_building_demo
-    from bench.errors import BenchError
-
-    if args.workers is not None and args.workers < 1:
-        raise BenchError("--workers must be at least 1")
-    data_root = Path(args.data_root).expanduser() if args.data_root else default_data_root()
-    resolved = resolve_suites_building_demo(args.suite, data_root, quiet=args.json)
-    missing = [r for r in resolved if not r.exists]
-    if missing:
-        names = ", ".join(f"{r.suite.name} (expected at {r.root})" for r in missing)
-        raise BenchError(f"not found: {names}; see `bench data check` and README.md, 'Getting the paper's data'")
-    workers = args.workers or min(8, os.cpu_count() or 1)
-    audits = []
-    for r in resolved:
-        generators = discover(r.root, r.suite)
-        if not generators:
-            raise BenchError(f"{r.suite.name}: no generator folder with 0_real/1_fake under {r.root}")
-        total = sum(len(g.real) + len(g.fake) for g in generators)
-        with tqdm(total=total, unit="file", desc=f"audit {r.suite.name}", file=sys.stderr, leave=False,
-                  disable=None) as bar:
-            audits.append(audit_suite(r.suite.name, r.root, generators, workers, progress=bar.update))
+    audits = api.audit(args.suite, args.data_root, workers=args.workers, progress=not args.quiet, quiet=args.json)
     if args.json:
-        from bench.engine.store import json_safe
-
-        print(json.dumps(json_safe([a.to_dict() for a in audits]), indent=1))
+        print(json.dumps(api.json_safe([a.to_dict() for a in audits]), indent=1))
         return EXIT_OK
     print("\n\n".join(render(a) for a in audits))
     return EXIT_OK

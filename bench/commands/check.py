@@ -8,9 +8,8 @@ baselines on purpose and prints what changed.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from bench.errors import EXIT_CHECK_FAILED, EXIT_USAGE, BenchError
+from bench.errors import EXIT_CHECK_FAILED, EXIT_USAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,46 +26,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.analyses.regression import (
-        baseline_files,
-        load_baseline,
-        render_differences,
-        run_baseline,
-        updated_baseline,
-    )
-    from bench.engine.config import EvalConfig
-    from bench.engine.store import ResultsStore, atomic_write_json
-    from bench.engine.suites import default_data_root
+    from bench import api
 
-    if args.tolerance is not None and args.tolerance < 0:
-        raise BenchError("--tolerance must be >= 0 (points)")
-    store = ResultsStore(args.output)
-    data_root = Path(args.data_root) if args.data_root else default_data_root()
-    options = EvalConfig(output=args.output, device=args.device, workers=args.workers, fresh=args.fresh,
-                         write_run=False)
-    outcomes = []
-    for path in baseline_files(args.baseline, store.root):
-        baseline = load_baseline(path)
-        if args.tolerance is not None:
-            baseline = {**baseline, "tolerance": args.tolerance, "metric_tolerances": {}}
-        outcome = run_baseline(path, baseline, store, options, data_root, update=args.update)
-        outcomes.append(outcome)
-        label = f"{path.name}: {baseline['detector']} / {baseline['weights'].get('name') or baseline['weights'].get('path')}"
+    def print_outcome(outcome, baseline) -> None:
+        weights = baseline["weights"].get("name") or baseline["weights"].get("path")
+        label = f"{outcome.baseline.name}: {baseline['detector']} / {weights}"
         if outcome.status == "ok":
             print(f"ok        {label} ({outcome.compared} values within tolerance)")
         elif outcome.status == "regression":
             print(f"MOVED     {label}: {len(outcome.differences)} of {outcome.compared} values out of tolerance")
-            print(render_differences(outcome))
+            print(api.render_differences(outcome))
         elif outcome.status == "weights-changed":
             print(f"WEIGHTS   {label}: {outcome.message}")
         else:
             print(f"{outcome.status.upper():<9} {label}: {outcome.message}")
-        if args.update and outcome.fresh is not None:
-            original = load_baseline(path)
-            new = updated_baseline(original, outcome)
-            if new != original:
-                atomic_write_json(path, new)
-                print(f"updated   {path}" + ("" if outcome.status == "ok" else " (the values above are now expected)"))
+        if outcome.updated:
+            print(f"updated   {outcome.baseline}" + ("" if outcome.status == "ok" else " (the values above are now expected)"))
+
+    outcomes = api.check(args.baseline, tolerance=args.tolerance, update=args.update, data_root=args.data_root,
+                         output=args.output, device=args.device, workers=args.workers, fresh=args.fresh,
+                         on_outcome=print_outcome)
     if any(o.status == "error" for o in outcomes):
         return EXIT_USAGE
     if not args.update and any(o.status in ("regression", "weights-changed") for o in outcomes):
@@ -74,4 +53,3 @@ def run(args: argparse.Namespace) -> int:
     skipped = sum(o.status == "skipped" for o in outcomes)
     print(f"{len(outcomes) - skipped} baseline(s) checked" + (f", {skipped} skipped" if skipped else ""))
     return 0
-

@@ -20,17 +20,9 @@ generators are reported and do not change the exit status: `bench run` skips and
 from __future__ import annotations
 
 import argparse
-import functools
-import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from bench.errors import EXIT_OK, EXIT_USAGE
-
-SHOWN_PER_SUITE = 20
-README_DATA_SECTION = "README.md, section 'Getting the paper's data'"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,272 +40,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="native-size pixel limit (default: $BENCH_MAX_PIXELS or 4096x4096)")
 
 
-@dataclass
-class GeneratorReport:
-    name: str
-    n_real: int
-    n_fake: int
-    extra: bool
-    bad: list[tuple[Path, str]] = field(default_factory=list)
-    bad_real: int = 0
-    bad_fake: int = 0
-    has_masks: bool = False
-    n_masks: int = 0
-    bad_masks: list[tuple[Path, str]] = field(default_factory=list)
-    """Fakes of a generator that carries masks whose mask is missing or does not fit the image."""
-
-    @property
-    def usable_real(self) -> int:
-        return self.n_real - self.bad_real
-
-    @property
-    def usable_fake(self) -> int:
-        return self.n_fake - self.bad_fake
-
-    @property
-    def usable(self) -> bool:
-        return self.usable_real > 0 and self.usable_fake > 0
-
-    def problem(self) -> str:
-        if self.usable:
-            return ""
-        if not self.usable_real and not self.usable_fake:
-            return "empty: no usable image"
-        return f"one class only: no usable {'real' if not self.usable_real else 'fake'} image"
-
-
-def _show(path: Path) -> str:
-    # undecodable bytes in a file name must not crash the report
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def _default_specs(data_root: Path) -> list[tuple[str, bool]]:
-    from bench.engine.suites import PAPER_SUITES, SUITES
-
-    specs = [(name, False) for name in PAPER_SUITES]
-    specs += [(s.name, False) for s in SUITES.values() if s.name not in PAPER_SUITES and (data_root / s.folder).is_dir()]
-    return specs
-
-
-def _requested(args: argparse.Namespace, data_root: Path) -> list:
-    """[(ResolvedSuite, named explicitly?)] in the order asked, each suite once."""
-    from bench.engine.suites import GROUPS, resolve_suites
-
-    if not args.suite:
-        pairs = _default_specs(data_root)
-    else:
-        tokens = [t.strip() for value in args.suite for t in value.split(",") if t.strip()]
-        pairs = [(t, t.lower() not in GROUPS) for t in tokens]
-    chosen: dict[Path, tuple] = {}
-    for token, explicit in pairs:
-        for resolved in resolve_suites(token, data_root):
-            previous = chosen.get(resolved.root)
-            chosen[resolved.root] = (resolved, explicit or (previous is not None and previous[1]))
-    return list(chosen.values())
-
-
-def check_files(generators, resize: int | None, full: bool, workers: int, label: str, *, min_side: int = 2,
-                max_pixels: int | None = None) -> list[GeneratorReport]:
-    """Open (and verify, or fully decode) every image file; collect the unusable ones per generator."""
-    from tqdm import tqdm
-
-    from bench.engine.decode import UnusableImage, check_image
-
-    def check(path: Path) -> str | None:
-        try:
-            check_image(path, resize, full=full, min_side=min_side, max_pixels=max_pixels)
-        except UnusableImage as error:
-            return error.reason
-        return None
-
-    def check_mask(path: Path, mask: Path | None) -> str | None:
-        if mask is None:
-            return "no mask"
-        return _mask_problem(path, mask)
-
-    reports = []
-    total = sum(len(g.real) + len(g.fake) for g in generators)
-    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(
-        total=total, unit="file", desc=label, file=sys.stderr, leave=False, disable=None
-    ) as bar:
-        for g in generators:
-            report = GeneratorReport(g.name, len(g.real), len(g.fake), g.extra)
-            for path in g.other:
-                hidden = path.name.startswith(".")
-                report.bad.append((path, "hidden file (not read)" if hidden else f"not an image file ({path.suffix or 'no extension'})"))
-            for kind, paths in (("real", g.real), ("fake", g.fake)):
-                for path, reason in zip(paths, pool.map(check, paths), strict=True):
-                    bar.update()
-                    if reason is not None:
-                        report.bad.append((path, reason))
-                        setattr(report, f"bad_{kind}", getattr(report, f"bad_{kind}") + 1)
-            if g.has_masks:
-                report.has_masks, report.n_masks = True, len(g.masks)
-                masks = [g.masks.get(path) for path in g.fake]
-                for path, reason in zip(g.fake, pool.map(check_mask, g.fake, masks), strict=True):
-                    if reason is not None:
-                        report.bad_masks.append((path, reason))
-            reports.append(report)
-    return reports
-
-
-def _mask_problem(image: Path, mask: Path) -> str | None:
-    """Why a fake's mask cannot be used with it (unreadable, or not the image's size); None if it can."""
-    from PIL import Image
-
-    try:
-        with Image.open(image) as img:
-            image_size = img.size
-    except (OSError, ValueError, SyntaxError):
-        return None  # the image itself is reported as unusable
-    try:
-        with Image.open(mask) as img:
-            mask_size = img.size
-    except (OSError, ValueError, SyntaxError) as error:
-        return f"unreadable mask ({type(error).__name__})"
-    if mask_size != image_size:
-        return f"mask is {mask_size[0]}x{mask_size[1]}, the image {image_size[0]}x{image_size[1]}"
-    return None
-
-
-def _protocol(resize: int | None) -> str:
-    return "native size (odd sizes cropped to even)" if resize is None else f"resized to {resize}x{resize}"
-
-
-@dataclass
-class Limits:
-    """The native-size limits of `bench run`: the model's smallest side (probed once, when first needed)
-    and the pixel limit."""
-
-    detector: str
-    max_pixels: int | None
-    _min_side: int | None = None
-
-    def min_side(self) -> int:
-        if self._min_side is None:
-            self._min_side = _min_side_of(self.detector)
-        return self._min_side
-
-
-@functools.cache
-def _min_side_of(detector: str) -> int:
-    from bench.engine.decode import model_min_side
-    from detectors import get_detector
-
-    # random weights: which sizes a model takes depends on its layers, not on their values
-    return model_min_side(get_detector(detector).build())
-
-
-def report_suite(resolved, full: bool, workers: int, limits: Limits | None = None) -> tuple[bool, list[str]]:
-    """(usable?, report lines) for one suite."""
-    from bench.engine.decode import default_max_pixels
-    from bench.engine.suites import EXPECTED_LAYOUT, discover
-    from bench.outputs.textable import format_table
-
-    limits = limits or Limits("lfm", default_max_pixels())
-
-    suite = resolved.suite
-    head = f"## {suite.name}" + (f" ({', '.join(suite.aliases)})" if suite.aliases else "") + f": {suite.title}"
-    if not resolved.exists:
-        return False, [
-            head, f"MISSING: expected at {_show(resolved.root)}",
-            f"published at {suite.source}", f"how to get it: {README_DATA_SECTION}",
-        ]
-    lines = [head, f"found at {_show(resolved.root)}; {suite.split} split, {_protocol(suite.resize)}"]
-    generators = discover(resolved.root, suite)
-    if not generators:
-        empty = not any(resolved.root.iterdir())
-        lines.append("UNUSABLE: " + ("the folder is empty" if empty else "no generator folder with 0_real/1_fake below it"))
-        lines.append(EXPECTED_LAYOUT)
-        return False, lines
-    native = {}
-    if suite.resize is None:
-        native = {"min_side": limits.min_side(), "max_pixels": limits.max_pixels}
-        shown_limit = "none" if limits.max_pixels is None else f"{limits.max_pixels / 1e6:.1f} MP"
-        lines.append(f"native-size limits: at least {native['min_side']} px a side ({limits.detector}), "
-                     f"at most {shown_limit}")
-    reports = check_files(generators, suite.resize, full, workers, suite.name, **native)
-    rows = [
-        [r.name + (" (extra)" if r.extra else ""), r.n_real, r.n_fake, r.bad_real + r.bad_fake,
-         len(r.bad) - r.bad_real - r.bad_fake, r.problem()]
-        for r in reports
-    ]
-    lines.append(format_table(["generator", "real", "fake", "unusable", "not images", "problem"], rows,
-                              [False, True, True, True, True, False]))
-    on_disk = {g.name for g in generators}
-    absent = [g for g in suite.generators if g not in on_disk]
-    if absent:
-        lines.append(f"missing generators (listed columns not on disk): {', '.join(absent)}")
-    extras = [r.name for r in reports if r.extra]
-    if extras:
-        lines.append(f"extra generators (not columns of this suite; evaluated after them): {', '.join(extras)}")
-    bad = [(path, reason) for r in reports for path, reason in r.bad]
-    if bad:
-        lines.append(f"unusable files: {len(bad)}")
-        for path, reason in bad[:SHOWN_PER_SUITE]:
-            shown = path.relative_to(resolved.root) if path.is_relative_to(resolved.root) else path
-            lines.append(f"  {_show(shown)}: {reason}")
-        if len(bad) > SHOWN_PER_SUITE:
-            lines.append(f"  ... and {len(bad) - SHOWN_PER_SUITE} more")
-    with_masks = [r for r in reports if r.has_masks]
-    if with_masks:
-        lines.append("forgery masks (1_fake_masks): " + ", ".join(f"{r.name} {r.n_masks}/{r.n_fake}" for r in with_masks))
-        bad_masks = [(path, reason) for r in with_masks for path, reason in r.bad_masks]
-        if bad_masks:
-            lines.append(f"missing or mismatched masks: {len(bad_masks)}")
-            for path, reason in bad_masks[:SHOWN_PER_SUITE]:
-                shown = path.relative_to(resolved.root) if path.is_relative_to(resolved.root) else path
-                lines.append(f"  {_show(shown)}: {reason}")
-            if len(bad_masks) > SHOWN_PER_SUITE:
-                lines.append(f"  ... and {len(bad_masks) - SHOWN_PER_SUITE} more")
-    usable = any(r.usable for r in reports)
-    if not usable:
-        lines.append("UNUSABLE: no generator has both usable real and usable fake images")
-    misnamed = [(path, meant) for g in generators for path, meant in g.misnamed]
-    if misnamed:
-        usable = False
-        lines.append(f"UNUSABLE: {len(misnamed)} folder(s) look like misspelt label folders (`bench run` refuses "
-                     "the suite until they are renamed; names are case-sensitive):")
-        for path, meant in misnamed[:SHOWN_PER_SUITE]:
-            shown = path.relative_to(resolved.root) if path.is_relative_to(resolved.root) else path
-            lines.append(f"  {_show(shown)}: did you mean {meant}?")
-    return usable, lines
-
-
 def run(args: argparse.Namespace) -> int:
-    from bench.engine.suites import default_data_root
+    from bench import api
     from bench.errors import BenchError
 
     if args.action != "check":  # argparse enforces the choice; kept for direct callers
         raise BenchError(f"unknown action {args.action!r}; use `bench data check`")
-    if args.workers is not None and args.workers < 1:
-        raise BenchError("--workers must be at least 1")
-    workers = args.workers or min(8, os.cpu_count() or 1)
-    from bench.engine.decode import default_max_pixels, parse_max_pixels
-    from detectors import get_detector
-
-    get_detector(args.detector)  # an unknown name fails now, with did-you-mean
-    limits = Limits(args.detector, default_max_pixels() if args.max_pixels is None else parse_max_pixels(args.max_pixels))
-    data_root = (Path(args.data_root).expanduser() if args.data_root else default_data_root()).absolute()
-    requested = _requested(args, data_root)
-    print(f"data root: {_show(data_root)}" + ("" if data_root.is_dir() else " (does not exist)"))
-    failures = []
-    n_usable = 0
-    for resolved, explicit in requested:
-        usable, lines = report_suite(resolved, args.full, workers, limits)
-        print("\n" + "\n".join(lines), flush=True)
-        n_usable += usable
-        if explicit and not usable:
-            state = "missing" if not resolved.exists else "unusable"
-            failures.append(f"{resolved.suite.name} is {state}")
-    print(f"\nsummary: {n_usable} of {len(requested)} suites usable")
-    if failures:
-        print(f"bench data check: error: {'; '.join(failures)}", file=sys.stderr)
+    root = api.data_root(args.data_root)
+    print(f"data root: {api.show_path(root)}" + ("" if root.is_dir() else " (does not exist)"))
+    result = api.check_data(root, args.suite, full=args.full, workers=args.workers, detector=args.detector,
+                            max_pixels=args.max_pixels,
+                            on_suite=lambda suite: print("\n" + "\n".join(suite.lines), flush=True))
+    print(f"\nsummary: {result.n_usable} of {len(result.suites)} suites usable")
+    if result.failures:
+        print(f"bench data check: error: {'; '.join(result.failures)}", file=sys.stderr)
         return EXIT_USAGE
-    if n_usable == 0:
+    if result.n_usable == 0:
         print(
-            f"bench data check: error: no usable suite under {_show(data_root)}. Download the suites (see "
-            f"{README_DATA_SECTION}) or pass --data-root; `bench run` falls back to the synthetic demo suites.",
+            f"bench data check: error: no usable suite under {api.show_path(root)}. Download the suites (see "
+            f"{api.README_DATA_SECTION}) or pass --data-root; `bench run` falls back to the synthetic demo suites.",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -14,10 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from pathlib import Path
-
-from bench.errors import BenchError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,80 +35,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.analyses.embeddings import compute_embeddings, write_points
-    from bench.analyses.separation import separation, tsne_2d
-    from bench.api import select_suites
-    from bench.engine.config import EvalConfig
-    from bench.engine.evaluation import weights_per_detector
-    from bench.engine.store import ResultsStore, atomic_write_json, json_safe
-    from bench.outputs.drawing import save, tsne_grid
-    from detectors import get_detectors, load_detector
+    from bench import api
 
     say = (lambda text: print(text, file=sys.stderr)) if args.json else print
-    config = EvalConfig(data_root=args.data_root, output=args.results, device=args.device,
-                        batch_size=args.batch_size, workers=args.workers, limit=args.limit, fresh=args.fresh)
-    selection = select_suites(args.suite, args.data_root)
-    if selection.note:
-        say(selection.note)
-    detectors = get_detectors(args.detector)
-    default = "demo" if selection.demo else None
-    loaded = [load_detector(d, w or default)
-              for d, w in zip(detectors, weights_per_detector(args.weights, detectors))]
-    generators = [g.strip() for g in args.generators.split(",") if g.strip()] if args.generators else None
-    started = time.perf_counter()
-    embeddings = compute_embeddings(loaded, selection.suites, config=config, generators=generators,
-                                    store=ResultsStore(args.results))
-    extracted = time.perf_counter() - started
-    panels, rows, records, points = [], [], [], []
-    for embedding in embeddings:
-        row_key = f"{embedding.suite}/{embedding.generator}"
-        if row_key not in rows:
-            rows.append(row_key)
-        if len(embedding.labels) < 3 or len(set(embedding.labels.tolist())) < 2:
-            raise BenchError(f"{embedding.detector} on {row_key}: {len(embedding.labels)} usable images, "
-                             "not both classes; nothing to separate")
-        numbers = separation(embedding.features, embedding.labels, seed=args.seed)
-        xy = tsne_2d(embedding.features, seed=args.seed)
-        points.append(xy)
-        caption = _caption(numbers)
-        panels.append((row_key, embedding.detector, xy, embedding.labels, caption))
-        records.append({"detector": embedding.detector, "suite": embedding.suite, "generator": embedding.generator,
-                        "skipped": embedding.skipped, **numbers.as_dict()})
-    projected = time.perf_counter() - started - extracted
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    names = [item.detector.name for item in loaded]
-    note = selection.note if selection.demo else None
-    figure = tsne_grid(panels, rows, names, title=note and "synthetic demo data, not the paper's suites")
-    save(figure, output / "tsne.png")
-    write_points(output / "points.csv", embeddings, points)
-    document = {
-        "detectors": {item.detector.name: {"weights": item.weights.label, "sha256": item.weights.sha256,
-                                           "feature_layer": item.detector.feature_layer} for item in loaded},
-        "suites": selection.names, "demo": selection.demo, "note": note, "seed": args.seed,
-        "method": {"silhouette": "sklearn silhouette_score, Euclidean, original feature space",
-                   "knn": "10-NN accuracy, stratified 5-fold CV (shuffled with the seed), original feature space",
-                   "tsne": "sklearn TSNE(init='pca', learning_rate='auto'), PCA to 50 dims first when D > 50"},
-        "seconds": {"features": round(extracted, 2), "tsne_and_numbers": round(projected, 2)},
-        "results": records,
-    }
-    atomic_write_json(output / "embed.json", json_safe(document))
+    document = api.embed(args.detector, args.suite, output=args.output, generators=args.generators,
+                         weights=args.weights, data_root=args.data_root, results=args.results, limit=args.limit,
+                         seed=args.seed, device=args.device, batch_size=args.batch_size, workers=args.workers,
+                         fresh=args.fresh, on_note=say)
     if args.json:
-        print(json.dumps(json_safe(document), indent=1))
+        print(json.dumps(document, indent=1))
         return 0
-    print_table(records)
-    print(f"wrote tsne.png, points.csv and embed.json under {output} "
-          f"(features {extracted:.1f}s, t-SNE and numbers {projected:.1f}s)")
+    print_table(document["results"])
+    seconds = document["seconds"]
+    print(f"wrote tsne.png, points.csv and embed.json under {args.output} "
+          f"(features {seconds['features']:.1f}s, t-SNE and numbers {seconds['tsne_and_numbers']:.1f}s)")
     return 0
-
-
-def _caption(numbers) -> str:
-    parts = []
-    if numbers.silhouette is not None:
-        parts.append(f"silhouette {numbers.silhouette:.2f}")
-    if numbers.knn_accuracy is not None:
-        parts.append(f"10-NN {100 * numbers.knn_accuracy:.1f}%")
-    return ", ".join(parts)
 
 
 def print_table(records: list[dict]) -> None:

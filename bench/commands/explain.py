@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from pathlib import Path
 
-from bench.engine.protocol import PROTOCOLS
+from bench.api import PROTOCOLS
 from bench.errors import BenchError
 
 METHODS = ("gradcam", "gradcam++", "scorecam")  # bench.engine.cam.CAM_METHODS, without importing torch
@@ -38,96 +36,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print explain.json instead of the table")
 
 
-def image_folder_names(files: list[Path]) -> list[str]:
-    """A readable, unique folder name per image: its path below the common parent, `/` -> `__`."""
-    import os
-
-    parents = [str(f.parent.absolute()) for f in files]
-    common = Path(os.path.commonpath(parents)) if parents else Path(".")
-    names, seen = [], {}
-    for f in files:
-        relative = f.absolute().relative_to(common).with_suffix("")
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join(relative.parts)) or "image"
-        count = seen.get(name, 0)
-        seen[name] = count + 1
-        names.append(name if count == 0 else f"{name}-{count + 1}")
-    return names
-
-
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image
+    from bench import api
 
-    from bench.analyses.explain import explain_images, localisation_summary
-    from bench.engine.evaluation import collect_images, weights_per_detector
-    from bench.engine.inference import pick_device
-    from bench.engine.protocol import protocol_resize
-    from bench.engine.store import atomic_write_json, json_safe
-    from bench.outputs.drawing import Verdict, cam_panel, overlay, save
-    from detectors import get_detectors, load_detector
+    def print_skip(path, detector, reason) -> None:
+        print(f"skipped {path} for {detector}: {reason}", file=sys.stderr)
 
-    files = collect_images(args.paths)
-    detectors = get_detectors(args.detector)
-    loaded = [load_detector(d, w) for d, w in zip(detectors, weights_per_detector(args.weights, detectors))]
-    names = [item.detector.name for item in loaded]
-    device = pick_device(args.device)
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    folders = image_folder_names(files)
-    import numpy as np
-
-    records, explanations = [], []
-    stream = explain_images(loaded, files, resize=protocol_resize(args.protocol), method=args.method,
-                            target=args.target, device=device)
-    for folder_name, explanation in zip(folders, stream):
-        folder = output / folder_name
-        folder.mkdir(parents=True, exist_ok=True)
-        record = {"path": str(explanation.path), "folder": folder_name, "truth": explanation.truth,
-                  "detectors": {}, "skipped": explanation.reasons}
-        for name, found in explanation.maps.items():
-            np.save(folder / f"{name}.npy", found.cam)
-            Image.fromarray(overlay(found.pixels, found.cam)).save(folder / f"{name}.png")
-            record["detectors"][name] = {
-                "logit": found.logit, "prob": found.prob, "pred": int(found.prob > 0.5),
-                "map": f"{folder_name}/{name}.npy", "overlay": f"{folder_name}/{name}.png",
-                "energy_in_mask": found.energy, "pointing_hit": found.hit,
-            }
-        for name, reason in explanation.reasons.items():
-            print(f"skipped {explanation.path} for {name}: {reason}", file=sys.stderr)
-        if explanation.maps:
-            shown = [n for n in names if n in explanation.maps]
-            first = explanation.maps[shown[0]]
-            Image.fromarray(first.pixels).save(folder / "input.png")
-            verdicts = [Verdict(display_name(loaded, n), explanation.maps[n].prob) for n in shown]
-            figure = cam_panel(first.pixels, [overlay(explanation.maps[n].pixels, explanation.maps[n].cam)
-                                              for n in shown], explanation.truth, verdicts,
-                               title=f"{explanation.path.name} - {args.method}, {args.protocol}")
-            save(figure, folder / "panel.png")
-            record["panel"] = f"{folder_name}/panel.png"
-        records.append(record)
-        explanations.append(explanation)
-    document = {
-        "method": args.method, "target": args.target, "protocol": args.protocol, "device": str(device),
-        "detectors": {item.detector.name: {"weights": item.weights.label, "sha256": item.weights.sha256,
-                                           "cam_target_layer": item.detector.cam_target_layer} for item in loaded},
-        "images": records,
-        "localisation": localisation_summary(explanations, names),
-    }
-    atomic_write_json(output / "explain.json", json_safe(document))
+    document = api.explain(args.paths, args.detector, weights=args.weights, output=args.output,
+                           method=args.method, target=args.target, protocol=args.protocol, device=args.device,
+                           on_skip=print_skip)
+    records = document["images"]
     if args.json:
-        print(json.dumps(json_safe(document), indent=1))
+        print(json.dumps(document, indent=1))
     else:
-        print_tables(document, loaded)
-        print(f"wrote {len(records)} image folders and explain.json under {output}")
+        print_tables(document)
+        print(f"wrote {len(records)} image folders and explain.json under {args.output}")
     if not any(r["detectors"] for r in records):
         raise BenchError("none of the given files could be explained (see the reasons above)")
     return 0
 
 
-def display_name(loaded, name: str) -> str:
-    return next(item.detector.display_name for item in loaded if item.detector.name == name)
-
-
-def print_tables(document: dict, loaded) -> None:
+def print_tables(document: dict) -> None:
     from bench.outputs.textable import format_table
 
     names = list(document["detectors"])
@@ -143,11 +72,11 @@ def print_tables(document: dict, loaded) -> None:
     localisation = document["localisation"]
     if any(v["n_masks"] for v in localisation.values()):
         print("\nlocalisation on images with a ground-truth mask:")
-        table = [[name, str(v["n_masks"]), _pct(v["energy_in_mask"]), _pct(v["pointing_game"]), _pct(v["mask_area"])]
+        table = [[name, str(v["n_masks"]), _format_pct(v["energy_in_mask"]), _format_pct(v["pointing_game"]), _format_pct(v["mask_area"])]
                  for name, v in localisation.items()]
         print(format_table(["detector", "masks", "energy in mask %", "pointing game %", "mask area %"], table,
                            [False, True, True, True, True]))
 
 
-def _pct(value: float | None) -> str:
+def _format_pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 FIGURES = ("visual",)
 
@@ -35,26 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.analyses.visual_figure import build_visual, load_config
-    from bench.engine.store import atomic_write_json, json_safe
-    from bench.engine.suites import default_data_root
-    from bench.outputs.drawing import save
+    from bench import api
 
-    config = load_config(args.config)
-    data_root = Path(args.data_root) if args.data_root else default_data_root()
-    built = build_visual(config, data_root=data_root, weights=args.weights, results=args.results,
-                         device=args.device, fake=args.fake, real=args.real, force_demo=args.demo,
-                         seed=args.seed, method=args.method, limit=args.limit)
-    output = Path(args.output)
-    pdf = save(built.figure, output / f"{args.name}.pdf")
-    png = save(built.figure, output / f"{args.name}.png", dpi=130)
-    atomic_write_json(output / f"{args.name}.json", json_safe(built.document))
+    document, files = api.visual_figure(
+        args.name, output=args.output, config=args.config, data_root=args.data_root, weights=args.weights,
+        results=args.results, device=args.device, fake=args.fake, real=args.real, demo=args.demo,
+        seed=args.seed, method=args.method, limit=args.limit)
     if args.json:
-        print(json.dumps(json_safe(built.document), indent=1))
+        print(json.dumps(document, indent=1))
         return 0
-    print(built.document["note"])
-    for record in built.document["tsne"]:
+    print(document["note"])
+    for record in document["tsne"]:
         print(f"{record['detector']:>6} {record['suite']}/{record['generator']}: silhouette "
               f"{record['silhouette']:.3f}, 10-NN accuracy {100 * record['knn_accuracy']:.1f}%")
-    print(f"wrote {pdf}, {png} and {output / (args.name + '.json')}")
+    print(f"wrote {files[0]}, {files[1]} and {files[2]}")
     return 0

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from bench.engine.protocol import PROTOCOLS
+from bench.api import PROTOCOLS
 from bench.errors import BenchError
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from bench.errors import BenchError
 
@@ -36,32 +35,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.analyses.profile import profile_detector
-    from bench.engine.inference import pick_device
-    from bench.engine.store import ResultsStore, atomic_write_json, file_stem
-    from detectors import get_detectors
+    from bench import api
 
-    detectors = get_detectors(args.detector)  # every name checked before any work
-    device = pick_device(args.device)
-    if args.amp != "off" and device.type != "cuda":
-        print(f"bench profile: --amp {args.amp} applies to CUDA only; {device} runs in float32", file=sys.stderr)
-    store = ResultsStore(args.output)
-    results = []
-    for detector in detectors:
-        result = profile_detector(
-            detector.name, device, batch_size=args.batch_size, input_size=args.input_size, amp=args.amp,
-            channels_last=args.channels_last, compile=args.compile, warmup=args.warmup, repeats=args.repeats,
-            progress=lambda text: print(text, file=sys.stderr, flush=True),
-        )
-        path = Path(store.root) / "profile" / f"{file_stem(detector.name)}.json"
-        atomic_write_json(path, result)
-        results.append(result)
-        if not args.json:
-            print(f"stored {path}", file=sys.stderr)
+    profiled = api.profile(
+        args.detector, device=args.device, output=args.output, batch_size=args.batch_size,
+        input_size=args.input_size, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+        warmup=args.warmup, repeats=args.repeats, progress=lambda text: print(text, file=sys.stderr, flush=True),
+    )
+    results = [figures for figures, _ in profiled]
     if args.json:
         print(json.dumps(results, indent=1))
-    else:
-        print(render(results))
+        return 0
+    for _, path in profiled:
+        print(f"stored {path}", file=sys.stderr)
+    print(render(results))
     return 0
 
 

@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.outputs.html_report import write_report
+    from bench import api
 
-    path = write_report([Path(p) for p in args.runs], args.output, title=args.title)
+    path = api.report([Path(p) for p in args.runs], args.output, title=args.title)
     print(f"report: {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0

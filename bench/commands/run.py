@@ -9,69 +9,42 @@ instead, with the bundled demo weights, and the first line of output says so.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
-from bench.engine.config import AMP_CHOICES, PROTOCOL_CHOICES, TRUNCATED_CHOICES
-from bench.engine.metrics import CALIBRATION_RULES, PROB_PRECISIONS
+from bench.api import EvalConfig
 
 
-def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of an evaluation (EvalConfig's fields), shared by every verb that evaluates
-    (`bench run`, `bench sweep`); `config_from_args` turns them back into an EvalConfig."""
+def add_evaluation_arguments(parser: argparse.ArgumentParser, verb: str = "run") -> None:
+    """The options of an evaluation, built from EvalConfig's declared flags (bench.engine.config.Flag) for
+    the verbs that evaluate (`bench run`, `bench sweep`); `config_from_args` maps them back."""
     parser.add_argument("--detector", required=True, help="NAME[,NAME...] (see `bench list detectors`)")
     parser.add_argument("--suite", default="all", help="NAME|GROUP|PATH[,...] (default: all; demo if none is present)")
-    parser.add_argument("--data-root", help="default: $BENCH_DATA or ./datasets")
-    parser.add_argument("--weights", help="NAME or PATH; default: each detector's official weights (demo on demo suites)")
-    parser.add_argument("--output", help="results root (default: $BENCH_RESULTS or ./results)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: min(4, CPUs))")
-    parser.add_argument("--limit", type=int, default=None, help="at most N real and N fake images per generator")
-    parser.add_argument("--fresh", action="store_true", help="recompute instead of reusing stored scores")
-    parser.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="paper",
-                        help="paper: every detector under the paper's protocol (default); own: each detector's own")
-    parser.add_argument("--truncated", choices=TRUNCATED_CHOICES, default="skip",
-                        help="truncated image files: skip them (default) or load them as the official code does")
-    parser.add_argument("--amp", choices=AMP_CHOICES, default="off", help="CUDA autocast (default off)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long runs)")
-    parser.add_argument("--prob-precision", choices=PROB_PRECISIONS, default="float32",
-                        help="probabilities the metrics read: float32 (default; the official validate.py, whose "
-                             "float32 sigmoid ties every logit above ~16.6) or float64 (the exact order)")
+    for item in dataclasses.fields(EvalConfig):
+        flag = item.metadata.get("flag")
+        if flag is None or verb not in flag.verbs:
+            continue
+        extra = {"action": flag.action} if flag.action else {
+            "type": flag.type, "choices": flag.choices, "metavar": flag.metavar}
+        parser.add_argument(flag.name, dest=item.name, default=item.default, help=flag.help,
+                            **{k: v for k, v in extra.items() if v is not None})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_evaluation_arguments(parser)
-    parser.add_argument("--no-localisation", dest="localisation", action="store_false",
-                        help="skip the localisation metrics on suites with forgery masks (bench.engine.localisation)")
-    parser.add_argument("--perturb", metavar="SPEC",
-                        help="perturb every image (real and fake) before the protocol, e.g. jpeg:q=75, blur:sigma=2, "
-                             "reencode:jpeg:q=95 (see `bench list perturbations`)")
-    parser.add_argument("--calibrate-on", metavar="SUITE_OR_PATH",
-                        help="choose a decision threshold on this set's images and report ACC at it (ACC@cal) "
-                             "beside ACC at 0.5 (e.g. progan4-val, demo-val)")
-    parser.add_argument("--calibrate-rule", choices=CALIBRATION_RULES, default="real95",
-                        help="real95 (default): the threshold that keeps 95%% of its real images real; "
-                             "eer: its equal-error point")
+    add_evaluation_arguments(parser, "run")
     parser.add_argument("--json", action="store_true", help="print the metrics only, as JSON")
 
 
-def config_from_args(args: argparse.Namespace):
-    from bench.engine.config import EvalConfig
-
-    return EvalConfig(
-        data_root=args.data_root, weights=args.weights, output=args.output, device=args.device,
-        batch_size=args.batch_size, workers=args.workers, limit=args.limit, fresh=args.fresh,
-        truncated=args.truncated, amp=args.amp, compile=args.compile, protocol=args.protocol,
-        prob_precision=args.prob_precision, calibrate_on=args.calibrate_on, calibrate_rule=args.calibrate_rule,
-        progress=not getattr(args, "quiet", False), localisation=getattr(args, "localisation", True),
-        perturbation=getattr(args, "perturb", None),
-    )
+def config_from_args(args: argparse.Namespace) -> EvalConfig:
+    """The EvalConfig of the parsed flags (fields whose flag the verb does not offer keep their defaults)."""
+    values = {item.name: getattr(args, item.name) for item in dataclasses.fields(EvalConfig)
+              if item.metadata.get("flag") is not None and hasattr(args, item.name)}
+    return EvalConfig(**values, progress=not getattr(args, "quiet", False))
 
 
 def run(args: argparse.Namespace) -> int:
     from bench import api, settings
-    from bench.engine.distributed import stop_processes
 
     config = config_from_args(args)
     main_process = settings.torchrun_layout()["rank"] == 0  # under torchrun, rank 0 alone reports
@@ -79,13 +52,11 @@ def run(args: argparse.Namespace) -> int:
     if selection.note and main_process:
         print(selection.note, file=sys.stderr if args.json else sys.stdout, flush=True)
     result = api.evaluate(args.detector, selection, config=config)
-    stop_processes()  # (on an error the process exits instead, and torchrun stops the others)
+    api.stop_processes()  # (on an error the process exits instead, and torchrun stops the others)
     if not main_process:
         return 0
     if args.json:
-        from bench.engine.store import json_safe
-
-        print(json.dumps(json_safe({name: r.metrics for name, r in result.runs.items()}), indent=1))
+        print(json.dumps(api.json_safe({name: r.metrics for name, r in result.runs.items()}), indent=1))
         return 0
     for item in result.runs.values():
         print(render_metrics(item, item.metrics, demo=result.demo))
@@ -103,7 +74,7 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
     """A detector's metrics as text tables, one per suite (generators, then the suite's mean), the
     calibrated threshold when there is one, and where a generator's real images come from several
     folders, the real images' accuracy per folder."""
-    from bench.engine.metrics import METRICS
+    from bench.api import METRICS
     from bench.outputs.textable import format_table
 
     calibration = metrics.get("calibration")
@@ -115,7 +86,7 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
     if metrics.get("prob_precision") == "float64":
         lines.append("probabilities: float64 (exact order; the official code's float32 ties logits above ~16.6)")
     if calibration:
-        from bench.engine.calibration import Calibration
+        from bench.api import Calibration
 
         fields = {k: calibration[k] for k in ("on", "rule", "threshold_logit", "n_real", "n_fake")}
         lines.append(Calibration(suites=tuple(calibration["suites"]), **fields).sentence())
@@ -146,7 +117,8 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
 
 def render_localisation(blocks: dict[str, dict]) -> str:
     """The localisation tables `bench run` prints under the detection metrics."""
-    from bench.engine.localisation import DISPLAY, LOCALISATION_METRICS
+    from bench.api import LOCALISATION_DISPLAY as DISPLAY
+    from bench.api import LOCALISATION_METRICS
     from bench.outputs.textable import format_table
 
     def pct(value) -> str:

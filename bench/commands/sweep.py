@@ -20,37 +20,32 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bench.commands.run import add_evaluation_arguments
 
-    add_evaluation_arguments(parser)
+    # the sweep reports each level at the 0.5 threshold (a calibrated threshold is `bench run`'s option)
+    add_evaluation_arguments(parser, "sweep")
     parser.add_argument("--perturb", action="append", dest="grids", metavar="SPEC",
                         help="repeatable: a grid (jpeg:q=100,70,40), a family (jpeg) or one level (gray)")
-    # the sweep reports each level at the 0.5 threshold; a calibrated threshold is `bench run`'s option
-    parser.set_defaults(calibrate_on=None, calibrate_rule="real95")
     parser.add_argument("--json", action="store_true", help="print sweep.json and the files written, as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     from bench import api
-    from bench.analyses.sweep import ap_changes, render_tables, run_sweep
     from bench.commands.run import config_from_args
-    from bench.engine.perturb import DEFAULT_GRIDS, parse_sweep
 
-    grids = [parse_sweep(spec) for spec in (args.grids or DEFAULT_GRIDS)]  # bad specs fail before any work
+    grids = [api.parse_sweep(spec) for spec in (args.grids or api.DEFAULT_GRIDS)]  # bad specs fail before any work
     config = config_from_args(args)
     selection = api.select_suites(args.suite, config.data_root)
     if selection.note:
         print(selection.note, file=sys.stderr if args.json else sys.stdout, flush=True)
     # the sweep has its own bar over levels x generators; the per-generator bars stay too (leave=False)
-    result, folder = run_sweep(args.detector, selection, grids, config=config)
+    result, folder = api.run_sweep(args.detector, selection, grids, config=config)
     files = {name: str(folder / name) for name in
              ("sweep.json", "robustness.md", "robustness.tex", "robustness.png", "robustness.pdf")}
     if args.json:
-        from bench.engine.store import json_safe
-
-        print(json.dumps(json_safe({**result.to_dict(), "folder": str(folder), "files": files}), indent=1))
+        print(json.dumps(api.json_safe({**result.to_dict(), "folder": str(folder), "files": files}), indent=1))
         return 0
-    print(render_tables(result, "markdown", " + ".join(result.suites)))
+    print(api.render_tables(result, "markdown", " + ".join(result.suites)))
     print("AP change vs clean (points):")
-    for detector, spec, delta in ap_changes(result):
+    for detector, spec, delta in api.ap_changes(result):
         print(f"  {detector:<16} {spec:<40} {'-' if delta is None else f'{delta:+.1f}'}")
     print(f"\nsweep folder: {folder}")
     for path in files.values():

@@ -24,17 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 
-# CLI option dest -> TrainConfig field, for the options that set a recipe value
-RECIPE_OPTIONS = (
-    "detector", "train_set", "val_set", "data_root", "output", "epochs", "batch_size", "lr", "lr_decay",
-    "lr_step", "optimizer", "beta1", "beta2", "weight_decay", "resize", "crop", "flip", "aux_loss_weight",
-    "seed", "deterministic", "sync_bn", "max_steps_per_epoch", "workers", "device", "amp", "lr_schedule",
-    "checkpoint", "val_transform", "init",
-    "mask_selection", "mask_budget", "mask_query_epoch",
-)
 
-
-def size_or_none(text: str) -> int | None:
+def parse_size(text: str) -> int | None:
     if text.lower() == "none":
         return None
     try:
@@ -64,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--beta1", type=float, default=unset, help="Adam beta1 (default 0.9)")
     add("--beta2", type=float, default=unset, help="Adam beta2 (default 0.999)")
     add("--weight-decay", type=float, default=unset, help="default 0")
-    add("--resize", type=size_or_none, default=unset, help="N or none for native size (default 256)")
-    add("--crop", type=size_or_none, default=unset, help="random crop N or none (default 224)")
+    add("--resize", type=parse_size, default=unset, help="N or none for native size (default 256)")
+    add("--crop", type=parse_size, default=unset, help="random crop N or none (default 224)")
     add("--no-flip", dest="flip", action="store_false", default=unset, help="no random horizontal flip")
     add("--aux-loss-weight", type=float, default=unset, help="auxiliary (RKS) loss weight (default: the detector's)")
     add("--seed", type=int, default=unset, help="default 0")
@@ -98,44 +89,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--json", action="store_true", help="print the summary only, as JSON")
 
 
-def build_config(args: argparse.Namespace):
-    """The TrainConfig the options ask for: a new recipe, or the resumed run's with the changes given."""
-    from dataclasses import replace
+def config_from_args(args: argparse.Namespace):
+    """The TrainConfig the options ask for (only the options given: the others keep the recipe's values)."""
+    from bench import api
 
-    from bench.errors import BenchError
-    from bench.train import TrainConfig, load_config, recipe_defaults
-
-    given = {name: getattr(args, name) for name in RECIPE_OPTIONS if hasattr(args, name)}
-    if args.resume:
-        if "output" not in given:
-            raise BenchError("--resume needs --output DIR, the folder of the run to continue")
-        return replace(load_config(given["output"]), **given)
-    missing = [f"--{name.replace('_', '-')}" for name in ("detector", "train_set") if name not in given]
-    if missing:
-        raise BenchError(f"{' and '.join(missing)} required (see `bench train --help`)")
-    return TrainConfig(**{**recipe_defaults(given["train_set"]), **given})
-
-
-def _without_nan(value):
-    """NaN (an undefined AP) -> null: JSON has no NaN."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _without_nan(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nan(v) for v in value]
-    return value
+    given = {name: getattr(args, name) for name in api.RECIPE_FIELDS if hasattr(args, name)}
+    return api.train_config(given, resume=args.resume)
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.train import train
+    from bench import api
 
-    config = build_config(args)
-    result = train(config, resume=args.resume, progress=not args.json)
+    config = config_from_args(args)
+    result = api.train(config, resume=args.resume, progress=not args.json)
     if not result.is_main:
         return 0
     if args.json:
-        print(json.dumps(_without_nan(result.summary()), indent=1))
+        print(json.dumps(api.json_safe(result.summary()), indent=1))
         return 0
     resumed = f" (resumed after epoch {result.resumed_from})" if result.resumed_from is not None else ""
     print(f"trained {result.detector} for {result.epochs} epochs{resumed} in {result.seconds:.1f}s")

@@ -13,16 +13,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.commands.list import list_weights_table
-    from detectors.weights import fetch, get_weights_entry, verify
+    from bench import api
+    from bench.commands.list import render_weights_table
 
     if args.action == "list":
-        print(list_weights_table())
+        print(render_weights_table())
         return 0
     if not args.names:
         raise BenchError("name the weights to fetch, e.g. `bench weights fetch lfm:official` (see `bench weights list`)")
     for name in args.names:
-        entry = get_weights_entry(name)
-        path = fetch(entry)
-        print(f"{entry.name}\t{path}\tsha256 {verify(entry, path)}")
+        entry, path, sha256 = api.fetch_weights(name)
+        print(f"{entry.name}\t{path}\tsha256 {sha256}")
     return 0

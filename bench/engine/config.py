@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.engine.metrics import CALIBRATION_RULES, PROB_PRECISIONS
 from bench.errors import BenchError
@@ -18,47 +18,89 @@ def default_workers() -> int:
 
 
 @dataclass(frozen=True)
+class Flag:
+    """How an EvalConfig field appears on the command line of the verbs that evaluate. One declaration
+    per option: `bench.commands.run.add_evaluation_arguments` builds the flags from these and
+    `config_from_args` maps them back, so a new option is one field here."""
+
+    name: str
+    help: str
+    type: type | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    action: str | None = None
+    """`store_true` / `store_false` for switches."""
+    verbs: tuple[str, ...] = ("run", "sweep")
+    """The verbs that offer the flag (`bench sweep` reports each level at 0.5 and has its own --perturb)."""
+
+
+def option(default, flag: Flag | None = None):
+    """A dataclass field with its command-line flag (None: the API only)."""
+    return field(default=default, metadata={"flag": flag} if flag else {})
+
+
+RUN_ONLY = ("run",)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """How to evaluate. Defaults are the paper's protocol on this machine's best device."""
 
-    data_root: str | None = None
+    data_root: str | None = option(None, Flag("--data-root", "default: $BENCH_DATA or ./datasets"))
     """Where the suites are (default: $BENCH_DATA or ./datasets)."""
-    weights: str | None = None
+    weights: str | None = option(None, Flag(
+        "--weights", "NAME or PATH; default: each detector's official weights (demo on demo suites)"))
     """A weights name, tag or file for every detector given by name (default: each detector's own;
     `demo` on the demo suites)."""
-    output: str | None = None
+    output: str | None = option(None, Flag("--output", "results root (default: $BENCH_RESULTS or ./results)"))
     """Results root (default: $BENCH_RESULTS or ./results)."""
-    device: str = "auto"
-    batch_size: int = 64
-    workers: int | None = None
+    device: str = option("auto", Flag("--device", "auto, cpu or cuda (default auto)"))
+    batch_size: int = option(64, Flag("--batch-size", "images per batch (default 64)", type=int))
+    workers: int | None = option(None, Flag("--workers", "decoding processes (default: min(4, CPUs))", type=int))
     """Decoding processes (default: min(4, CPUs))."""
-    limit: int | None = None
+    limit: int | None = option(None, Flag("--limit", "at most N real and N fake images per generator", type=int))
     """At most this many real and this many fake images per generator (a sample, recorded as such)."""
-    fresh: bool = False
+    fresh: bool = option(False, Flag("--fresh", "recompute instead of reusing stored scores", action="store_true"))
     """Recompute instead of reusing stored scores."""
-    truncated: str = "skip"
+    protocol: str = option("paper", Flag(
+        "--protocol", "paper: every detector under the paper's protocol (default); own: each detector's own",
+        choices=PROTOCOL_CHOICES))
+    """`paper`: every detector under the paper's protocol; `own`: each detector's own paper's protocol."""
+    truncated: str = option("skip", Flag(
+        "--truncated", "truncated image files: skip them (default) or load them as the official code does",
+        choices=TRUNCATED_CHOICES))
     """Truncated image files: `skip` them (default) or `load` them as the official code does."""
-    amp: str = "off"
+    amp: str = option("off", Flag("--amp", "CUDA autocast (default off)", choices=AMP_CHOICES))
     """CUDA autocast: off, bf16 or fp16 (CPU always scores in float32)."""
-    compile: bool = False
-    perturbation: str | None = None
+    compile: bool = option(False, Flag("--compile", "torch.compile the model (pays off on long runs)",
+                                       action="store_true"))
+    prob_precision: str = option("float32", Flag(
+        "--prob-precision", "probabilities the metrics read: float32 (default; the official validate.py, whose "
+        "float32 sigmoid ties every logit above ~16.6) or float64 (the exact order)", choices=PROB_PRECISIONS))
+    """The probabilities the metrics read: `float32` (the official validate.py: float32 sigmoid, ties
+    above a logit of ~16.6) or `float64` (the exact order). See bench.engine.metrics."""
+    localisation: bool = option(True, Flag(
+        "--no-localisation", "skip the localisation metrics on suites with forgery masks (bench.engine.localisation)",
+        action="store_false", verbs=RUN_ONLY))
+    """Localisation metrics (bench.engine.localisation) on suites with forgery masks, stored in metrics.json
+    under "localisation"; not computed under a perturbation (the maps would need the perturbed masks)."""
+    perturbation: str | None = option(None, Flag(
+        "--perturb", "perturb every image (real and fake) before the protocol, e.g. jpeg:q=75, blur:sigma=2, "
+        "reencode:jpeg:q=95 (see `bench list perturbations`)", metavar="SPEC", verbs=RUN_ONLY))
     """A perturbation spec (`bench.engine.perturb`, e.g. ``jpeg:q=75``) applied to every decoded image, real and
     fake, before the protocol; stored in its canonical spelling (every parameter), which the cache key
     and run.json record."""
-    protocol: str = "paper"
-    """`paper`: every detector under the paper's protocol; `own`: each detector's own paper's protocol."""
-    prob_precision: str = "float32"
-    """The probabilities the metrics read: `float32` (the official validate.py: float32 sigmoid, ties
-    above a logit of ~16.6) or `float64` (the exact order). See bench.engine.metrics."""
-    calibrate_on: str | None = None
+    calibrate_on: str | None = option(None, Flag(
+        "--calibrate-on", "choose a decision threshold on this set's images and report ACC at it (ACC@cal) "
+        "beside ACC at 0.5 (e.g. progan4-val, demo-val)", metavar="SUITE_OR_PATH", verbs=RUN_ONLY))
     """A suite or folder whose images choose a decision threshold (`acc_cal` beside `acc`)."""
-    calibrate_rule: str = "real95"
+    calibrate_rule: str = option("real95", Flag(
+        "--calibrate-rule", "real95 (default): the threshold that keeps 95%% of its real images real; "
+        "eer: its equal-error point", choices=CALIBRATION_RULES, verbs=RUN_ONLY))
     """How: `real95` (keep 95% of its real images real) or `eer` (its equal-error point)."""
-    progress: bool = True
-    localisation: bool = True
-    """Localisation metrics (bench.engine.localisation) on suites with forgery masks, stored in metrics.json
-    under "localisation"; not computed under a perturbation (the maps would need the perturbed masks)."""
-    write_run: bool = True
+    progress: bool = option(True)
+    """Progress bars on stderr (the CLI's `-q` turns them off)."""
+    write_run: bool = option(True)
     """Write a run folder per detector (False: scores and metrics are returned only, e.g. for checks)."""
 
     def __post_init__(self) -> None:

@@ -43,6 +43,7 @@ from bench.engine.store import ResultsStore
 from bench.engine.suites import (
     GROUPS,
     IMAGE_EXTENSIONS,
+    README_DATA_SECTION,
     ResolvedSuite,
     default_data_root,
     resolve_suites_building_demo,
@@ -53,7 +54,6 @@ from detectors import load_detector as _load_detector
 
 log = logging.getLogger(__name__)
 
-README_DATA_SECTION = "README.md, section 'Getting the paper's data'"
 DEMO_FOR_GROUP = {"all": "demo", "gan": "demo-gan", "diffusion": "demo-diffusion"}
 """A group whose suites are none of them on disk falls back to these demo suites."""
 

@@ -160,6 +160,10 @@ GROUPS: dict[str, list[str]] = {
 }
 
 
+README_DATA_SECTION = "README.md, section 'Getting the paper's data'"
+"""Where the user is sent to get a missing suite."""
+
+
 def default_data_root() -> Path:
     """`$BENCH_DATA`, else `./datasets` in the current directory."""
     from bench import settings

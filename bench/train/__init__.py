@@ -47,6 +47,7 @@ from bench.train.recipe import (
     DEMO_RECIPE,
     LEGACY_RECIPE,
     LR_SCHEDULES,
+    RECIPE_FIELDS,
     VAL_TRANSFORMS,
     TrainConfig,
     TrainResult,
@@ -65,12 +66,14 @@ from bench.train.state import (
     load_state,
     restore_rng_states,
     rng_states,
+    train_config,
     write_checkpoint,
     write_log,
 )
 
 __all__ = [
     "CHECKPOINT_RULES",
+    "RECIPE_FIELDS",
     "DEMO_RECIPE",
     "LEGACY_RECIPE",
     "LOG_COLUMNS",
@@ -105,6 +108,7 @@ __all__ = [
     "setup",
     "start_processes",
     "train",
+    "train_config",
     "train_epoch",
     "write_checkpoint",
     "write_log",

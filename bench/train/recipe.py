@@ -247,3 +247,13 @@ def resolve_config(config: TrainConfig, detector, device: torch.device, procs: P
         workers=workers,
         amp=config.amp or "off",  # the official training code runs in float32
     )
+
+
+RECIPE_FIELDS = (
+    "detector", "train_set", "val_set", "data_root", "output", "epochs", "batch_size", "lr", "lr_decay",
+    "lr_step", "optimizer", "beta1", "beta2", "weight_decay", "resize", "crop", "flip", "aux_loss_weight",
+    "seed", "deterministic", "sync_bn", "max_steps_per_epoch", "workers", "device", "amp", "lr_schedule",
+    "checkpoint", "val_transform", "init",
+    "mask_selection", "mask_budget", "mask_query_epoch",
+)
+"""The TrainConfig fields `bench train` sets from its options."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from bench.engine.store import atomic_write_bytes, atomic_write_json
 from bench.errors import BenchError
-from bench.train.recipe import LEGACY_RECIPE, TrainConfig
+from bench.train.recipe import LEGACY_RECIPE, RECIPE_FIELDS, TrainConfig, recipe_defaults
 
 STATE_FORMAT = 1
 STATE_KEYS = ("epoch", "step", "model", "optimizer", "rng", "best", "best_epoch", "last", "history",
@@ -143,3 +143,19 @@ def check_resumable(saved: TrainConfig, config: TrainConfig) -> None:
             "--resume continues a run with its own recipe; these differ from it: " + ", ".join(changed)
             + ". Only " + ", ".join(RESUMABLE_CHANGES) + " may change; start a new run for another recipe."
         )
+
+
+def train_config(given: dict, *, resume: bool = False) -> TrainConfig:
+    """The TrainConfig that the given recipe values ask for: a new recipe (the train set's defaults with
+    `given` laid over them), or, with `resume`, the run in `given["output"]` with the changes given."""
+    unknown = sorted(set(given) - set(RECIPE_FIELDS))
+    if unknown:
+        raise BenchError(f"unknown recipe fields: {', '.join(unknown)}")
+    if resume:
+        if "output" not in given:
+            raise BenchError("--resume needs --output DIR, the folder of the run to continue")
+        return dataclasses.replace(load_config(given["output"]), **given)
+    missing = [f"--{name.replace('_', '-')}" for name in ("detector", "train_set") if name not in given]
+    if missing:
+        raise BenchError(f"{' and '.join(missing)} required (see `bench train --help`)")
+    return TrainConfig(**{**recipe_defaults(given["train_set"]), **given})
