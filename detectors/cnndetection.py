@@ -1,6 +1,14 @@
 """CNNDetection (Wang et al., CVPR 2020): torchvision's ResNet-50 with a single-logit head.
 
 Its checkpoints are ``{'model': state_dict}`` with torchvision's key names; the loader unwraps that.
+
+Facts from the official code (github.com/PeterWang512/CNNDetection):
+- ``eval.py`` sets ``opt.no_resize = True`` and leaves ``no_crop`` off, so ``data/datasets.py``'s
+  ``binary_dataset`` gives each test image ``CenterCrop(cropSize=224)`` of the file at its native size, then
+  ``ToTensor`` and ImageNet's ``Normalize``: that is ``--protocol own`` here.
+- Training (``isTrain``) resizes with ``TF.resize(img, loadSize=256)``: an int size, so the *shorter* side
+  becomes 256 and the aspect ratio is kept (not a 256x256 resize), then ``RandomCrop(224)``. ``bench train``
+  follows NPR's recipe (``Resize((256, 256))``) for every detector; docs/conventions.md says so.
 """
 
 from __future__ import annotations
@@ -59,7 +67,8 @@ def cnndetection() -> Detector:
         build_model=CNNDetectionNet,
         weights_family="cnndetection",
         default_weights="blur_jpg_prob0.5",
-        preprocessing=Preprocessing(even_crop=False),
+        # ImageNet's mean/std (data/datasets.py); its own protocol: CenterCrop(224) of the file, no resize
+        preprocessing=Preprocessing(even_crop=False, own_resize=None, own_crop=224),
         key_map=(("", "net."),),
         train_lr=1e-4,
         reported_method="CNNDetection",

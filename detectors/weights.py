@@ -3,10 +3,14 @@
 A name is ``<family>:<tag>`` (``lfm:official``). Files are looked up, in order: bundled inside the package
 (the ``demo`` weights), ``$BENCH_WEIGHTS_DIR/<filename>`` (a folder of pre-downloaded files), then the
 cache ``$BENCH_CACHE/weights/<filename>`` (default ``~/.cache/lfm-bench``), where ``fetch`` downloads them.
-Every file is checked against its pinned sha256. Not every entry is pinned: `npr:official` and the two
-`cnndetection` files have no published hash this project could check, so the first file seen records its
-hash beside itself (`<file>.sha256`) and `bench weights list` says "not pinned". A later use of a file
-whose bytes no longer match its recorded hash is refused.
+Every file is checked against its pinned sha256. Not every entry is pinned: `npr:official`,
+`cnndetection:blur_jpg_prob0.5`, `cnndetection:blur_jpg_prob0.1`, `safe:official` and `imagenet:resnet50`
+have no published hash this project could check (the first four are too large for the repository copies
+this project can read; torchvision's file name carries only the first 8 hex digits of its hash, which
+`bench train --init imagenet` checks), so the first file seen records its hash beside itself
+(`<file>.sha256`) and `bench weights list` says "no: first file seen is recorded". A later use of a file
+whose bytes no longer match its recorded hash is refused. (tests/test_weights.py checks this list against
+the entries.)
 """
 
 from __future__ import annotations
@@ -97,10 +101,12 @@ WEIGHTS: tuple[WeightsEntry, ...] = (
         tag="official",
         filename="univfd_fc_weights.pth",
         url="https://github.com/WisconsinAIVision/UniversalFakeDetect/raw/main/pretrained_weights/fc_weights.pth",
-        sha256=None,
+        # the sha256 of the repository's file (4,083 bytes, git blob 2a8efc8e238bf5a491e4fd5999655ed5eb3bbb72),
+        # added in commit 763391e (22 July 2023) and unchanged since: computed from the repository's snapshot
+        sha256="477100745713bcc957beb2b40859536859b6483fd6301b3b9293151b194c7847",
         licence="MIT",
         source="github.com/WisconsinAIVision/UniversalFakeDetect pretrained_weights/fc_weights.pth "
-        "(the Linear(768, 1) head, trained on ProGAN 4-class)",
+        "(commit 763391e; the Linear(768, 1) head, trained on ProGAN 4-class)",
         note="save the repository's fc_weights.pth as univfd_fc_weights.pth; needs clip:ViT-L-14 too",
     ),
     WeightsEntry(

@@ -82,3 +82,44 @@ def test_tables_keep_own_protocol_rows_apart_and_say_so(tmp_path, capsys):
     assert rows["UnivFD (official weights, reproduced)"][0] == "80.0"
     assert rows["UnivFD (official weights, reproduced, own protocol)"][0] == "60.0"
     assert "rows marked 'own protocol'" in out
+
+
+# CNNDetection's data/datasets.py (github.com/PeterWang512/CNNDetection): transforms.Normalize(mean=[0.485,
+# 0.456, 0.406], std=[0.229, 0.224, 0.225]), after CenterCrop(224) with no resize under eval.py
+CNNDETECTION_OFFICIAL_MEAN = [0.485, 0.456, 0.406]
+CNNDETECTION_OFFICIAL_STD = [0.229, 0.224, 0.225]
+
+
+@pytest.mark.slow
+def test_cnndetection_own_protocol_is_eval_py_center_crop_without_resize(tmp_path):
+    """eval.py sets no_resize, so a test image is CenterCrop(224) of the file as it is. The expected logits
+    come from torchvision's own CenterCrop on the PIL image and its ToTensor + Normalize with the official
+    constants; the sizes have odd differences to 224 (77 and 7: offsets round(38.5) = 38, round(3.5) = 4), and
+    the old Resize((256, 256)) path gives other logits on these non-square images."""
+    from torchvision import transforms
+
+    from detectors.cnndetection import CNNDetectionNet
+
+    torch.manual_seed(0)
+    model = CNNDetectionNet().eval()
+    weights = tmp_path / "cnndetection.pth"
+    torch.save({"model": model.net.state_dict()}, weights)  # the official layout: torchvision keys under 'model'
+    suite = _suite(tmp_path / "suite", size=(231, 301))  # numpy (H, W): a 301 x 231 image
+    options = dict(weights=str(weights), output=str(tmp_path / "results"), workers=0, batch_size=4, device="cpu",
+                   progress=False)
+    own = api.evaluate("cnndetection", str(suite), protocol="own", **options)["cnndetection"]
+    official = transforms.Compose([transforms.CenterCrop(224), transforms.ToTensor(),
+                                   transforms.Normalize(CNNDETECTION_OFFICIAL_MEAN, CNNDETECTION_OFFICIAL_STD)])
+    old = transforms.Compose([transforms.Resize((256, 256)), transforms.ToTensor(),
+                              transforms.Normalize(CNNDETECTION_OFFICIAL_MEAN, CNNDETECTION_OFFICIAL_STD)])
+    expected, resized = {}, {}
+    for path in sorted(suite.rglob("*.png")):
+        image = Image.open(path).convert("RGB")
+        with torch.no_grad():
+            expected[path.relative_to(suite).as_posix()] = float(model(official(image)[None])[0])
+            resized[path.relative_to(suite).as_posix()] = float(model(old(image)[None])[0])
+    got = dict(zip(own.scores["path"], own.scores["logit"], strict=True))
+    assert set(got) == set(expected)
+    for path, logit in expected.items():
+        assert abs(got[path] - logit) < 1e-4, (path, got[path], logit)
+        assert abs(resized[path] - logit) > 1e-2, path  # the old path would fail the line above

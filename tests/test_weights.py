@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,50 @@ def test_readme_and_weights_list_say_which_weights_are_pinned(capsys):
     for entry in all_weights():
         line = next(line for line in lines if line.startswith(entry.name + " "))
         assert ("no: first file seen is recorded" in line) == (not entry.pinned)
+
+
+UNIVFD_HEAD = Path(__file__).resolve().parent / "fixtures" / "univfd_official" / "fc_weights.pth"
+UNIVFD_HEAD_GIT_BLOB = "2a8efc8e238bf5a491e4fd5999655ed5eb3bbb72"
+"""The git object id GitHub lists for pretrained_weights/fc_weights.pth in WisconsinAIVision/UniversalFakeDetect
+(commit 763391e onwards): a public hash of the file that anyone can compare without this repository."""
+
+
+def test_univfd_head_pin_is_the_official_files_hash():
+    """The fixture is the official file (its git blob id is the repository's), and the pinned sha256 is its
+    hash; its contents are the Linear(768, 1) head the harness's UnivFD loads strictly."""
+    data = UNIVFD_HEAD.read_bytes()
+    assert hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == UNIVFD_HEAD_GIT_BLOB
+    entry = get_weights_entry("univfd:official")
+    assert entry.pinned and entry.sha256 == hashlib.sha256(data).hexdigest()
+    from detectors.checkpoints import read_state_dict
+
+    head = read_state_dict(UNIVFD_HEAD)
+    assert {k: tuple(v.shape) for k, v in head.items()} == {"weight": (1, 768), "bias": (1,)}
+
+
+def test_univfd_head_from_weights_dir_is_verified_against_the_pin(tmp_path, monkeypatch):
+    import shutil
+
+    from detectors.weights import require_local
+
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path))
+    entry = get_weights_entry("univfd:official")
+    shutil.copy(UNIVFD_HEAD, tmp_path / entry.filename)
+    assert require_local(entry, "test") == tmp_path / entry.filename
+    assert not (tmp_path / f"{entry.filename}.sha256").exists()  # pinned: nothing is recorded beside it
+    damaged = bytearray(UNIVFD_HEAD.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # one byte of the head's tensors
+    (tmp_path / entry.filename).write_bytes(bytes(damaged))
+    with pytest.raises(BenchError, match="expected 4771007457"):
+        require_local(entry, "test")
+
+
+def test_the_docstring_names_exactly_the_unpinned_entries():
+    """detectors/weights.py's docstring lists the entries without a pinned hash; the registry decides."""
+    import re
+
+    import detectors.weights as weights
+
+    sentence = weights.__doc__.split("Not every entry is pinned:")[1].split(" have no published hash")[0]
+    named = set(re.findall(r"`([a-z0-9_.-]+:[A-Za-z0-9_.-]+)`", sentence))
+    assert named == {e.name for e in weights.all_weights() if not e.pinned}
