@@ -254,3 +254,22 @@ def test_masks_follow_the_perturbations_geometry(tmp_path, spec, resize):
     white = image.pixels[0].numpy() > 127
     assert warped.shape == white.shape
     assert (warped != white).mean() < 0.02  # only interpolated edge pixels may disagree
+
+
+def test_blur_is_scipys_filter_rounded_once_and_about_one_grey_level_above_univfds():
+    """docs/conventions.md: UnivFD's validate.py (and CNNDetection's data/datasets.py) run gaussian_filter per
+    channel with output= the uint8 image, truncating each axis's pass; the harness rounds once."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    ours = np.asarray(parse("blur:sigma=2")(image, "k")).astype(int)
+    exact = gaussian_filter(np.asarray(image, dtype=np.float64), sigma=(2, 2, 0), mode="reflect", truncate=4.0)
+    assert np.abs(ours - np.clip(np.rint(exact), 0, 255)).max() <= 1  # float32 vs float64 at .5 ties only
+    assert (ours == np.clip(np.rint(exact), 0, 255)).mean() > 0.99
+    official = np.array(image)
+    for channel in range(3):
+        gaussian_filter(official[:, :, channel], output=official[:, :, channel], sigma=2)
+    difference = ours - official.astype(int)
+    assert difference.min() >= 0 and difference.max() <= 2
+    assert 0.7 < difference.mean() < 1.3

@@ -60,6 +60,14 @@ class EvalConfig:
     """Decoding processes (default: min(4, CPUs))."""
     limit: int | None = option(None, Flag("--limit", "at most N real and N fake images per generator", type=int))
     """At most this many real and this many fake images per generator (a sample, recorded as such)."""
+    sample: int | None = option(None, Flag(
+        "--sample", "score UnivFD's seeded sample of at most N real and N fake images per generator (its "
+        "validate.py --max_sample, 1000: random.seed(0), shuffle, first N; 100 when a class has fewer than N)",
+        type=int, metavar="N"))
+    """At most this many real and fake images per generator, drawn as UnivFD's validate.py draws its
+    ``--max_sample`` (`bench.engine.suites.univfd_sample`); recorded as `sample_per_class` in run.json. The
+    files it leaves out change the unit's file list and so its cache key; a sample that keeps every file
+    reuses the full set's scores."""
     fresh: bool = option(False, Flag("--fresh", "recompute instead of reusing stored scores", action="store_true"))
     """Recompute instead of reusing stored scores."""
     protocol: str = option("paper", Flag(
@@ -111,6 +119,10 @@ class EvalConfig:
             problems.append("--workers must be at least 0")
         if self.limit is not None and self.limit < 1:
             problems.append("--limit must be at least 1")
+        if self.sample is not None and self.sample < 1:
+            problems.append("--sample must be at least 1")
+        if self.sample is not None and self.limit is not None:
+            problems.append("--sample and --limit both choose which images are scored; give one")
         if self.truncated not in TRUNCATED_CHOICES:
             problems.append(f"truncated must be one of {', '.join(TRUNCATED_CHOICES)}")
         if self.amp not in AMP_CHOICES:

@@ -116,15 +116,19 @@ class MapMaker:
 
 
 def localise_suite(loaded, root: Path, suite, *, device: torch.device | str = "cpu", limit: int | None = None,
-                   progress: bool = True, own_protocol: bool = False) -> dict | None:
+                   progress: bool = True, own_protocol: bool = False, sample: int | None = None) -> dict | None:
     """Localisation metrics of one detector on one suite: {"generators": {name: summary}, "mean": summary,
     "source": ..., "iou_threshold": ...}; None when no generator of the suite carries masks."""
     from tqdm import tqdm
 
     from bench.engine.decode import DecodeSpec, UnusableImage
-    from bench.engine.suites import discover
+    from bench.engine.suites import discover, univfd_sample
 
     generators = [g for g in discover(root, suite) if g.has_masks and g.masks]
+    if sample is not None:  # the fakes the scores were computed on (`EvalConfig.sample`)
+        for generator in generators:
+            drawn = set(univfd_sample(generator, sample).fake)
+            generator.masks = {path: mask for path, mask in generator.masks.items() if path in drawn}
     if not generators:
         return None
     maps = MapMaker(loaded, device)
@@ -150,12 +154,12 @@ def localise_suite(loaded, root: Path, suite, *, device: torch.device | str = "c
 
 
 def localise_run(loaded, suites, *, device: torch.device | str = "cpu", limit: int | None = None,
-                 progress: bool = True, own_protocol: bool = False) -> dict[str, dict]:
+                 progress: bool = True, own_protocol: bool = False, sample: int | None = None) -> dict[str, dict]:
     """Suite name -> `localise_suite` block, for the resolved suites that carry masks."""
     blocks = {}
     for resolved in suites:
         block = localise_suite(loaded, resolved.root, resolved.suite, device=device, limit=limit, progress=progress,
-                               own_protocol=own_protocol)
+                               own_protocol=own_protocol, sample=sample)
         if block is not None:
             blocks[resolved.suite.name] = block
     return blocks

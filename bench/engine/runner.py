@@ -46,7 +46,14 @@ from bench.engine.store import (
     locked_entries,
     work_key,
 )
-from bench.engine.suites import PAPER_SUITES, GeneratorFiles, ResolvedSuite, check_layout, discover
+from bench.engine.suites import (
+    PAPER_SUITES,
+    GeneratorFiles,
+    ResolvedSuite,
+    check_layout,
+    discover,
+    univfd_sample,
+)
 from bench.errors import BenchError
 from detectors import LoadedDetector
 
@@ -77,7 +84,9 @@ class DetectorRun:
         return self.loaded.detector.name
 
 
-def build_units(suites: list[ResolvedSuite], limit: int | None) -> list[WorkUnit]:
+def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | None = None) -> list[WorkUnit]:
+    """The units of work: one per (suite, generator), with its file list (the first `limit` of each class,
+    or UnivFD's seeded `sample`, when asked)."""
     units = []
     for resolved in suites:
         generators = discover(resolved.root, resolved.suite)
@@ -94,6 +103,11 @@ def build_units(suites: list[ResolvedSuite], limit: int | None) -> list[WorkUnit
             real, fake = generator.real, generator.fake
             if limit is not None:
                 real, fake = real[:limit], fake[:limit]
+            if sample is not None:
+                drawn = univfd_sample(generator, sample)
+                real, fake = drawn.real, drawn.fake
+                if drawn.note:
+                    log.warning("--sample %d: %s", sample, drawn.note)
             items = [(p, 0) for p in real] + [(p, 1) for p in fake]
             relative = [p.relative_to(resolved.root).as_posix() for p, _ in items]
             # keyed by the bytes: a file replaced by other content of the same size is scored again
@@ -168,7 +182,7 @@ def score_suites(
 ) -> None:
     """Fill every DetectorRun's frames with the scores of every (suite, generator), from the cache where
     its key matches, else through the one scoring loop (bench.engine.scoring)."""
-    units = build_units(suites, config.limit)
+    units = build_units(suites, config.limit, config.sample)
     scorers: dict[str, Scorer] = {}
     for unit in units:
         uid = (unit.suite.suite.name, unit.generator.name)
@@ -401,6 +415,7 @@ def run_info(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, 
         "perturbation": config.perturbation,
         "truncated_images": config.truncated,
         "limit_per_class": config.limit,
+        "sample_per_class": config.sample,
         "package_version": bench.__version__,
         "git_commit": git_commit(),
         "torch_version": torch.__version__,
@@ -462,7 +477,7 @@ def assemble_run(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConf
     if config.localisation and config.perturbation is None:
         from bench.engine.localisation import localise_run
 
-        blocks = localise_run(run.loaded, suites, device=config.device, limit=config.limit,
+        blocks = localise_run(run.loaded, suites, device=config.device, limit=config.limit, sample=config.sample,
                               progress=config.progress, own_protocol=config.protocol == "own")
         if blocks:
             metrics["localisation"] = blocks

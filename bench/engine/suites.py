@@ -405,3 +405,55 @@ def check_layout(root: Path, generators: list[GeneratorFiles]) -> None:
 
 def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+UNIVFD_SAMPLE_SEED = 0
+"""validate.py's SEED: ``set_seed()`` (``random.seed(0)`` among others) before each test set is read."""
+UNIVFD_SAMPLE_FALLBACK = 100
+"""validate.py's ``read_path``: when a class has fewer than ``max_sample`` images, ``max_sample`` falls to 100."""
+
+
+def walk_order(path: Path) -> tuple:
+    """The order ``os.walk`` lists files in when every folder's entries are sorted: a folder's own files
+    (by name) before those of its subfolders (by name). validate.py's ``recursively_read`` lists in os.walk's
+    order, which the file system decides; sorted names are the reproducible reading of it."""
+    *folders, name = Path(path).parts
+    return (*((1, folder) for folder in folders), (0, name))
+
+
+@dataclass(frozen=True)
+class Sample:
+    real: list[Path]
+    fake: list[Path]
+    size: int
+    """How many of each class were asked for (``max_sample``, or the fallback 100)."""
+    note: str | None = None
+    """What differs from the request (the fallback; a class shorter than the sample), said beside it."""
+
+
+def univfd_sample(generator: GeneratorFiles, max_sample: int) -> Sample:
+    """The images UnivFD's ``validate.py`` scores of a test set (github.com/WisconsinAIVision/UniversalFakeDetect,
+    ``RealFakeDataset.read_path`` with ``--max_sample``, default 1000): both classes' lists in os.walk order,
+    then with ``random.seed(0)``: ``random.shuffle(real)``, ``random.shuffle(fake)``, the first ``max_sample`` of
+    each; when either class has fewer than ``max_sample`` images, ``max_sample`` falls to 100. The lists are the
+    harness's (every image file under the generator's ``0_real``/``1_fake`` folders); validate.py lists only
+    names whose text after the first dot is png, jpg, JPEG, jpeg or bmp, so a set with other names shuffles
+    another list. The result keeps the generator's order (sorted paths)."""
+    import random
+
+    real = sorted(generator.real, key=walk_order)
+    fake = sorted(generator.fake, key=walk_order)
+    size, note = max_sample, None
+    if max_sample > len(real) or max_sample > len(fake):
+        size = UNIVFD_SAMPLE_FALLBACK
+        note = (f"{generator.name}: {len(real)} real and {len(fake)} fake images, fewer than the sample of "
+                f"{max_sample}; drew {UNIVFD_SAMPLE_FALLBACK} of each, as validate.py does")
+        if size > len(real) or size > len(fake):
+            note += f" (a class with fewer than {UNIVFD_SAMPLE_FALLBACK} is taken whole"
+            note += "; validate.py stops on unequal classes)" if len(real) != len(fake) else ")"
+    rng = random.Random(UNIVFD_SAMPLE_SEED)  # the same generator as random.seed(0) then random.shuffle
+    rng.shuffle(real)
+    rng.shuffle(fake)
+    chosen_real, chosen_fake = set(real[:size]), set(fake[:size])
+    return Sample([p for p in generator.real if p in chosen_real], [p for p in generator.fake if p in chosen_fake],
+                  size, note)
