@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import logging
 import sys
 
@@ -43,6 +44,82 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     return parser
+
+
+REFERENCE_WIDTH = 100
+"""Columns of the usage lines in the CLI reference (fixed, so the page does not depend on the terminal)."""
+
+REFERENCE_COMMAND = "python -m bench.cli --markdown-reference > docs/cli.md"
+
+
+def markdown_reference(parser: argparse.ArgumentParser | None = None) -> str:
+    """docs/cli.md, written from the argument parsers themselves: every verb with its one-line summary, its
+    description (the command module's docstring), its usage and every argument with its help.
+    `python -m bench.cli --markdown-reference > docs/cli.md` regenerates the page; a test fails when the
+    committed page differs from what this returns."""
+    parser = parser or build_parser()
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    summaries = {choice.dest: choice.help for choice in verbs._choices_actions}
+    common = [a for a in next(iter(verbs.choices.values()))._actions if a.dest in ("verbose", "quiet")]
+    lines = [
+        "# CLI reference",
+        "",
+        f"<!-- Generated from the argument parsers by `{REFERENCE_COMMAND}`; do not edit by hand",
+        "     (tests/test_cli_reference.py fails when this page is stale). -->",
+        "",
+        _markdown_text(inspect.cleandoc(parser.description or "")),
+        "",
+        "Exit codes: 0 success, 1 a check or regression failed, 2 a usage or input error (the message says what "
+        "to do); 130 interrupted (finished work is kept). Results go to stdout, progress and messages to stderr. "
+        "Every verb also takes:",
+        "",
+        *_argument_table(parser.prog, common),
+        "",
+        "| verb | what it does |",
+        "|---|---|",
+        *(f"| [`{verb}`](#bench-{verb}) | {_table_cell(summaries[verb])} |" for verb in verbs.choices),
+    ]
+    for verb, sub in verbs.choices.items():
+        own = [a for a in sub._actions if a.dest not in ("help", "verbose", "quiet")]
+        lines += ["", f"## bench {verb}", "", _markdown_text(inspect.cleandoc(sub.description or "")), "", "```text",
+                  _usage(sub).rstrip(), "```", ""]
+        lines += _argument_table(sub.prog, own) if own else ["No arguments."]
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+def _usage(parser: argparse.ArgumentParser) -> str:
+    formatter = argparse.HelpFormatter(parser.prog, width=REFERENCE_WIDTH)
+    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
+    return formatter.format_help()
+
+
+def _argument_table(prog: str, actions: list[argparse.Action]) -> list[str]:
+    formatter = argparse.HelpFormatter(prog, width=REFERENCE_WIDTH)
+    rows = ["| argument | help |", "|---|---|"]
+    for action in actions:
+        invocation = formatter._format_action_invocation(action)
+        text = formatter._expand_help(action) if action.help else ""
+        shows_default = action.nargs != 0 and not any(action.default is v for v in (None, argparse.SUPPRESS, False))
+        if shows_default and "default" not in text.lower():
+            text = f"{text} (default: {action.default})".strip()
+        rows.append(f"| `{_table_cell(invocation)}` | {_table_cell(_markdown_text(text))} |")
+    return rows
+
+
+def _markdown_text(text: str) -> str:
+    """Plain help text as Markdown: `<` and `*` outside inline code would be read as HTML or emphasis
+    (lines indented by four spaces are code blocks and stay as they are)."""
+    lines = []
+    for line in text.split("\n"):
+        parts = line.split("`")
+        for i in range(0, len(parts) if not line.startswith("    ") else 0, 2):  # even parts: outside code
+            parts[i] = parts[i].replace("<", "&lt;").replace("*", "\\*")
+        lines.append("`".join(parts))
+    return "\n".join(lines)
+
+
+def _table_cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 class _MessageFormatter(logging.Formatter):
@@ -88,4 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--markdown-reference"]:
+        sys.stdout.write(markdown_reference())
+        sys.exit(0)
     sys.exit(main())

@@ -1,5 +1,5 @@
 """Render the LFM paper's tables (methods as rows, ACC/AP per generator, a Mean pair) as Markdown or
-booktabs LaTeX. Reported numbers come from the package data (bench/reported); reproduced rows come
+booktabs LaTeX. Reported numbers come from the package data (bench/outputs/reported); reproduced rows come
 from the latest finished run per detector, weights and suite in the results store, marked apart and
 never ranked with the paper's. `--suite all` is the comparison table over Test Sets 1-5 with FLOPs
 and Params; `--compare` adds reproduced-minus-reported rows; `--all --output DIR` writes every table
