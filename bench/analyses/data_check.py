@@ -184,7 +184,7 @@ def _min_side_of(detector: str) -> int:
 def report_suite(resolved, full: bool, workers: int, limits: Limits | None = None) -> tuple[bool, list[str]]:
     """(usable?, report lines) for one suite."""
     from bench.engine.decode import default_max_pixels
-    from bench.engine.suites import EXPECTED_LAYOUT, discover
+    from bench.engine.suites import EXPECTED_LAYOUT, discover, layout_of
     from bench.outputs.textable import format_table
 
     limits = limits or Limits("lfm", default_max_pixels())
@@ -198,6 +198,10 @@ def report_suite(resolved, full: bool, workers: int, limits: Limits | None = Non
         ]
     lines = [head, f"found at {show_path(resolved.root)}; {suite.split} split, {_protocol(suite.resize)}"]
     generators = discover(resolved.root, suite)
+    layout = layout_of(resolved.root, suite)
+    if layout.name != "generator-folders":
+        shared = " (the real images are shared by every generator)" if any(g.shared_reals for g in generators) else ""
+        lines.append(f"layout: {layout.name}, {layout.example}{shared}")
     if not generators:
         empty = not any(resolved.root.iterdir())
         lines.append("UNUSABLE: " + ("the folder is empty" if empty else "no generator folder with 0_real/1_fake below it"))

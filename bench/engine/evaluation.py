@@ -46,6 +46,7 @@ from bench.engine.suites import (
     README_DATA_SECTION,
     ResolvedSuite,
     default_data_root,
+    read_labels_csv,
     resolve_suites_building_demo,
 )
 from bench.errors import BenchError
@@ -114,6 +115,9 @@ def select_suites(spec: str, data_root: str | Path | None = None) -> SuiteSelect
         log.warning("skipping %s", message)
     if not present:
         raise BenchError(f"none of the suites in {spec!r} is under {root}; see {README_DATA_SECTION}")
+    for r in present:
+        if r.suite.listing:  # a bad row of a labels CSV is exit 2 before any model is loaded
+            read_labels_csv(Path(r.suite.listing), r.root)
     selection = SuiteSelection(present, root)
     if selection.demo:
         selection.note = f"{' and '.join(selection.names)}: {DEMO_NOTE}."

@@ -358,10 +358,34 @@ def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: d
             per_generator[generator] = metrics_from_scores(rows, prob_precision=prob_precision,
                                                            calibrated_logit=calibrated)
         every_generator.extend(per_generator.values())
-        suites[suite] = {"generators": per_generator, "mean": mean_metrics(list(per_generator.values()))}
+        mean = mean_metrics(list(per_generator.values()))
+        in_suite = scores[scores["suite"] == suite]
+        _count_distinct(mean, in_suite)
+        shared = _shared_real_count(in_suite)
+        if shared:
+            mean["notes"].append(f"{shared} real images are shared by several generators (one pool of reals): each "
+                                 "generator's metrics compare its fakes with them, and n_real counts them once")
+        suites[suite] = {"generators": per_generator, "mean": mean}
+    overall = mean_metrics(every_generator)
+    _count_distinct(overall, scores[scores["suite"].isin(suite_order)])
     return {"schema_version": SCHEMA_VERSION, "prob_precision": prob_precision,
             "calibration": None if calibration is None else calibration.describe(),
-            "suites": suites, "mean": mean_metrics(every_generator)}
+            "suites": suites, "mean": overall}
+
+
+def _count_distinct(mean: dict, rows: pd.DataFrame) -> None:
+    """A mean's n_real / n_fake: the distinct images (suite, path) of each class, so that a pool of reals
+    shared by several generators is counted once (per-generator counts summed would count it per generator)."""
+    for key, label in (("n_real", 0), ("n_fake", 1)):
+        of_class = rows[rows["label"] == label]
+        mean[key] = int(len(of_class[["suite", "path"]].drop_duplicates()))
+
+
+def _shared_real_count(rows: pd.DataFrame) -> int:
+    """How many real images of a suite belong to more than one generator."""
+    reals = rows[rows["label"] == 0]
+    per_path = reals.groupby("path")["generator"].nunique()
+    return int((per_path > 1).sum())
 
 
 def collect_scores(run: DetectorRun, suite_names: list[str]) -> pd.DataFrame:

@@ -16,14 +16,30 @@ forged. Real images have no mask: theirs is all zero. `discover` lists the masks
 folder in the cwd called `demo` is reached as `./demo`. A PATH that ends with a registered suite's folder
 (e.g. `/data/Generalization_Test/GANGen-Detection`, or just `.../GANGen-Detection` for a test suite)
 is that suite, with its columns and protocol; any other folder is evaluated at 256x256 like most suites.
+
+Layouts (`LAYOUTS`, docs/own-data.md): how a suite's files are found is one adapter per accepted layout, a
+`Layout` with `claims(root, suite)` and `generators(root, suite, extras)` returning `GeneratorFiles` (each
+generator's real and fake files; `GeneratorFiles.items()` gives its (path, label) pairs). Built in:
+- `labels-csv`: a list file given as `--suite PATH/labels.csv` (`path,label[,generator]`, paths relative
+  to the file's folder); reals with no generator are shared by every generator;
+- `shared-reals`: `ROOT/0_real/` (one pool of reals) and `ROOT/1_fake/<generator>/`: each generator is
+  its fakes against the whole pool;
+- `generator-folders`: `ROOT/<generator>/[<category>/]{0_real,1_fake}/` (the paper's suites), or
+  `ROOT/{0_real,1_fake}` as one generator.
+`discover` asks each in turn (the first that claims the root wins); `register_layout` adds another (e.g. a
+dataset's own metadata file) in front of the built-in ones, and everything that reads a suite (run, audit,
+data check, embed, train) then reads it through `discover`.
 """
 
 from __future__ import annotations
 
+import csv
 import difflib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from bench.demo.build import DEMO_SUITES
 from bench.demo.local import LOCAL_SUITES
@@ -55,6 +71,8 @@ class Suite:
     split: str = "test"
     listed_only: bool = False
     """Only the listed generators count (progan4 = 4 of ForenSynths' 20 training classes)."""
+    listing: str | None = None
+    """A list file that names the suite's images (`labels.csv`, see `LabelsCsv`); `folder` is its folder."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,13 @@ class GeneratorFiles:
     """Fake image -> its mask file, for the fakes whose mask exists."""
     misnamed: list[tuple[Path, str]] = field(default_factory=list)
     """Folders whose name looks like a misspelt label folder, with the name meant (`0_Real` -> `0_real`)."""
+    shared_reals: bool = False
+    """Its real images are a pool shared with the suite's other generators (`shared-reals`, `labels-csv`)."""
+
+    def items(self) -> Iterator[tuple[Path, int]]:
+        """(path, label) of every image: the reals (0) then the fakes (1)."""
+        yield from ((path, 0) for path in self.real)
+        yield from ((path, 1) for path in self.fake)
 
 
 EXPECTED_LAYOUT = (
@@ -212,6 +237,15 @@ def suite_for_path(path: Path) -> Suite:
     )
 
 
+def suite_for_listing(path: Path) -> Suite:
+    """The suite a labels CSV describes: named after its folder (`mine/labels.csv` -> `mine`) or, for any other
+    file name, after the file (`mine/test.csv` -> `test`); evaluated at 256x256 like any other folder."""
+    path = path.absolute()
+    name = path.parent.name if path.stem.lower() == "labels" else path.stem
+    return Suite(name=name or "labels", aliases=(), folder=str(path.parent), generators=(), resize=256,
+                 title=f"list {path}", source="a local list of images", listing=str(path))
+
+
 def resolve_suites(spec: str, data_root: Path) -> list[ResolvedSuite]:
     """`--suite` -> suites with their roots, in the order given, each once.
 
@@ -222,11 +256,11 @@ def resolve_suites(spec: str, data_root: Path) -> list[ResolvedSuite]:
         raise BenchError(f"no suite given; use a name, a group or a folder (known: {', '.join(known_names())})")
     by_name = _by_name()
     resolved: list[ResolvedSuite] = []
-    seen: set[Path] = set()
+    seen: set[tuple[Path, str | None]] = set()
 
     def add(suite: Suite, root: Path) -> None:
-        if root not in seen:
-            seen.add(root)
+        if (root, suite.listing) not in seen:
+            seen.add((root, suite.listing))
             resolved.append(ResolvedSuite(suite, root, root.is_dir()))
 
     for token in tokens:
@@ -242,8 +276,12 @@ def resolve_suites(spec: str, data_root: Path) -> list[ResolvedSuite]:
             if path.is_dir():
                 path = path.absolute()
                 add(suite_for_path(path), path)
+            elif path.is_file() and path.suffix.lower() == ".csv":
+                suite = suite_for_listing(path)
+                add(suite, Path(suite.folder))
             elif path.exists():
-                raise BenchError(f"--suite {token}: is a file; a suite is a folder of generators with 0_real/1_fake")
+                raise BenchError(f"--suite {token}: is a file; a suite is a folder of generators with 0_real/1_fake, "
+                                 "or a labels CSV (path,label[,generator]; see docs/own-data.md)")
             elif _looks_like_path(token):
                 raise BenchError(f"--suite {token}: no such folder")
             else:
@@ -344,8 +382,263 @@ def generator_folders(root: Path) -> dict[str, Path]:
     }
 
 
+class Layout(Protocol):
+    """How a suite's image files are found on disk: one adapter per accepted layout (see the module's
+    docstring). `discover` asks each registered layout in turn whether it `claims` a root."""
+
+    name: str
+    example: str
+    """A short picture of the layout, quoted by messages and docs/own-data.md."""
+
+    def claims(self, root: Path, suite: Suite) -> bool:
+        """Whether this layout reads the suite at `root` (cheap: looks at a few names, reads no image)."""
+
+    def generators(self, root: Path, suite: Suite, extras: bool) -> list[GeneratorFiles]:
+        """Every generator's real and fake files, in the suite's column order (`in_column_order`). Raise
+        BenchError (exit 2) for a layout that cannot be read as it stands, naming the file and what to do."""
+
+
+def in_column_order(found: list[GeneratorFiles], suite: Suite, extras: bool) -> list[GeneratorFiles]:
+    """The suite's columns first (matched case-insensitively, named in the suite's spelling; an exact match
+    wins), then the others sorted and marked `extra=True` when the suite has columns (`extras=False` drops
+    them). Without columns the order found is kept."""
+    if not suite.generators:
+        return found
+    columns = {g.lower(): g for g in suite.generators}
+    listed: dict[str, GeneratorFiles] = {}
+    for g in sorted(found, key=lambda g: g.name not in suite.generators):  # exact names take a column first
+        column = g.name if g.name in suite.generators else columns.get(g.name.lower())
+        if column is not None and column not in listed:
+            g.name = column
+            listed[column] = g
+    others = [g for g in found if all(g is not x for x in listed.values())]
+    for g in others:
+        g.extra = True
+    return [listed[c] for c in suite.generators if c in listed] + (sorted(others, key=lambda g: g.name) if extras else [])
+
+
+class GeneratorFolders:
+    """`ROOT/<generator>/[<category>/]{0_real,1_fake}/`, or `ROOT/{0_real,1_fake}` as one generator."""
+
+    name = "generator-folders"
+    example = EXPECTED_LAYOUT
+
+    def claims(self, root: Path, suite: Suite) -> bool:
+        return True  # the fallback: any folder is read this way
+
+    def generators(self, root: Path, suite: Suite, extras: bool) -> list[GeneratorFiles]:
+        folders = generator_folders(root)
+        # exact folder names first, so that `dalle` and `DALLE` both on disk give the column to the exact one
+        canonical = {name: name for name in folders if name in suite.generators}
+        taken = set(canonical.values())
+        columns = {g.lower(): g for g in suite.generators}
+        for name in folders:
+            column = columns.get(name.lower())
+            if name not in canonical and column is not None and column not in taken:
+                canonical[name] = column
+                taken.add(column)
+        listed: dict[str, GeneratorFiles] = {}
+        others: list[GeneratorFiles] = []
+        for folder_name, folder in folders.items():
+            column = canonical.get(folder_name)
+            if column is None and not extras:
+                continue  # not scanned at all: progan4 reads 4 of ForenSynths' 20 class folders
+            found = scan_generator(folder, column or folder_name)
+            if found is None:
+                continue
+            if column is None:
+                found.extra = bool(suite.generators)
+                others.append(found)
+            else:
+                listed[column] = found
+        ordered = [listed[g] for g in suite.generators if g in listed]
+        return ordered + sorted(others, key=lambda g: g.name)
+
+
+def _subfolders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and p.name not in SKIPPED_FOLDERS)
+
+
+def _images_below(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image candidates, other files) at any depth below a folder, sorted; symlinked folders followed once."""
+    images: list[Path] = []
+    other: list[Path] = []
+    visited = {os.path.realpath(folder)}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        keep = []
+        for d in sorted(dirnames):
+            real_path = os.path.realpath(os.path.join(dirpath, d))
+            if not d.startswith(".") and d not in SKIPPED_FOLDERS and real_path not in visited:
+                visited.add(real_path)
+                keep.append(d)
+        dirnames[:] = keep
+        for filename in filenames:
+            (images if _is_image_candidate(filename) else other).append(Path(dirpath, filename))
+    return sorted(images, key=str), sorted(other, key=str)
+
+
+class SharedReals:
+    """`ROOT/0_real/` (one pool of reals, any sub-folders) and `ROOT/1_fake/<generator>/`: each generator is
+    its own fakes against every real. When 0_real has sub-folders of the same names as 1_fake's, they are
+    categories of one generator (`0_real/car`, `1_fake/car`) and `generator-folders` reads the root instead."""
+
+    name = "shared-reals"
+    example = "ROOT/0_real/*.jpg (the reals, shared) and ROOT/1_fake/<generator>/*.png (one folder per generator)"
+
+    def claims(self, root: Path, suite: Suite) -> bool:
+        real, fake = root / "0_real", root / "1_fake"
+        if not (real.is_dir() and fake.is_dir()):
+            return False
+        generators = _subfolders(fake)
+        return bool(generators) and not set(generators) <= set(_subfolders(real))
+
+    def generators(self, root: Path, suite: Suite, extras: bool) -> list[GeneratorFiles]:
+        fake_root = root / "1_fake"
+        loose = sorted(p.name for p in fake_root.iterdir() if p.is_file() and _is_image_candidate(p.name))
+        if loose:
+            raise BenchError(
+                f"{fake_root} holds images ({', '.join(loose[:3])}{', ...' if len(loose) > 3 else ''}) beside generator "
+                f"folders ({', '.join(_subfolders(fake_root)[:3])}): with a shared 0_real pool each fake belongs to a "
+                f"generator folder. Move the loose images into one (e.g. 1_fake/other/); layout: {self.example}.")
+        reals, other = _images_below(root / "0_real")
+        misnamed = [(root / d, meant) for d in _subfolders(root) if (meant := meant_label_folder(d)) is not None]
+        found = []
+        for name in _subfolders(fake_root):
+            fakes, fake_other = _images_below(fake_root / name)
+            if not fakes:
+                continue  # an empty generator folder holds nothing to score (bench data check lists it)
+            generator = GeneratorFiles(name, list(reals), fakes, other + fake_other, misnamed=misnamed,
+                                       shared_reals=True)
+            _attach_masks(generator, (root / MASK_FOLDER).is_dir())
+            found.append(generator)
+        return in_column_order(found, suite, extras)
+
+
+LABEL_WORDS = {"0": 0, "1": 1, "real": 0, "fake": 1}
+"""What a labels CSV's `label` column may hold (case-insensitive)."""
+
+
+class LabelsCsv:
+    """A list file given as `--suite PATH.csv`: one row per image, `path,label[,generator]` (a header row
+    naming the columns is optional), paths relative to the file's folder and inside it. Reals with an empty
+    generator are shared by every generator; a generator's reals are those plus its own. Without a
+    generator column the whole list is one generator, named after the suite."""
+
+    name = "labels-csv"
+    example = "PATH/labels.csv with rows path,label[,generator] (label 0/1 or real/fake; paths relative to the file)"
+
+    def claims(self, root: Path, suite: Suite) -> bool:
+        return suite.listing is not None
+
+    def generators(self, root: Path, suite: Suite, extras: bool) -> list[GeneratorFiles]:
+        listing = Path(suite.listing)
+        rows = read_labels_csv(listing, root)
+        shared = [path for path, label, generator in rows if label == 0 and not generator]
+        names: list[str] = []  # in the order of first appearance; fakes with no generator form the suite's own
+        for _, label, generator in rows:
+            name = generator or (suite.name if label == 1 else None)
+            if name is not None and name not in names:
+                names.append(name)
+        names = names or [suite.name]
+        found = []
+        in_pool = set(shared)
+        for name in names:
+            own = [(path, label) for path, label, generator in rows if (generator or suite.name) == name]
+            reals = shared + [path for path, label in own if label == 0 and path not in in_pool]
+            generator = GeneratorFiles(name, reals, [path for path, label in own if label == 1],
+                                       shared_reals=len(names) > 1 and bool(shared))
+            _attach_masks(generator)
+            found.append(generator)
+        return in_column_order(found, suite, extras)
+
+
+def read_labels_csv(listing: Path, root: Path) -> list[tuple[Path, int, str]]:
+    """(absolute path, label, generator or "") of every row of a labels CSV, checked: each row names an
+    existing file inside `root` once, with a label of `LABEL_WORDS`. A bad row is a BenchError (exit 2) naming
+    the file, the line and what is wrong (up to five of them)."""
+    root_abs = Path(os.path.abspath(root))
+    problems: list[str] = []
+    rows: list[tuple[Path, int, str]] = []
+    seen: dict[tuple[Path, str], int] = {}
+    try:
+        text = listing.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise BenchError(f"cannot read the labels CSV {listing}: {error}") from error
+    reader = csv.reader(text.splitlines())
+    columns = {"path": 0, "label": 1, "generator": 2}
+    for line, cells in enumerate(reader, start=1):
+        cells = [c.strip() for c in cells]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        if line == 1 and cells[0].lower() == "path":
+            header = [c.lower() for c in cells]
+            unknown = [c for c in header if c not in columns]
+            if unknown or "label" not in header:
+                raise BenchError(f"{listing}, line 1: header {','.join(cells)}: the columns are path,label[,generator] "
+                                 f"(in any order){'; unknown: ' + ', '.join(unknown) if unknown else ''}")
+            columns = {name: header.index(name) for name in columns if name in header}
+            continue
+        where = f"line {line}"
+        raw_path, raw_label, generator = (cells[i] if (i := columns.get(name)) is not None and i < len(cells) else ""
+                                          for name in ("path", "label", "generator"))
+        if len(cells) > len(columns):
+            problems.append(f"{where}: {len(cells)} cells, expected {len(columns)} ({','.join(columns)})")
+            continue
+        if not raw_path:
+            problems.append(f"{where}: no path")
+            continue
+        label = LABEL_WORDS.get(raw_label.lower())
+        if label is None:
+            problems.append(f"{where}: label {raw_label!r} is not 0/1 or real/fake")
+            continue
+        path = Path(os.path.normpath(root_abs / Path(raw_path).expanduser()))
+        if not path.is_relative_to(root_abs):
+            problems.append(f"{where}: {raw_path} is outside {root_abs} (paths are relative to the CSV's folder "
+                            "and stay inside it)")
+            continue
+        if not path.is_file():
+            problems.append(f"{where}: {raw_path}: no such file")
+            continue
+        if (path, generator) in seen:
+            problems.append(f"{where}: {raw_path} is listed again (first on line {seen[(path, generator)]})")
+            continue
+        seen[(path, generator)] = line
+        rows.append((path, label, generator))
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise BenchError(f"bad rows in the labels CSV {listing}: {'; '.join(problems[:5])}{more}. Each row is "
+                         "path,label[,generator] with label 0/1 or real/fake and the path relative to the CSV's folder.")
+    if not rows:
+        raise BenchError(f"the labels CSV {listing} lists no image; rows are path,label[,generator]")
+    return rows
+
+
+def _attach_masks(generator: GeneratorFiles, mask_folder: bool = False) -> None:
+    """The forgery masks (`1_fake_masks/...`, see the module docstring) of a generator's fakes, where any;
+    `mask_folder`: the suite has a mask folder, so fakes without a mask are worth reporting."""
+    masks = {path: mask for path in generator.fake if (mask := mask_path(path)) is not None and mask.is_file()}
+    if masks or mask_folder:
+        generator.has_masks, generator.masks = True, masks
+
+
+LAYOUTS: list[Layout] = [LabelsCsv(), SharedReals(), GeneratorFolders()]
+"""The accepted layouts, asked in this order; the last (`generator-folders`) claims every folder."""
+
+
+def register_layout(layout: Layout) -> None:
+    """Accept another layout: it is asked before the built-in ones (replacing one of the same name)."""
+    LAYOUTS[:] = [layout, *[existing for existing in LAYOUTS if existing.name != layout.name]]
+
+
+def layout_of(root: Path, suite: Suite) -> Layout:
+    """The layout that reads a suite root (the first of `LAYOUTS` that claims it)."""
+    return next(layout for layout in LAYOUTS if layout.claims(root, suite))
+
+
 def discover(root: Path, suite: Suite | None = None, *, extras: bool | None = None) -> list[GeneratorFiles]:
-    """The generators under a suite root with their real and fake image files.
+    """The generators under a suite root with their real and fake image files, read by the root's layout
+    (`layout_of`).
 
     Order: the suite's columns first (names matched case-insensitively and reported in the suite's
     spelling), then folders that are not columns, sorted and marked `extra=True`. `extras=False` leaves
@@ -357,32 +650,7 @@ def discover(root: Path, suite: Suite | None = None, *, extras: bool | None = No
     suite = suite or suite_for_path(root.absolute())
     if extras is None:
         extras = not suite.listed_only
-    folders = generator_folders(root)
-    # exact folder names first, so that `dalle` and `DALLE` both on disk give the column to the exact one
-    canonical = {name: name for name in folders if name in suite.generators}
-    taken = set(canonical.values())
-    columns = {g.lower(): g for g in suite.generators}
-    for name in folders:
-        column = columns.get(name.lower())
-        if name not in canonical and column is not None and column not in taken:
-            canonical[name] = column
-            taken.add(column)
-    listed: dict[str, GeneratorFiles] = {}
-    others: list[GeneratorFiles] = []
-    for folder_name, folder in folders.items():
-        column = canonical.get(folder_name)
-        if column is None and not extras:
-            continue
-        found = scan_generator(folder, column or folder_name)
-        if found is None:
-            continue
-        if column is None:
-            found.extra = bool(suite.generators)
-            others.append(found)
-        else:
-            listed[column] = found
-    ordered = [listed[g] for g in suite.generators if g in listed]
-    return ordered + sorted(others, key=lambda g: g.name)
+    return layout_of(root, suite).generators(root, suite, extras)
 
 
 def check_layout(root: Path, generators: list[GeneratorFiles]) -> None:
