@@ -79,24 +79,22 @@ class FeatureTap:
             self._handle = None
 
 
-def feature_scorer(
+def logits_and_features(
     detector: Detector, scorer: Callable[[torch.Tensor], torch.Tensor], model: nn.Module
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Wrap a logit scorer (uint8 [B, 3, H, W] -> [B]) into one that returns the declared features [B, D].
-
-    ``model`` is the module the scorer runs (e.g. ``prepare_scorer(...).model``): the hook goes on its
-    declared feature layer, so the features come from exactly the forward pass that gives the logits."""
+    """Wrap a logit scorer into one that returns [B, 1 + D]: each image's logit, then the declared feature
+    vector its head read in that same forward pass (how the runner caches features beside scores)."""
     module = feature_module(detector, model)
 
-    def features(pixels: torch.Tensor) -> torch.Tensor:
+    def both(pixels: torch.Tensor) -> torch.Tensor:
         with FeatureTap(module) as tap:
-            scorer(pixels)
+            logits = scorer(pixels)
         found = tap.features
         if found is None or len(found) != len(pixels):
             raise BenchError(
                 f"{detector.name}: its feature layer {detector.feature_layer!r} gave "
                 f"{0 if found is None else len(found)} vectors for {len(pixels)} images"
             )
-        return found
+        return torch.cat([logits.float().reshape(-1, 1), found], dim=1)
 
-    return features
+    return both

@@ -69,12 +69,41 @@ def test_features_are_the_heads_input_under_the_suite_protocol_and_cached(native
     def no_scoring(*args, **kwargs):
         raise AssertionError("features were recomputed instead of read from the cache")
 
-    monkeypatch.setattr("bench.engine.scoring.score_images", no_scoring)
+    monkeypatch.setattr("bench.engine.runner.score_images", no_scoring)
     again = compute_embeddings(loaded, [native_suite], config=config, store=store)
     for first, second in zip(found, again):
         np.testing.assert_array_equal(first.features, second.features)
     with pytest.raises(AssertionError, match="recomputed"):
         compute_embeddings(loaded, [native_suite], config=replace(config, fresh=True), store=store)
+
+
+def test_an_interrupted_extraction_resumes_from_its_part_files(native_suite, tmp_path, monkeypatch):
+    """Features go through the runner's units: rows reach part files while a unit runs, so a killed
+    extraction, started again, decodes only the images it had not finished (counted decodes)."""
+    import bench.engine.decode
+
+    monkeypatch.setenv("BENCH_PART_EVERY", "4")
+    loaded = [load_detector("lfm", "demo")]
+    config = EvalConfig(output=str(tmp_path), device="cpu", workers=0, batch_size=4, progress=False)
+    real_decode = bench.engine.decode.decode_image
+    decoded: list[str] = []
+
+    def counted(path, *args, **kwargs):
+        if stop_after is not None and len(decoded) >= stop_after:
+            raise KeyboardInterrupt
+        decoded.append(str(path))
+        return real_decode(path, *args, **kwargs)
+
+    monkeypatch.setattr(bench.engine.decode, "decode_image", counted)
+    stop_after = 6  # a Ctrl-C while decoding the 7th image: the first 4 are in a part file
+    with pytest.raises(KeyboardInterrupt):
+        compute_embeddings(loaded, [native_suite], config=config, store=ResultsStore(tmp_path))
+    first_pass = list(decoded)
+    stop_after, decoded[:] = None, []
+    resumed = compute_embeddings(loaded, [native_suite], config=config, store=ResultsStore(tmp_path))[0]
+    assert len(decoded) == 12 - 4 and not set(decoded) & set(first_pass[:4])
+    expected = _independent_features("lfm", [native_suite.root / p for p in resumed.paths], None)
+    np.testing.assert_allclose(resumed.features, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_embed_command_numbers_points_and_picture(suite, tmp_path, capsys):
@@ -87,7 +116,7 @@ def test_embed_command_numbers_points_and_picture(suite, tmp_path, capsys):
     records = {r["detector"]: r for r in document["results"]}
     assert records["lfm"]["dim"] == 1024 and records["npr"]["dim"] == 512
     assert records["lfm"]["n_real"] == records["lfm"]["n_fake"] == 5
-    for folder in (results / "feature-cache").iterdir():
+    for folder in (p for p in (results / "feature-cache").iterdir() if p.is_dir()):  # beside each: its .lock
         key = json.loads((folder / "key.json").read_text())
         frame = pd.read_parquet(folder / "scores.parquet")
         features = np.stack(frame["features"].to_list())

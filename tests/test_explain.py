@@ -18,7 +18,7 @@ from bench.engine.cam import CAM_METHODS, class_activation_maps
 from bench.engine.inference import prepare_scorer
 from bench.engine.map_metrics import energy_in_mask, pointing_hit
 from detectors import Detector, LoadedDetector, ResolvedWeights, get_detector, list_detectors
-from detectors.layers import FeatureTap, cam_target, feature_module, feature_scorer, get_layer
+from detectors.layers import FeatureTap, cam_target, feature_module, get_layer, logits_and_features
 
 # non-square, so that a transposed map cannot pass; just large enough for LFM's Top-K with K=64 (7 x 10 maps)
 HEIGHT, WIDTH = 72, 96
@@ -95,18 +95,20 @@ def test_every_detector_feature_hook_is_what_its_head_reads(name):
 
 
 @pytest.mark.parametrize("name", ["lfm", "npr"])
-def test_feature_scorer_on_the_fast_path_splits_and_joins_batches(name):
-    """The scoring path scores CPU batches two images at a time: 5 images = 3 forward passes, all kept."""
+def test_logits_and_features_on_the_fast_path_split_and_join_batches(name):
+    """The scoring path scores CPU batches two images at a time: 5 images = 3 forward passes, all kept;
+    each row is the image's logit, then the vector the head read in that pass."""
     detector, model = _built(name)
     pixels = torch.randint(0, 256, (5, 3, 48, 48), dtype=torch.uint8)  # the smallest LFM takes (K=16)
     scorer = prepare_scorer(model, detector.preprocessing, "cpu")
-    features = feature_scorer(detector, scorer, scorer.model)
+    both = logits_and_features(detector, scorer, scorer.model)
     with torch.inference_mode():
-        fast = features(pixels)
+        fast = both(pixels)
         with FeatureTap(feature_module(detector, model)) as tap:
-            model(detector.preprocessing.normalize(pixels))
-    assert fast.shape == tap.features.shape
-    torch.testing.assert_close(fast, tap.features, rtol=1e-4, atol=1e-4)
+            plain_logits = model(detector.preprocessing.normalize(pixels)).reshape(-1)
+    assert fast.shape == (5, 1 + tap.features.shape[1])
+    torch.testing.assert_close(fast[:, 1:], tap.features, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast[:, 0], plain_logits, rtol=1e-4, atol=1e-4)
 
 
 def test_unknown_layer_names_close_matches():

@@ -56,8 +56,14 @@ from bench.engine.suites import (
 )
 from bench.errors import BenchError
 from detectors import LoadedDetector
+from detectors.layers import logits_and_features
 
 log = logging.getLogger(__name__)
+
+
+SCORE_CACHE = "cache"
+FEATURE_CACHE = "feature-cache"
+"""Folders of the results root holding the units of work: logits, and logits with feature vectors."""
 
 
 @dataclass
@@ -78,15 +84,24 @@ class DetectorRun:
     frames: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
     calibration: object | None = None
     """A `bench.engine.calibration.Calibration` when the evaluation was asked to calibrate a threshold."""
+    features: bool = False
+    """Also keep each image's pooled feature vector (the detector's declared `feature_layer`, from the same
+    forward pass as its logit) in a `features` column; such units are cached apart, under FEATURE_CACHE."""
 
     @property
     def name(self) -> str:
         return self.loaded.detector.name
 
+    @property
+    def cache_folder(self) -> str:
+        return FEATURE_CACHE if self.features else SCORE_CACHE
 
-def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | None = None) -> list[WorkUnit]:
+
+def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | None = None,
+                only=None) -> list[WorkUnit]:
     """The units of work: one per (suite, generator), with its file list (the first `limit` of each class,
-    or UnivFD's seeded `sample`, when asked)."""
+    or UnivFD's seeded `sample`, when asked); `only`: these generator names (an unknown one is an error
+    naming those available)."""
     units = []
     for resolved in suites:
         generators = discover(resolved.root, resolved.suite)
@@ -113,6 +128,13 @@ def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | No
             # keyed by the bytes: a file replaced by other content of the same size is scored again
             fingerprint = content_fingerprint([(rel, label, p) for rel, (p, label) in zip(relative, items)])
             units.append(WorkUnit(resolved, generator, items, relative, fingerprint))
+    if only:
+        available = sorted({unit.generator.name for unit in units})
+        unknown = [g for g in only if g not in available]
+        if unknown:
+            raise BenchError(f"--generators {', '.join(unknown)}: not in the chosen suites "
+                             f"(available: {', '.join(available)})")
+        units = [unit for unit in units if unit.generator.name in only]
     return units
 
 
@@ -134,8 +156,13 @@ def model_fingerprint(loaded: LoadedDetector) -> str:
     return digest
 
 
-def unit_key_fields(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig, spec: DecodeSpec) -> dict:
-    """Everything that decides a unit's scores; its hash names the cache entry."""
+def unit_key_fields(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig, spec: DecodeSpec,
+                    features: bool = False) -> dict:
+    """Everything that decides a unit's scores; its hash names the cache entry. A unit that keeps feature
+    vectors adds the layer they come from and what its rows hold."""
+    if features:
+        return {**unit_key_fields(unit, loaded, config, spec), "output": "features",
+                "feature_layer": loaded.detector.feature_layer, "columns": "logit+features"}
     return {
         "detector": loaded.detector.name,
         "weights_sha256": loaded.weights.sha256,
@@ -178,11 +205,13 @@ def min_side_for(loaded: LoadedDetector) -> int:
 
 
 def score_suites(
-    detector_runs: list[DetectorRun], suites: list[ResolvedSuite], store: ResultsStore, config: EvalConfig
+    detector_runs: list[DetectorRun], suites: list[ResolvedSuite], store: ResultsStore, config: EvalConfig,
+    generators=None,
 ) -> None:
-    """Fill every DetectorRun's frames with the scores of every (suite, generator), from the cache where
-    its key matches, else through the one scoring loop (bench.engine.scoring)."""
-    units = build_units(suites, config.limit, config.sample)
+    """Fill every DetectorRun's frames with the scores (and, for feature runs, the feature vectors) of every
+    (suite, generator), from the cache where its key matches, else through the one scoring loop
+    (bench.engine.scoring). `generators`: only these generators."""
+    units = build_units(suites, config.limit, config.sample, generators)
     scorers: dict[str, Scorer] = {}
     for unit in units:
         uid = (unit.suite.suite.name, unit.generator.name)
@@ -190,16 +219,16 @@ def score_suites(
         pending: dict[DecodeSpec, list[DetectorRun]] = {}
         for run in detector_runs:
             spec = decode_spec(unit, run.loaded, config)
-            fields = unit_key_fields(unit, run.loaded, config, spec)
+            fields = unit_key_fields(unit, run.loaded, config, spec, run.features)
             run.key_fields[uid] = fields
-            entry = store.cache_entry(work_key(fields))
+            entry = unit_entry(store, run, uid)
             cached = None if config.fresh else entry.read_complete(unit.relative)
             if cached is not None:
                 run.frames[uid] = cached
                 continue
             pending.setdefault(spec, []).append(run)
         for spec, runs in pending.items():
-            entries = [store.cache_entry(work_key(run.key_fields[uid])) for run in runs]
+            entries = [unit_entry(store, run, uid) for run in runs]
             # one process scores an entry at a time; another waits, then reuses what it finished. Under
             # torchrun rank 0 holds the locks for all the ranks, which score the entries together
             procs = distributed.current()
@@ -215,13 +244,22 @@ def score_suites(
                 if not runs:
                     continue
                 for run in runs:
-                    if run.name not in scorers:
-                        scorers[run.name] = prepare_scorer(
+                    if (run.name, run.features) not in scorers:
+                        scorer = prepare_scorer(
                             run.loaded.model, run.loaded.preprocessing, config.device, compile=config.compile
                         )
-                frames = score_unit(unit, runs, {run.name: scorers[run.name] for run in runs}, spec, store, config)
+                        if run.features:  # [B, 1 + D]: the logit, then the vector its head read
+                            scorer = logits_and_features(run.loaded.detector, scorer, scorer.model)
+                        scorers[(run.name, run.features)] = scorer
+                frames = score_unit(unit, runs, {run.name: scorers[(run.name, run.features)] for run in runs}, spec,
+                                    store, config)
             for run in runs:
                 run.frames[uid] = frames[run.name]
+
+
+def unit_entry(store: ResultsStore, run: DetectorRun, uid: tuple[str, str]):
+    """The cache entry of a detector's unit (its key fields must be set)."""
+    return store.cache_entry(work_key(run.key_fields[uid]), run.cache_folder)
 
 
 def _say_waiting(entry) -> None:
@@ -243,7 +281,7 @@ def score_unit(
     entries = {}
     done: dict[str, pd.DataFrame] = {}
     for run in runs:
-        entry = store.cache_entry(work_key(run.key_fields[uid]))
+        entry = unit_entry(store, run, uid)
         if config.fresh and procs.is_main:
             entry.discard_all()
         entries[run.name] = entry
@@ -288,10 +326,14 @@ def score_unit(
         for rows in batches:
             for row in rows:
                 i = share[row.index]
-                for name in entries:
-                    _require_finite(row.values.get(name), runs, name, unit.relative[i])
-                    buffers[name].append(_row(suite_name, generator, unit, i, row.values.get(name), row.reasons.get(name),
-                                              row.cropped))
+                for run in runs:
+                    name, value = run.name, row.values.get(run.name)
+                    vector = None
+                    if run.features and value is not None:
+                        value, vector = float(value[0]), value[1:].numpy().astype("float32")
+                    _require_finite(value, runs, name, unit.relative[i])
+                    buffers[name].append(_row(suite_name, generator, unit, i, value, row.reasons.get(name),
+                                              row.cropped, vector, run.features))
             since_flush += len(rows)
             if since_flush >= part_every:
                 for name, entry in entries.items():
@@ -336,12 +378,15 @@ def _require_finite(value, runs: list[DetectorRun], name: str, relative: str) ->
 
 
 def _row(suite: str, generator: str, unit: WorkUnit, index: int, logit: float | None, reason: str | None,
-         cropped: bool = False) -> dict:
+         cropped: bool = False, vector=None, features: bool = False) -> dict:
     logit = math.nan if logit is None else float(logit)
-    return {
+    row = {
         "suite": suite, "generator": generator, "path": unit.relative[index], "label": unit.items[index][1],
         "logit": logit, "prob": probability(logit), "reason": reason, "cropped": bool(cropped),
     }
+    if features:
+        row["features"] = vector
+    return row
 
 
 def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: dict[str, list[str]], *,

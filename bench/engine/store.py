@@ -317,8 +317,10 @@ class ResultsStore:
                 raise BenchError(f"cannot write results under {folder} ({error.strerror or error}); "
                                  "choose another --output or fix its permissions or free space") from error
 
-    def cache_entry(self, key: str) -> CacheEntry:
-        return CacheEntry(self.root / "cache" / key)
+    def cache_entry(self, key: str, folder: str = "cache") -> CacheEntry:
+        """The unit of work `key` under `<root>/<folder>/` (`cache`: logits; `feature-cache`: logits with
+        feature vectors, bench.analyses.embeddings)."""
+        return CacheEntry(self.root / folder / key)
 
     def new_run_dir(self, run_id: str) -> Path:
         folder = self.runs_dir / run_id
