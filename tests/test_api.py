@@ -1,5 +1,6 @@
-"""The Python API (bench.api): the README's example runs, results are what an independent computation
-gives, the results schema is versioned, and the code keeps one scoring loop and one normalisation."""
+"""The Python API (bench.api): the examples of the README and docs/python-api.md run, results are what an
+independent computation gives, the results schema is versioned, and the code keeps one scoring loop and one
+normalisation."""
 
 from __future__ import annotations
 
@@ -32,19 +33,100 @@ def readme_python_example() -> str:
     return match.group(1)
 
 
-@pytest.mark.slow
-def test_readme_python_example_is_short_and_runs(tmp_path, demo_data_root, monkeypatch, capsys):
+def test_readme_python_example_is_short():
     code = readme_python_example()
     lines = [line for line in code.splitlines() if line.strip() and not line.strip().startswith("#")]
     assert len(lines) <= 15, "the README promises evaluate, predict and load in under 15 lines"
-    (tmp_path / "datasets").symlink_to(demo_data_root)  # the example reads datasets/demo/... in the cwd
+    assert "api.evaluate(" in code and "api.load_detector(" in code and "api.predict(" in code
+
+
+PYTHON_API_PAGE = REPO / "docs" / "python-api.md"
+RUN_BY_HAND = ("Explain and embed", "Measure", "Robustness", "Train")
+"""Sections of docs/python-api.md whose examples take minutes on a shared CPU: checked against the
+functions' signatures here, not executed."""
+
+
+def python_api_sections() -> list[tuple[str, list[str]]]:
+    """(heading, python code blocks) per `##` section of docs/python-api.md, in page order."""
+    parts = re.split(r"^## (.+)$", PYTHON_API_PAGE.read_text(encoding="utf-8"), flags=re.M)
+    return [(heading, re.findall(r"```python\n(.*?)```", body, re.S)) for heading, body in zip(parts[1::2], parts[2::2])]
+
+
+def api_uses(code: str):
+    """(name, the call node or None) of every `api.<name>` the code uses."""
+    import ast
+
+    tree = ast.parse(code)
+    calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "api":
+            yield node.attr, calls.get(id(node))
+
+
+def test_python_api_page_uses_only_names_and_keywords_that_exist():
+    """Every example of docs/python-api.md, executed or not: each `api.<name>` exists, and each call binds
+    to the function's signature (evaluate's extra keywords must be EvalConfig fields, train_config's
+    keys TrainConfig fields)."""
+    import ast
+    import dataclasses
+    import inspect
+
+    sections = python_api_sections()
+    headings = [heading for heading, _ in sections]
+    for name in RUN_BY_HAND:  # the page's sections still exist under these names
+        assert any(h.startswith(name) for h in headings), name
+    config_fields = {f.name for f in dataclasses.fields(api.EvalConfig)}
+    recipe_fields = {f.name for f in dataclasses.fields(api.TrainConfig)}
+    checked = 0
+    for heading, blocks in sections:
+        for code in blocks:
+            for name, call in api_uses(code):
+                assert name in dir(api), f"{heading}: api.{name} does not exist"
+                if call is None:
+                    continue
+                keywords = [k.arg for k in call.keywords if k.arg]
+                signature = inspect.signature(getattr(api, name))
+                signature.bind_partial(*[None] * len(call.args), **dict.fromkeys(keywords))  # TypeError if not
+                if name == "evaluate":
+                    assert set(keywords) - {"config"} <= config_fields, f"{heading}: {keywords}"
+                if name == "train_config" and isinstance(call.args[0], ast.Dict):
+                    keys = {k.value for k in call.args[0].keys}
+                    assert keys <= recipe_fields, f"{heading}: {sorted(keys - recipe_fields)}"
+                checked += 1
+    assert checked >= 25  # the page shows every verb's function
+
+
+@pytest.mark.slow
+def test_readme_and_python_api_page_examples_run(tmp_path, demo_data_root, monkeypatch, capsys):
+    """The README's example, then those of docs/python-api.md in page order in one namespace, as a reader
+    would paste them (one test, so that the page's evaluation reuses the README's cached scores)."""
+    (tmp_path / "datasets").symlink_to(demo_data_root)  # the examples read datasets/demo/... in the cwd
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BENCH_DATA", str(tmp_path / "datasets"))
     monkeypatch.setenv("BENCH_RESULTS", str(tmp_path / "results"))
-    exec(compile(code, "README.md", "exec"), {})
+    readme: dict = {}
+    exec(compile(readme_python_example(), "README.md", "exec"), readme)
     out = capsys.readouterr().out
-    assert "real" in out or "fake" in out  # the predictions were printed
-    assert list((tmp_path / "results" / "runs").glob("*/metrics.json"))
+    assert " real" in out or " fake" in out  # the predictions were printed with their verdicts
+    assert (readme["result"]["lfm"].folder / "metrics.json").is_file()
+    assert len(readme["scores"]) == 32  # 4 generators x (4 real + 4 fake)
+    namespace: dict = {}
+    executed = []
+    for heading, blocks in python_api_sections():
+        if heading.startswith(RUN_BY_HAND):
+            continue
+        for code in blocks:
+            exec(compile(code, f"docs/python-api.md ({heading})", "exec"), namespace)
+        executed.append(heading)
+    assert len(executed) >= 5, executed
+    out = capsys.readouterr().out
+    assert " fake" in out or " real" in out  # predictions were printed with their verdicts
+    result = namespace["result"]
+    assert result["lfm"].folder.is_dir() and (result["lfm"].folder / "metrics.json").is_file()
+    assert namespace["exact"]["lfm"].folder is None  # write_run=False wrote nothing
+    assert namespace["exact"]["lfm"].metrics["prob_precision"] == "float64"
+    assert [o.status for o in namespace["outcomes"]] == ["ok"]
+    assert namespace["page"].is_file() and namespace["page"].stat().st_size > 10_000
 
 
 @pytest.fixture
