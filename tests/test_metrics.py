@@ -320,3 +320,72 @@ def test_metrics_from_stored_scores_need_only_label_logit_and_path():
     expected = metrics_from_logits(rows["label"], rows["logit"])
     assert {k: got[k] for k in expected if k != "notes"} == {k: v for k, v in expected.items() if k != "notes"}
     assert got["real_sources"] == {"a": {"n_real": 1, "r_acc": 1.0}, "b": {"n_real": 1, "r_acc": 0.0}}
+
+
+# ------------------------------------------------------------- ties under the float32 sigmoid (issue 22)
+
+
+def _hand_tpr_at_fpr(labels, scores, max_fpr):
+    """The best TPR over thresholds t (score >= t is fake) whose FPR is at most max_fpr, by brute force."""
+    reals, fakes = scores[labels == 0], scores[labels == 1]
+    best = 0.0
+    for t in np.unique(np.r_[scores, np.inf]):
+        if (reals >= t).mean() <= max_fpr:
+            best = max(best, (fakes >= t).mean())
+    return best
+
+
+def _hand_oracle_acc(labels, scores):
+    return max(((scores >= t) == (labels == 1)).mean() for t in np.unique(np.r_[scores, np.inf]))
+
+
+def test_logits_near_80_rank_the_non_paper_metrics_by_the_exact_order():
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from bench.engine.metrics import TIE_NOTE_PREFIX, metrics_from_logits
+
+    rng = np.random.default_rng(22)
+    # the official checkpoint's regime: a third of the reals and most fakes beyond +17, where float32
+    # sigmoid is exactly 1.0, so 50 reals and 114 fakes would all read "1.0"
+    labels = np.array([0] * 150 + [1] * 150)
+    logits = np.concatenate([rng.uniform(-80, -5, 100), rng.uniform(17, 60, 50),
+                             rng.uniform(-30, 10, 36), rng.uniform(40, 80, 114)])
+    assert (official_probabilities_of(logits)[logits > 17] == 1.0).all()  # the premise: ties at 1.0
+    m = metrics_from_logits(labels, logits)
+    ap32, acc32 = official_ap(labels, logits)
+    assert m["ap"] == ap32 and m["acc"] == acc32  # the paper's columns stay the official float32 ones
+    assert m["ap_exact"] == pytest.approx(average_precision_score(labels, logits))
+    assert m["auc"] == pytest.approx(roc_auc_score(labels, logits))
+    for key, target in (("tpr_at_fpr1", 0.01), ("tpr_at_fpr5", 0.05)):
+        assert m[key] == pytest.approx(_hand_tpr_at_fpr(labels, logits, target))
+    # what ranking the tied probabilities gave: 0 (the reals at 1.0 tie with every fake above them)
+    assert _hand_tpr_at_fpr(labels, official_probabilities_of(logits), 0.01) == 0.0 < m["tpr_at_fpr1"]
+    assert m["oracle_acc"] == pytest.approx(_hand_oracle_acc(labels, logits))
+    # EER: between the error rates of the two ROC points (exact order) where FNR - FPR changes sign
+    fpr, tpr, _ = roc_curve(labels, logits, drop_intermediate=False)
+    after = int(np.argmax((1 - tpr) - fpr <= 0))
+    bracket = [fpr[after - 1], 1 - tpr[after - 1], fpr[after], 1 - tpr[after]]
+    assert min(bracket) <= m["eer"] <= max(bracket) and max(bracket) - min(bracket) < 0.05
+    # the note carries both APs, rounded as tables print them
+    assert abs(m["ap"] - m["ap_exact"]) > 0.001
+    (note,) = [n for n in m["notes"] if n.startswith(TIE_NOTE_PREFIX)]
+    assert f"{100 * ap32:.1f}" in note and f"{100 * average_precision_score(labels, logits):.1f}" in note
+    assert "50 real and 114 fake" in note
+
+
+def test_no_tie_note_when_ties_move_ap_by_less_than_a_tenth_or_under_float64():
+    from bench.engine.metrics import metrics_from_logits
+
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    logits = np.array([-3.0, -1.0, 0.5, 1.0, 30.0, 40.0])  # the two fakes tie at 1.0 with each other only
+    m = metrics_from_logits(labels, logits)
+    assert m["ap"] == m["ap_exact"] and m["notes"] == []
+    tied = np.array([-3.0, -1.0, 50.0, 1.0, 30.0, 40.0])  # a real among them: AP moves
+    assert metrics_from_logits(labels, tied)["notes"]
+    assert metrics_from_logits(labels, tied, prob_precision="float64")["notes"] == []
+
+
+def official_probabilities_of(logits):
+    import torch
+
+    return torch.tensor(logits, dtype=torch.float32).sigmoid().numpy()

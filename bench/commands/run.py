@@ -96,7 +96,8 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
     for suite, block in metrics["suites"].items():
         rows = []
         for name, m in [*block["generators"].items(), ("mean", block["mean"])]:
-            rows.append([name, *(METRICS[c].render(m.get(c)) for c in columns)])
+            tied = any(str(note).startswith("ties:") for note in m.get("notes") or [])
+            rows.append([name, *(METRICS[c].render(m.get(c)) + ("*" if tied and c == "ap" else "") for c in columns)])
             for source, values in (m.get("real_sources") or {}).items():
                 cal = f", at the calibrated threshold {METRICS['r_acc'].render(values['r_acc_cal'])}" \
                     if "r_acc_cal" in values else ""
@@ -108,8 +109,13 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
                                [False, False, False, True, False])]
     if len(metrics["suites"]) > 1:
         m = metrics["mean"]
+        star = "*" if any(str(note).startswith("ties:") for note in m.get("notes") or []) else ""
         lines += ["", f"mean over all generators: ACC {METRICS['acc'].render(m['acc'])}  "
-                      f"AP {METRICS['ap'].render(m['ap'])}"]
+                      f"AP {METRICS['ap'].render(m['ap'])}{star}"]
+    if metrics.get("notes"):
+        starred = any(": ties:" in note for note in metrics["notes"])
+        lines += ["", "notes" + (" (* beside AP: float32 ties move it; AP from the exact order is ap_exact in "
+                                 "metrics.json)" if starred else "") + ":", *(f"- {note}" for note in metrics["notes"])]
     if metrics.get("localisation"):
         lines.append(render_localisation(metrics["localisation"]))
     return "\n".join(lines)

@@ -7,14 +7,21 @@ The paper's two columns, as its test code computes them (LFM/NPR `validate.py`: 
 - `ap`: scikit-learn's `average_precision_score(labels, probs)`.
 A float32 sigmoid is exactly 1.0 above a logit of about 16.6, so strongly fake images tie, and ties
 change AP. That is the official number, so it is the default (`prob_precision="float32"`). With
-`prob_precision="float64"` every ranking metric reads the logit itself (the exact order; a float64
+`prob_precision="float64"` the paper's columns read the logit itself (the exact order; a float64
 sigmoid would still tie above about 37) and ACC is `logit > 0`.
 
-Kept apart from the paper's two: `r_acc` / `f_acc` (accuracy on the real / fake images alone),
-`auc` (ROC-AUC), `eer` (equal error rate, linearly interpolated on the ROC curve), `oracle_acc` (the
-best accuracy any threshold reaches: separability free of calibration), `tpr_at_fpr1` / `tpr_at_fpr5`
-(the share of fakes caught while at most 1% / 5% of the real images are called fake), and, when a
-calibrated threshold is given, `acc_cal` / `r_acc_cal` / `f_acc_cal` at that threshold.
+Kept apart from the paper's two, and always computed from the exact order of the logits whatever the
+precision (they are no paper's numbers, and under the float32 ties a TPR at 1% FPR of a detector whose
+logits reach +-80 reads 0 where the order says 8%): `auc` (ROC-AUC), `eer` (equal error rate, linearly
+interpolated on the ROC curve), `oracle_acc` (the best accuracy any threshold reaches: separability free
+of calibration), `tpr_at_fpr1` / `tpr_at_fpr5` (the share of fakes caught while at most 1% / 5% of the
+real images are called fake), `ap_exact` (AP from the exact order: equal to `ap` unless ties move it), and,
+when a calibrated threshold is given, `acc_cal` / `r_acc_cal` / `f_acc_cal` at that threshold (a logit).
+`r_acc` / `f_acc` (accuracy on the real / fake images alone) split `acc` and read what it reads.
+
+Ties that move AP: when `ap` and `ap_exact` differ by more than `TIE_NOTE_POINTS` (0.1 points), the
+generator's `notes` carries `tie_note` (both values and how many images tie), and the run's metrics.json
+lists it in its top-level `notes` (bench.engine.runner), which tables and the report print beside the number.
 
 All values are fractions in [0, 1]. With one class missing the metrics that need both are NaN (with
 only fakes AP would be a trivial 1.0), as is the accuracy of the missing class; `notes` says why.
@@ -68,6 +75,8 @@ _DECLARED = (
     Metric("ap", "AP", True, True, paper=True, description="scikit-learn average precision"),
     Metric("r_acc", "real ACC", True, False, description="accuracy on the real images (prob <= 0.5)"),
     Metric("f_acc", "fake ACC", True, False, description="accuracy on the fake images (prob > 0.5)"),
+    Metric("ap_exact", "AP (exact order)", True, True,
+           description="average precision from the exact order of the logits (no float32 ties)"),
     Metric("auc", "AUC", True, True, description="ROC-AUC"),
     Metric("eer", "EER", False, True, description="equal error rate"),
     Metric("oracle_acc", "oracle ACC", True, True, description="best accuracy over all thresholds"),
@@ -92,6 +101,11 @@ CALIBRATED_KEYS = tuple(m.name for m in _DECLARED if m.calibrated)
 COUNT_KEYS = tuple(m.name for m in _DECLARED if m.format == "count")
 PAPER_KEYS = tuple(m.name for m in _DECLARED if m.paper)
 FPR_TARGETS = {"tpr_at_fpr1": 0.01, "tpr_at_fpr5": 0.05}
+EXACT_ORDER_KEYS = ("ap_exact", "auc", "eer", "oracle_acc", *FPR_TARGETS)
+"""Metrics read from the exact order of the logits whatever `prob_precision` (not the paper's)."""
+TIE_NOTE_POINTS = 0.1
+"""Ties that move AP by more than this many points (of 100) get a note and a warning."""
+TIE_NOTE_PREFIX = "ties:"
 
 
 def metric(name: str) -> Metric:
@@ -195,21 +209,23 @@ def _fraction(hits: np.ndarray) -> float:
 
 
 def compute_metrics(labels: Sequence[int] | np.ndarray, probs: Sequence[float] | np.ndarray,
-                    threshold: float = 0.5) -> dict:
+                    threshold: float = 0.5, *, ranking: Sequence[float] | np.ndarray | None = None) -> dict:
     """The metric set (fractions or NaN), n_real, n_fake and notes.
 
-    `probs` are the scores every metric reads (fake-probabilities, or logits with `threshold=0`): ACC and
-    the per-class accuracies use `score > threshold`, the ranking metrics only the order."""
+    `probs` are the scores the paper's columns read (fake-probabilities, or logits with `threshold=0`): ACC
+    and the per-class accuracies use `score > threshold`, AP the order. `ranking` (default: `probs`) is
+    what the metrics of `EXACT_ORDER_KEYS` rank by: the logits, so that ties of `probs` do not move them."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     labels = np.asarray(labels).reshape(-1)
     probs = np.asarray(probs, dtype=np.float64).reshape(-1)
-    if labels.shape != probs.shape:
-        raise ValueError(f"{labels.size} labels but {probs.size} probabilities")
+    ranking = probs if ranking is None else np.asarray(ranking, dtype=np.float64).reshape(-1)
+    if labels.shape != probs.shape or labels.shape != ranking.shape:
+        raise ValueError(f"{labels.size} labels but {probs.size} probabilities and {ranking.size} ranking scores")
     if not np.isin(labels, (0, 1)).all():
         raise ValueError(f"labels must be 0 (real) or 1 (fake); got {sorted(set(labels.tolist()) - {0, 1})[:5]}")
-    if not np.isfinite(probs).all():
-        raise ValueError(f"{int((~np.isfinite(probs)).sum())} probabilities are NaN or infinite")
+    if not (np.isfinite(probs).all() and np.isfinite(ranking).all()):
+        raise ValueError(f"{int((~np.isfinite(probs)).sum() + (~np.isfinite(ranking)).sum())} scores are NaN or infinite")
     labels = labels.astype(np.int64)
     real, fake = labels == 0, labels == 1
     n_real, n_fake = int(real.sum()), int(fake.sum())
@@ -220,11 +236,15 @@ def compute_metrics(labels: Sequence[int] | np.ndarray, probs: Sequence[float] |
     result.update(n_real=n_real, n_fake=n_fake, notes=[])
     if n_real and n_fake:
         result["ap"] = float(average_precision_score(labels, probs))
-        result["auc"] = float(roc_auc_score(labels, probs))
-        result["eer"] = equal_error_rate(labels, probs)
-        result["oracle_acc"] = oracle_accuracy(labels, probs)
+        result["ap_exact"] = float(average_precision_score(labels, ranking))
+        result["auc"] = float(roc_auc_score(labels, ranking))
+        result["eer"] = equal_error_rate(labels, ranking)
+        result["oracle_acc"] = oracle_accuracy(labels, ranking)
         for key, target in FPR_TARGETS.items():
-            result[key] = tpr_at_fpr(labels, probs, target)
+            result[key] = tpr_at_fpr(labels, ranking, target)
+        note = tie_note(result["ap"], result["ap_exact"], probs, labels)
+        if note:
+            result["notes"].append(note)
     elif not (n_real or n_fake):
         result["notes"].append("no images: every metric is undefined")
     else:
@@ -234,15 +254,31 @@ def compute_metrics(labels: Sequence[int] | np.ndarray, probs: Sequence[float] |
     return result
 
 
+def tie_note(ap: float, ap_exact: float, probs: np.ndarray, labels: np.ndarray) -> str | None:
+    """The note for ties that move AP by more than TIE_NOTE_POINTS, or None: both values and how many images
+    share a probability with an image of the other class (at 1.0 for strongly fake ones under float32)."""
+    if not abs(ap - ap_exact) * 100 > TIE_NOTE_POINTS:
+        return None
+    values, inverse, counts = np.unique(probs, return_inverse=True, return_counts=True)
+    real_at = np.bincount(inverse, weights=(labels == 0), minlength=len(values))
+    mixed = (counts > 1) & (real_at > 0) & (real_at < counts)
+    tied = mixed[inverse]
+    n_real, n_fake = int((tied & (labels == 0)).sum()), int((tied & (labels == 1)).sum())
+    return (f"{TIE_NOTE_PREFIX} {n_real} real and {n_fake} fake images share a float32 probability with the other "
+            f"class; AP {100 * ap:.1f} under the paper's float32 sigmoid (the official number), {100 * ap_exact:.1f} "
+            "from the exact order of the logits (ap_exact)")
+
+
 def metrics_from_logits(labels: Sequence[int] | np.ndarray, logits: Sequence[float] | np.ndarray, *,
                         prob_precision: str = DEFAULT_PROB_PRECISION,
                         calibrated_logit: float | None = None) -> dict:
-    """The metric set from stored logits under a probability precision (see the module's docstring).
+    """The metric set from stored logits under a probability precision (see the module's docstring): the
+    paper's columns under it, the others (`EXACT_ORDER_KEYS`) from the exact order of the logits.
     `calibrated_logit`: a threshold on the logit (`logit > t` is fake), e.g. from `calibrate_threshold`;
     it is compared with the logit itself, whatever the precision, so it means the same in both."""
     logits = np.asarray(logits, dtype=np.float64).reshape(-1)
     scores, threshold = scores_and_threshold(logits, prob_precision)
-    result = compute_metrics(labels, scores, threshold)
+    result = compute_metrics(labels, scores, threshold, ranking=logits)
     if calibrated_logit is not None:
         labels_arr = np.asarray(labels).reshape(-1).astype(np.int64)
         at_cal = logits > calibrated_logit
@@ -266,8 +302,16 @@ def mean_metrics(per_generator: Sequence[dict]) -> dict:
             notes.append(f"{key}: mean over {len(values)} of {len(per_generator)} generators (the others undefined)")
     for key in COUNT_KEYS:
         result[key] = int(sum(int(m.get(key, 0)) for m in per_generator))
+    if "ap" in result and "ap_exact" in result and any(_has_tie_note(m) for m in per_generator):
+        notes.append(f"{TIE_NOTE_PREFIX} mean AP {100 * result['ap']:.1f} under the paper's float32 sigmoid, "
+                     f"{100 * result['ap_exact']:.1f} from the exact order (ties move AP on "
+                     f"{sum(_has_tie_note(m) for m in per_generator)} of {len(per_generator)} generators)")
     result["notes"] = notes
     return result
+
+
+def _has_tie_note(metrics: dict) -> bool:
+    return any(str(note).startswith(TIE_NOTE_PREFIX) for note in metrics.get("notes") or [])
 
 
 # -------------------------------------------------------------------------------------- calibration

@@ -30,7 +30,14 @@ from bench.engine import distributed
 from bench.engine.config import EvalConfig
 from bench.engine.decode import DecodeSpec, default_max_pixels, model_min_side
 from bench.engine.inference import prepare_scorer
-from bench.engine.metrics import DEFAULT_PROB_PRECISION, mean_metrics, metrics_from_scores, probability
+from bench.engine.metrics import (
+    DEFAULT_PROB_PRECISION,
+    EXACT_ORDER_KEYS,
+    TIE_NOTE_PREFIX,
+    mean_metrics,
+    metrics_from_scores,
+    probability,
+)
 from bench.engine.protocol import protocol_name
 from bench.engine.provenance import git_commit
 from bench.engine.results import SCHEMA_VERSION
@@ -414,8 +421,21 @@ def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: d
     overall = mean_metrics(every_generator)
     _count_distinct(overall, scores[scores["suite"].isin(suite_order)])
     return {"schema_version": SCHEMA_VERSION, "prob_precision": prob_precision,
+            "exact_order_metrics": list(EXACT_ORDER_KEYS),
             "calibration": None if calibration is None else calibration.describe(),
-            "suites": suites, "mean": overall}
+            "notes": caveats(suites), "suites": suites, "mean": overall}
+
+
+def caveats(suites: dict) -> list[str]:
+    """metrics.json's top-level `notes`: the caveats that move a number shown in tables and the report, each
+    prefixed with where it applies (`suite/generator: ...`, `suite (mean): ...`). For now the ties that move
+    AP (bench.engine.metrics.tie_note); `assemble_run` adds the run's own (a calibration set's domain)."""
+    found = []
+    for suite, block in suites.items():
+        for generator, values in block["generators"].items():
+            found += [f"{suite}/{generator}: {note}" for note in values.get("notes", []) if note.startswith(TIE_NOTE_PREFIX)]
+        found += [f"{suite} (mean): {note}" for note in block["mean"].get("notes", []) if note.startswith(TIE_NOTE_PREFIX)]
+    return found
 
 
 def _count_distinct(mean: dict, rows: pd.DataFrame) -> None:
@@ -543,6 +563,11 @@ def assemble_run(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConf
     generator_order = {s: [g for (suite, g) in run.frames if suite == s] for s in suite_names}
     metrics = metrics_for(usable, suite_names, generator_order, prob_precision=config.prob_precision,
                           calibration=run.calibration)
+    tied = [note for note in metrics["notes"] if "(mean)" not in note.split(":", 1)[0]]
+    if tied:
+        log.warning("%s: float32 ties move AP by more than 0.1 point on %d generator(s); the paper's AP is kept "
+                    "and AP from the exact order is written beside it (metrics.json: ap_exact, notes). %s",
+                    run.name, len(tied), tied[0] + (f" (and {len(tied) - 1} more)" if len(tied) > 1 else ""))
     if config.localisation and config.perturbation is None:
         from bench.engine.localisation import localise_run
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 import bench
+from bench.engine.metrics import CALIBRATED_KEYS, METRICS, TIE_NOTE_PREFIX
 from bench.engine.store import atomic_write_bytes
 from bench.outputs.html_report import charts
 from bench.outputs.html_report.extras import folder_kind, read_extra
@@ -26,15 +27,14 @@ from bench.outputs.html_report.runs import ReportRun, label_runs, read_report_ru
 
 log = logging.getLogger(__name__)
 
-DETAIL_METRICS = (
-    ("acc", "ACC"), ("ap", "AP"), ("r_acc", "real ACC"), ("f_acc", "fake ACC"), ("auc", "ROC-AUC"),
-    ("eer", "EER"), ("oracle_acc", "oracle ACC"),
-)
+DETAIL_METRICS = ("acc", "ap", "r_acc", "f_acc", "auc", "eer", "oracle_acc", "tpr_at_fpr1", "tpr_at_fpr5")
+"""The "all metrics" columns (names and headers from bench.engine.metrics.METRICS); `ap_exact` joins them in a
+run where float32 ties move AP, and ACC@cal and the per-class ACC@cal in a calibrated run."""
 KNOWN_INFO_KEYS = {
     "run_id", "status", "detector", "display_name", "weights", "suites", "suite_roots", "data_root", "protocol",
     "even_crop", "perturbation", "truncated_images", "limit_per_class", "package_version", "git_commit",
     "torch_version", "device", "started_at", "finished_at", "note", "n_images", "n_skipped", "work_keys",
-    "reported_method",
+    "reported_method", "prob_precision", "calibration",
 }
 
 
@@ -49,16 +49,38 @@ class Cell:
     paper: bool = False
 
 
+def tied(values: dict) -> bool:
+    """The generator's (or mean's) notes say float32 ties move its AP (bench.engine.metrics.tie_note)."""
+    return any(str(note).startswith(TIE_NOTE_PREFIX) for note in values.get("notes") or [])
+
+
+def detail_columns(run: ReportRun) -> list[str]:
+    """The run's "all metrics" columns: DETAIL_METRICS, `ap_exact` where ties move AP, the calibrated ones."""
+    blocks = [b for b in run.metrics.get("suites", {}).values()]
+    generators = [v for b in blocks for v in [*b.get("generators", {}).values(), b.get("mean") or {}]]
+    columns = list(DETAIL_METRICS)
+    if any(tied(values) for values in generators):
+        columns.insert(2, "ap_exact")
+    if run.metrics.get("calibration"):
+        columns += [key for key in CALIBRATED_KEYS if any(key in values for values in generators)]
+    return columns
+
+
 @dataclass
 class SuiteSection:
     name: str
     generators: list[str]
     header: list[tuple[str, bool]]  # (run label, has paper columns)
     rows: list[tuple[str, list[Cell]]]
-    details: list[tuple[ReportRun, list[list[str]]]]
+    details: list[tuple[ReportRun, list[str], list[list[str]]]]
+    """(run, column headers, rows) of the "all metrics" tables."""
     bars: str
     roc: str
     pr: str
+    roc_legends: list[tuple[str, str]] = field(default_factory=list)
+    pr_legends: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[ReportRun, str]] = field(default_factory=list)
+    """(run, note) of metrics.json's top-level notes that concern this suite (ties, the calibration set)."""
     runs_missing: list[str] = field(default_factory=list)
 
 
@@ -107,7 +129,8 @@ def _suite_section(suite: str, runs: list[ReportRun]) -> SuiteSection:
             values = per_run[run.label][generator]
             for metric in ("acc", "ap"):
                 value = values.get(metric)
-                cells.append(Cell(percent(value), best=value is not None and value == best[metric]))
+                star = "*" if metric == "ap" and tied(values) else ""
+                cells.append(Cell(percent(value) + star, best=value is not None and value == best[metric]))
             if paper[run.label]:
                 reported_cell = paper[run.label].get(generator, {})
                 for metric in ("acc", "ap"):
@@ -117,17 +140,21 @@ def _suite_section(suite: str, runs: list[ReportRun]) -> SuiteSection:
     details = []
     for run in present:
         block = run.metrics["suites"][suite]
+        columns = detail_columns(run)
         lines = []
         for name, values in [*block["generators"].items(), ("mean", block.get("mean") or {})]:
-            lines.append([name, *(percent(values.get(k)) for k, _ in DETAIL_METRICS),
+            lines.append([name, *(percent(values.get(k)) + ("*" if k == "ap" and tied(values) else "") for k in columns),
                           str(values.get("n_real", "–")), str(values.get("n_fake", "–"))])
-        details.append((run, lines))
+        details.append((run, [METRICS[k].display for k in columns], lines))
+    roc, roc_legends = charts.curves_figure("roc", suite, generators, present)
+    pr, pr_legends = charts.curves_figure("pr", suite, generators, present)
+    notes = [(run, note) for run in present for note in run.metrics.get("notes") or []
+             if note.startswith((f"{suite}/", f"{suite} (mean)"))]
     return SuiteSection(
         name=suite, generators=generators, header=header, rows=rows, details=details,
         bars=charts.data_uri(charts.bars_figure(suite, generators, present, percent_tables, paper)),
-        roc=charts.data_uri(charts.curves_figure("roc", suite, generators, present)),
-        pr=charts.data_uri(charts.curves_figure("pr", suite, generators, present)),
-        runs_missing=[run.label for run in runs if run not in present],
+        roc=charts.data_uri(roc), pr=charts.data_uri(pr), roc_legends=roc_legends, pr_legends=pr_legends,
+        notes=notes, runs_missing=[run.label for run in runs if run not in present],
     )
 
 
@@ -152,6 +179,8 @@ def _provenance(run: ReportRun) -> list[tuple[str, str]]:
         ("perturbation", str(info.get("perturbation") or "none (clean images)")),
         ("truncated files", str(info.get("truncated_images", "–"))),
         ("limit per class", str(info.get("limit_per_class") or "none (every image)")),
+        ("probabilities", _precision(run)),
+        ("calibration", _calibration(run.metrics.get("calibration") or info.get("calibration"))),
         ("images scored", str(images or "–")),
         ("files skipped", str(info.get("n_skipped", len(run.skipped)))),
         ("lfm-bench", f"{info.get('package_version', '?')} (git {info.get('git_commit') or 'unknown'})"),
@@ -167,6 +196,28 @@ def _provenance(run: ReportRun) -> list[tuple[str, str]]:
         if isinstance(value, (str, int, float, bool)) or value is None:
             rows.append((key.replace("_", " "), str(value)))
     return rows
+
+
+def _precision(run: ReportRun) -> str:
+    precision = run.metrics.get("prob_precision")
+    if precision == "float32":
+        return ("float32 sigmoid, as the official validate.py (ACC and AP); AUC, EER, oracle ACC and TPR@FPR "
+                "from the exact order of the logits" if run.metrics.get("exact_order_metrics") else
+                "float32 sigmoid, as the official validate.py")
+    if precision == "float64":
+        return "float64: the exact order of the logits (ACC is logit > 0)"
+    return "float64 sigmoid (a run from before the choice was recorded)"
+
+
+def _calibration(calibration: dict | None) -> str:
+    """The calibrated threshold and where it came from, or "none"."""
+    if not calibration:
+        return "none (ACC at the 0.5 threshold only)"
+    rule = ("the logit that keeps 95% of its real images real" if calibration.get("rule") == "real95"
+            else "its equal-error point")
+    return (f"threshold logit {calibration['threshold_logit']:.4g} (prob {calibration['threshold_prob']:.4g}), "
+            f"{rule}, on {', '.join(calibration.get('suites') or [str(calibration.get('on'))])} "
+            f"({calibration.get('n_real')} real, {calibration.get('n_fake')} fake)")
 
 
 _KIND = re.compile(r"^([^:(\[]{1,60})")
@@ -186,15 +237,22 @@ def _skipped_summary(run: ReportRun, examples: int = 3) -> list[tuple[str, int, 
     return [(kind, len(items), items[:examples]) for kind, items in ordered]
 
 
+def run_notes(run: ReportRun) -> list[str]:
+    """metrics.json's top-level notes that concern the whole run (e.g. a calibration set from another
+    domain), not one suite's generator or mean."""
+    prefixes = tuple(p for suite in run.suites for p in (f"{suite}/", f"{suite} (mean)"))
+    return [note for note in run.metrics.get("notes") or [] if not note.startswith(prefixes)]
+
+
 def _overview(runs: list[ReportRun], suites: list[str]) -> list[tuple[ReportRun, list[str]]]:
     rows = []
     for run in runs:
         cells = []
         for suite in suites:
             mean = run.metrics["suites"].get(suite, {}).get("mean") or {}
-            cells += [percent(mean.get("acc")), percent(mean.get("ap"))]
+            cells += [percent(mean.get("acc")), percent(mean.get("ap")) + ("*" if tied(mean) else "")]
         overall = run.metrics.get("mean") or {}
-        cells += [percent(overall.get("acc")), percent(overall.get("ap"))]
+        cells += [percent(overall.get("acc")), percent(overall.get("ap")) + ("*" if tied(overall) else "")]
         rows.append((run, cells))
     return rows
 
@@ -230,9 +288,9 @@ def render_report(folders: list[str | Path], title: str | None = None) -> str:
         runs=[(run, run.colour, _provenance(run), _skipped_summary(run)) for run in runs],
         suites=suites,
         overview=_overview(runs, suites),
+        caveats=[(run, note) for run in runs for note in run_notes(run)],
         sections=sections,
         extras=extras,
-        detail_headers=[name for _, name in DETAIL_METRICS],
         demo=any("demo" in str(run.info.get("note") or "") for run in runs),
     )
 

@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
-from sklearn.metrics import auc as area_under
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
+from bench.engine.metrics import TIE_NOTE_POINTS, scores_and_threshold
 from bench.outputs.html_report.runs import ReportRun
 
 DPI = 96
@@ -38,33 +38,71 @@ def _grid(n: int, columns: int = 4) -> tuple[int, int]:
     return math.ceil(n / columns), columns
 
 
-def _labels_probs(run: ReportRun, suite: str, generator: str) -> tuple[np.ndarray, np.ndarray]:
+def curve_scores(run: ReportRun, suite: str, generator: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, scores) a curve is drawn from, under the convention the run's metrics were computed with,
+    so that the curve and the number in its legend (read from metrics.json) are one computation's:
+    - ROC, when metrics.json lists `auc` among its `exact_order_metrics`: the logits (the exact order);
+    - otherwise (PR, or ROC of an older run) what the paper's AP read: the official float32 sigmoid
+      (`prob_precision` float32), the logits (float64), or, for runs that predate `prob_precision`, the
+      stored float64 `prob`."""
     rows = run.scores[(run.scores["suite"] == suite) & (run.scores["generator"] == generator)]
-    return rows["label"].to_numpy(dtype=np.int64), rows["prob"].to_numpy(dtype=np.float64)
+    labels = rows["label"].to_numpy(dtype=np.int64)
+    logits = rows["logit"].to_numpy(dtype=np.float64)
+    if kind == "roc" and "auc" in (run.metrics.get("exact_order_metrics") or ()):
+        return labels, logits
+    precision = run.metrics.get("prob_precision")
+    if precision is None:
+        return labels, rows["prob"].to_numpy(dtype=np.float64)
+    return labels, scores_and_threshold(logits, precision)[0]
 
 
-def curves_figure(kind: str, suite: str, generators: list[str], runs: list[ReportRun]) -> Figure:
-    """ROC (`kind="roc"`) or precision-recall (`kind="pr"`) curves: one panel per generator, one line
-    per run, the area in the legend (ROC-AUC, or AP as scikit-learn computes it)."""
+def _figure_of(run: ReportRun, suite: str, generator: str, key: str) -> float | None:
+    value = ((run.metrics.get("suites", {}).get(suite) or {}).get("generators", {}).get(generator) or {}).get(key)
+    return None if value is None or value != value else float(value)
+
+
+def legend_text(run: ReportRun, suite: str, generator: str, kind: str) -> str:
+    """A curve's legend entry: the run's label and the area from its metrics.json (never recomputed here);
+    a PR legend adds AP from the exact order when float32 ties move AP (metrics.json's `ap_exact`)."""
+    key, name = ("auc", "AUC") if kind == "roc" else ("ap", "AP")
+    value = _figure_of(run, suite, generator, key)
+    text = f"{run.label}: {name} {'–' if value is None else f'{100 * value:.1f}'}"
+    exact = _figure_of(run, suite, generator, "ap_exact")
+    if kind == "pr" and value is not None and exact is not None and abs(exact - value) * 100 > TIE_NOTE_POINTS:
+        text += f" (exact order {100 * exact:.1f})"
+    return text
+
+
+def curves_figure(kind: str, suite: str, generators: list[str], runs: list[ReportRun]
+                  ) -> tuple[Figure, list[tuple[str, str]]]:
+    """ROC (`kind="roc"`) or precision-recall (`kind="pr"`) curves: one panel per generator, one line per
+    run, drawn by `curve_scores`, with the area from metrics.json in the legend (`legend_text`). Where float32
+    ties move AP, the PR curve of the exact order is drawn dashed beside the tied one. Also returns every
+    (generator, legend entry), which the page repeats as text."""
     rows, columns = _grid(len(generators))
     figure = Figure(figsize=(3.0 * columns, 2.9 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
+    legends = []
     for index, generator in enumerate(generators):
         ax = axes[index // columns][index % columns]
         for run_index, run in enumerate(runs):
-            labels, probs = _labels_probs(run, suite, generator)
+            labels, scores = curve_scores(run, suite, generator, kind)
             if len(labels) == 0 or labels.min() == labels.max():
                 continue  # one class only: neither curve is defined
             if kind == "roc":
-                x, y, _ = roc_curve(labels, probs)
-                area = area_under(x, y)
-                name = "AUC"
+                x, y, _ = roc_curve(labels, scores)
             else:
-                y, x, _ = precision_recall_curve(labels, probs)
-                area = average_precision_score(labels, probs)
-                name = "AP"
-            ax.plot(x, y, color=colour(run_index), linewidth=1.4, label=f"{run.label}: {name} {100 * area:.1f}",
+                y, x, _ = precision_recall_curve(labels, scores)
+            text = legend_text(run, suite, generator, kind)
+            legends.append((generator, text))
+            ax.plot(x, y, color=colour(run_index), linewidth=1.4, label=text,
                     drawstyle="steps-post" if kind == "pr" else "default")
+            exact = _figure_of(run, suite, generator, "ap_exact")
+            paper = _figure_of(run, suite, generator, "ap")
+            if kind == "pr" and exact is not None and paper is not None and abs(exact - paper) * 100 > TIE_NOTE_POINTS:
+                logits = run.scores[(run.scores["suite"] == suite) & (run.scores["generator"] == generator)]["logit"]
+                y, x, _ = precision_recall_curve(labels, logits.to_numpy(dtype=np.float64))
+                ax.plot(x, y, color=colour(run_index), linewidth=1.0, linestyle="--", drawstyle="steps-post")
         if kind == "roc":
             ax.plot([0, 1], [0, 1], color="#bbbbbb", linewidth=0.8, linestyle="--")
             ax.set_xlabel("false positive rate", fontsize=8)
@@ -74,7 +112,7 @@ def curves_figure(kind: str, suite: str, generators: list[str], runs: list[Repor
             ax.set_ylabel("precision", fontsize=8)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(generator, fontsize=10)
+        ax.set_title(f"{suite}/{generator}" if len(generators) == 1 else generator, fontsize=10)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25)
         if ax.lines:
@@ -84,7 +122,7 @@ def curves_figure(kind: str, suite: str, generators: list[str], runs: list[Repor
                     transform=ax.transAxes)
     for index in range(len(generators), rows * columns):
         axes[index // columns][index % columns].set_visible(False)
-    return figure
+    return figure, legends
 
 
 def bars_figure(suite: str, generators: list[str], runs: list[ReportRun], metrics: dict[str, dict[str, dict]],
