@@ -343,10 +343,12 @@ def eer_threshold(labels: Sequence[int] | np.ndarray, logits: Sequence[float] | 
     if real.size == 0 or fake.size == 0:
         raise ValueError("the EER point needs real and fake images")
     candidates = np.unique(np.concatenate([logits, [logits.min() - 1.0]]))
-    real_sorted, fake_sorted = np.sort(real), np.sort(fake)
-    fpr = 1.0 - np.searchsorted(real_sorted, candidates, side="right") / real.size  # reals with logit > t
-    fnr = np.searchsorted(fake_sorted, candidates, side="right") / fake.size  # fakes with logit <= t
-    return float(candidates[int(np.argmin(np.abs(fpr - fnr)))])
+    false_pos = real.size - np.searchsorted(np.sort(real), candidates, side="right")  # reals with logit > t
+    false_neg = np.searchsorted(np.sort(fake), candidates, side="right")  # fakes with logit <= t
+    # |FPR - FNR| x n_real x n_fake, in integers: equal gaps compare equal (as fractions they can differ in
+    # the last bit, 1/2 - 3/7 against 4/7 - 1/2, and float noise would break the tie instead of the rule)
+    gap = np.abs(false_pos.astype(np.int64) * fake.size - false_neg.astype(np.int64) * real.size)
+    return float(candidates[int(np.argmin(gap))])
 
 
 def calibrate_threshold(labels: Sequence[int] | np.ndarray, logits: Sequence[float] | np.ndarray,

@@ -31,7 +31,9 @@ The perturbations (parameters and defaults in each class):
   darker); S=0 is the identity.
 - ``resize:scale=F,back=0|1,interp=bilinear|bicubic|nearest|lanczos``: PIL resize to
   (round(W*F), round(H*F)), at least 1x1; with back=1 resized back to (W, H) with the same filter.
-- ``crop:keep=F``: the centred crop of round(W*F) x round(H*F) (fraction F of each side kept).
+- ``crop:keep=F``: the centred crop of round(W*F) x round(H*F) (fraction F of each side kept), at offsets
+  (W - w) // 2 and (H - h) // 2: an odd difference leaves the extra pixel on the right and bottom (a
+  detector's own-protocol centre crop follows torchvision instead, whose offsets are rounded).
 - ``noise:std=S``: additive Gaussian noise of standard deviation S on the 0-255 scale, rounded and clipped.
 - ``gray``: PIL's ``convert("L")`` (ITU-R 601-2 luma) and back to three equal channels.
 - ``reencode:jpeg:q=Q`` / ``reencode:png``: format equalisation, every image (real and fake) written in one
