@@ -37,6 +37,7 @@ _EXPORTS = {
     "select_suites": "bench.engine.evaluation:select_suites",
     "collect_images": "bench.engine.evaluation:collect_images",
     "weights_per_detector": "bench.engine.evaluation:weights_per_detector",
+    "WEIGHTS_RULE": "bench.engine.config:WEIGHTS_RULE",
     "RunResult": "bench.engine.evaluation:RunResult",
     "DetectorResult": "bench.engine.evaluation:DetectorResult",
     "PredictResult": "bench.engine.evaluation:PredictResult",

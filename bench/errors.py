@@ -28,7 +28,8 @@ class UnknownNameError(BenchError, KeyError):
         known = sorted(known)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        super().__init__(f"Unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known)}.")
+        plural = kind if kind.endswith("s") else f"{kind}s"  # "weights", not "weightss"
+        super().__init__(f"Unknown {kind} {name!r}.{hint} Known {plural}: {', '.join(known)}.")
         self.name = name
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message

@@ -260,4 +260,4 @@ def test_explain_command_rejects_mismatched_weights_list(tmp_path, capsys):
     code = main(["explain", "--detector", "lfm,npr", "--weights", "demo,demo,demo", str(tmp_path / "a.png"),
                  "--output", str(tmp_path / "out")])
     assert code == 2
-    assert "--weights has 3 entries for 2 detectors" in capsys.readouterr().err
+    assert "--weights demo,demo,demo: 3 entries for 2 detectors" in capsys.readouterr().err

@@ -189,9 +189,11 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
 
     config = config or EvalConfig()
     selection = suites if isinstance(suites, evaluation.SuiteSelection) else evaluation.select_suites(suites, config.data_root)
-    weights = config.weights or ("demo" if selection.demo else None)
+    default = "demo" if selection.demo else None
     names = [d.strip() for d in detectors.split(",")] if isinstance(detectors, str) else list(detectors)
-    loaded = [evaluation.load_detector(name, weights) for name in names]  # loaded once, for every level
+    # loaded once, for every level; --weights as every verb reads it (evaluation.weights_per_detector)
+    loaded = [evaluation.load_detector(name, chosen or default)
+              for name, chosen in zip(names, evaluation.weights_per_detector(config.weights, names))]
     levels = level_specs(grids)
     # as the runner: a paper suite's extra generators (not columns of its table) are not scored
     n_generators = sum(

@@ -80,10 +80,11 @@ def build_visual(
     demo = force_demo or not paper_data_present(config, data_root)
     mode = config["demo" if demo else "paper"]
     suite_names = list(dict.fromkeys([mode["cam"]["suite"], *(t["suite"] for t in mode["tsne"])]))
-    selection = select_suites(",".join(suite_names), data_root)  # builds the demo data when needed
     detectors = get_detectors(",".join(config["detectors"]))
+    chosen = weights_per_detector(weights, detectors)  # a bad --weights is exit 2 before the data is built
+    selection = select_suites(",".join(suite_names), data_root)  # builds the demo data when needed
     default = mode.get("weights")
-    loaded = [load_detector(d, w or default) for d, w in zip(detectors, weights_per_detector(weights, detectors))]
+    loaded = [load_detector(d, w or default) for d, w in zip(detectors, chosen)]
     names = [item.detector.name for item in loaded]
     method = method or config.get("method", "gradcam")
 

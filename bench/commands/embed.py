@@ -17,11 +17,12 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bench.api import WEIGHTS_RULE
+
     parser.add_argument("--detector", required=True, help="NAME[,NAME...]: the columns of the picture")
     parser.add_argument("--suite", required=True, help="NAME|GROUP|PATH[,...] (demo: the synthetic demo suites)")
     parser.add_argument("--generators", help="G1[,G2...]: only these generators (default: all of the suites')")
-    parser.add_argument("--weights", help="NAME, tag or PATH for every detector, or one per detector "
-                                          "(default: each detector's own; demo on the demo suites)")
+    parser.add_argument("--weights", metavar="WEIGHTS", help=f"{WEIGHTS_RULE} (default: each detector's own; demo on the demo suites)")
     parser.add_argument("--output", required=True, help="folder for tsne.png, points.csv and embed.json")
     parser.add_argument("--data-root", help="default: $BENCH_DATA or ./datasets")
     parser.add_argument("--results", help="results root holding the feature cache (default: $BENCH_RESULTS or ./results)")

@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from bench.api import PROTOCOLS
+from bench.api import PROTOCOLS, WEIGHTS_RULE
 from bench.errors import BenchError
 
 METHODS = ("gradcam", "gradcam++", "scorecam")  # bench.engine.cam.CAM_METHODS, without importing torch
@@ -24,8 +24,7 @@ METHODS = ("gradcam", "gradcam++", "scorecam")  # bench.engine.cam.CAM_METHODS, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="IMAGE_OR_DIR")
     parser.add_argument("--detector", required=True, help="NAME[,NAME...]: the panel shows them in this order")
-    parser.add_argument("--weights", help="NAME, tag or PATH for every detector, or a comma list, one per detector "
-                                          "(default: each detector's own)")
+    parser.add_argument("--weights", metavar="WEIGHTS", help=f"{WEIGHTS_RULE} (default: each detector's own)")
     parser.add_argument("--output", required=True, help="folder for the overlays, maps, panels and explain.json")
     parser.add_argument("--method", choices=METHODS, default="gradcam")
     parser.add_argument("--target", choices=("predicted", "fake", "real"), default="predicted",

@@ -16,12 +16,13 @@ FIGURES = ("visual",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bench.api import WEIGHTS_RULE
+
     parser.add_argument("name", choices=FIGURES, help="which figure")
     parser.add_argument("--output", default="figures", help="folder for the PDF, PNG and JSON (default: figures)")
     parser.add_argument("--config", help="a JSON figure config (default: the packaged one, figures/visual.json)")
     parser.add_argument("--data-root", help="default: $BENCH_DATA or ./datasets")
-    parser.add_argument("--weights", help="NAME, tag or PATH for every detector, or one per detector "
-                                          "(default: each detector's own; demo without the paper's data)")
+    parser.add_argument("--weights", metavar="WEIGHTS", help=f"{WEIGHTS_RULE} (default: each detector's own; demo without the paper's data)")
     parser.add_argument("--results", help="results root holding the feature cache (default: $BENCH_RESULTS or ./results)")
     parser.add_argument("--demo", action="store_true", help="use the demo suites even when the paper's data is there")
     parser.add_argument("--fake", help="the fake image of the Grad-CAM rows (default: the generator's first fake)")

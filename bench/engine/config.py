@@ -40,6 +40,9 @@ def option(default, flag: Flag | None = None):
 
 
 RUN_ONLY = ("run",)
+WEIGHTS_RULE = ("NAME, tag or PATH for every detector; NAME=WEIGHTS pairs (lfm=official,npr=demo: the detectors not "
+                "named get their default); or a comma list, one per detector in --detector's order")
+"""How `--weights` reads in every verb (bench.engine.evaluation.weights_per_detector), quoted by their help."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,10 @@ class EvalConfig:
     data_root: str | None = option(None, Flag("--data-root", "default: $BENCH_DATA or ./datasets"))
     """Where the suites are (default: $BENCH_DATA or ./datasets)."""
     weights: str | None = option(None, Flag(
-        "--weights", "NAME or PATH; default: each detector's official weights (demo on demo suites)"))
-    """A weights name, tag or file for every detector given by name (default: each detector's own;
-    `demo` on the demo suites)."""
+        "--weights", f"{WEIGHTS_RULE}. Default: each detector's own (demo on the demo suites)", metavar="WEIGHTS"))
+    """The weights of the detectors given by name, by the rule every verb follows
+    (bench.engine.evaluation.weights_per_detector): one name, tag or file for all; `detector=weights` pairs;
+    or a comma list in detector order (default: each detector's own; `demo` on the demo suites)."""
     output: str | None = option(None, Flag("--output", "results root (default: $BENCH_RESULTS or ./results)"))
     """Results root (default: $BENCH_RESULTS or ./results)."""
     device: str = option("auto", Flag("--device", "auto, cpu or cuda (default auto)"))

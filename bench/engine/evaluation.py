@@ -22,7 +22,7 @@ import pandas as pd
 
 from bench.demo import DEMO_NOTE
 from bench.engine.calibration import Calibration, fit_calibration
-from bench.engine.config import EvalConfig
+from bench.engine.config import WEIGHTS_RULE, EvalConfig
 from bench.engine.decode import DecodeSpec, default_max_pixels
 from bench.engine.distributed import start_processes
 from bench.engine.inference import pick_device, prepare_scorer
@@ -124,18 +124,40 @@ def select_suites(spec: str, data_root: str | Path | None = None) -> SuiteSelect
     return selection
 
 
-def weights_per_detector(spec: str | None, detectors: list) -> list[str | None]:
-    """One --weights for all, or a comma list with one entry per detector."""
-    if spec is None:
-        return [None] * len(detectors)
-    parts = [p.strip() for p in spec.split(",")]
-    if len(parts) == 1:
-        return parts * len(detectors)
-    if len(parts) != len(detectors):
-        raise BenchError(f"--weights has {len(parts)} entries for {len(detectors)} detectors; give one for all, "
-                         "or one per detector in --detector's order")
-    return parts
+def _detector_name(item) -> str:
+    if isinstance(item, LoadedDetector):
+        return item.detector.name
+    return item.name if isinstance(item, Detector) else str(item).strip()
 
+
+def weights_per_detector(spec: str | None, detectors: Sequence) -> list[str | None]:
+    """The weights of each detector (names, Detectors or LoadedDetectors, in order) from one `--weights`
+    value, by the one rule every verb follows (WEIGHTS_RULE): None -> each its default; one value -> all;
+    `name=weights` pairs -> by name (the others their default; a name that is not among the detectors is
+    an error); a comma list -> one per detector in order (an empty entry: that detector's default)."""
+    names = [_detector_name(d) for d in detectors]
+    if spec is None or not str(spec).strip():
+        return [None] * len(names)
+    parts = [p.strip() for p in str(spec).split(",")]
+    pairs = ["=" in p for p in parts]
+    if any(pairs):
+        if not all(pairs):
+            raise BenchError(f"--weights {spec}: mixes NAME=WEIGHTS pairs with plain entries; use one form ({WEIGHTS_RULE})")
+        chosen: dict[str, str] = {}
+        for part in parts:
+            name, _, weights = (x.strip() for x in part.partition("="))
+            if name not in names:
+                raise BenchError(f"--weights {spec}: {name!r} is not one of the detectors ({', '.join(names)})")
+            if name in chosen or not weights:
+                raise BenchError(f"--weights {spec}: {'no weights after' if not weights else 'twice:'} {name}=")
+            chosen[name] = weights
+        return [chosen.get(name) for name in names]
+    if len(parts) == 1:
+        return parts * len(names)
+    if len(parts) != len(names):
+        raise BenchError(f"--weights {spec}: {len(parts)} entries for {len(names)} detectors ({', '.join(names)}); "
+                         f"{WEIGHTS_RULE}")
+    return [part or None for part in parts]
 
 
 # ---------------------------------------------------------------------------------------- evaluate
@@ -179,15 +201,14 @@ def _loaded_detectors(detectors, weights: str | None, demo: bool) -> list[Loaded
     Every weights file is checked before any work starts."""
     if isinstance(detectors, (str, Detector, LoadedDetector)):
         detectors = [detectors]
-    weights_spec = weights or ("demo" if demo else None)
-    loaded: list[LoadedDetector] = []
+    items: list[Detector | LoadedDetector] = []
     for item in detectors:
-        if isinstance(item, LoadedDetector):
-            loaded.append(item)
-        elif isinstance(item, Detector):
-            loaded.append(_load_detector(item, weights_spec))
-        else:
-            loaded.extend(_load_detector(d, weights_spec) for d in get_detectors(str(item)))
+        items.extend([item] if isinstance(item, (Detector, LoadedDetector)) else get_detectors(str(item)))
+    default = "demo" if demo else None
+    loaded: list[LoadedDetector] = []
+    # a loaded detector keeps the weights it was loaded with; the others follow --weights' one rule
+    for item, chosen in zip(items, weights_per_detector(weights, items)):
+        loaded.append(item if isinstance(item, LoadedDetector) else _load_detector(item, chosen or default))
     if not loaded:
         raise BenchError("no detector given")
     names = [item.detector.name for item in loaded]
