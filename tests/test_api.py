@@ -249,3 +249,24 @@ def test_one_scoring_loop_and_one_normalisation():
             normalisations.append(relative)
     assert sorted(loaders) == ["bench/engine/scoring.py", "bench/train/loop.py"]
     assert normalisations == ["detectors/base.py"]
+
+
+def test_run_result_is_a_mapping_of_detector_results_with_fractions():
+    """issue 22, item 12: `.items()`, `.keys()`, `in` and iteration over detector names, and the unit said."""
+    from collections.abc import Mapping
+
+    from bench.api import DetectorResult, RunResult
+
+    def one(name: str) -> DetectorResult:
+        return DetectorResult(detector=name, display_name=name.upper(), weights=f"{name}:demo", weights_sha256="0" * 64,
+                              metrics={"mean": {"ap": 0.862}}, scores=None, skipped=None, info={})
+
+    result = RunResult({"npr": one("npr"), "lfm": one("lfm")}, ["demo-gan"], True, None, "cpu", 1.0)
+    assert isinstance(result, Mapping)
+    assert list(result) == list(result.keys()) == ["npr", "lfm"]  # the order given, not sorted
+    assert "lfm" in result and "cnndetection" not in result and len(result) == 2
+    assert [(name, run.detector) for name, run in result.items()] == [("npr", "npr"), ("lfm", "lfm")]
+    assert result.get("cnndetection") is None and result["lfm"] is result.runs["lfm"]
+    for doc in (RunResult.__doc__, DetectorResult.__doc__):
+        assert "fractions in [0, 1]" in doc or "a fraction in [0, 1]" in doc
+        assert "x100" in doc

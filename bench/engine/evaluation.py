@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,14 +165,16 @@ def weights_per_detector(spec: str | None, detectors: Sequence) -> list[str | No
 
 @dataclass
 class DetectorResult:
-    """One detector's result of an evaluation."""
+    """One detector's result of an evaluation. Its metrics are fractions in [0, 1] (an AP of 0.862), as in
+    metrics.json; the CLI, tables and reports print them x100 with one decimal (86.2)."""
 
     detector: str
     display_name: str
     weights: str
     weights_sha256: str
     metrics: dict
-    """metrics.json content: per suite, per generator and means (fractions in [0, 1], NaN if undefined)."""
+    """metrics.json content: per suite, per generator and means. Values are fractions in [0, 1] (the CLI
+    prints percent: 0.862 -> 86.2), NaN where undefined; counts are integers."""
     scores: pd.DataFrame
     """One row per scored image: suite, generator, path (relative to the suite root), label, logit, prob."""
     skipped: pd.DataFrame
@@ -183,17 +185,34 @@ class DetectorResult:
     """The run folder (None when the evaluation was asked not to write one)."""
 
 
-@dataclass
-class RunResult:
+@dataclass(eq=False)
+class RunResult(Mapping):
+    """What `evaluate` returns: a read-only mapping of detector name -> `DetectorResult`, in the order the
+    detectors were given (`result["lfm"]`, `"lfm" in result`, `for name in result`, `result.items()`,
+    `result.keys()`, `len(result)`), plus the evaluation's facts as attributes.
+
+    Units: every metric in `result["lfm"].metrics` is a fraction in [0, 1] (AP 0.862), as in metrics.json;
+    the CLI, tables and reports print it x100 with one decimal (86.2)."""
+
     runs: dict[str, DetectorResult]
+    """Detector name -> its result (the mapping itself)."""
     suites: list[str]
     demo: bool
+    """The suites are the synthetic demo suites."""
     note: str | None
+    """What was said before the work (e.g. the demo fallback), or None."""
     device: str
     seconds: float
+    """Wall time of the whole evaluation."""
 
     def __getitem__(self, detector: str) -> DetectorResult:
         return self.runs[detector]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
 
 
 def _loaded_detectors(detectors, weights: str | None, demo: bool) -> list[LoadedDetector]:
