@@ -22,3 +22,44 @@ def write_suite(root: Path, generators: dict[str, int], size=(72, 88), seed=0) -
                     pixels = pixels[::2, ::2].repeat(2, 0).repeat(2, 1)[:h, :w]
                 Image.fromarray(pixels).save(folder / f"img_{i:03d}.png")
     return root
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A tiny PNG file whose header declares width x height (RGB, 8 bit): enough for PIL to open it and
+    read the size, so a few hundred bytes can claim a decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def jpeg_header(width: int, height: int) -> bytes:
+    """A small baseline JPEG whose SOF0 marker is rewritten to declare width x height."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def run_bench(args: list[str], timeout: float = 120, cwd: Path | None = None):
+    """`python -m bench ARGS` in a child process with this checkout first on the path; a hang fails the
+    test after `timeout` seconds instead of blocking the suite (a FIFO's open never returns)."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    try:
+        return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                              timeout=timeout, env=env, cwd=cwd)
+    except subprocess.TimeoutExpired as error:
+        raise AssertionError(f"bench {' '.join(args)} still running after {timeout} s (a hang)") from error

@@ -33,8 +33,11 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
+
+from bench.engine.decode import UnusableImage, unusable_reasons
+from bench.engine.files import file_problem, path_text, relative_text
 
 logger = logging.getLogger(__name__)
 
@@ -80,20 +83,27 @@ class FileFacts:
     height: int | None = None
     jpeg_quality: int | None = None
     quality_exact: bool | None = None
+    problem: str | None = None
+    """Why an unreadable file could not be read (the reasons `bench run` and `bench data check` give)."""
 
 
 def inspect_file(path: Path, label: int, relative: str) -> FileFacts:
-    """Header facts of one file; never raises for a bad file (format "unreadable")."""
+    """Header facts of one file; never raises for a bad file (format "unreadable", with the reason). Only
+    regular files are opened (a FIFO or a link to a device would block), and headers that declare a
+    decompression bomb are refused as `bench run` refuses them."""
     try:
-        with Image.open(path) as img:
+        problem = file_problem(path)
+        if problem is not None:
+            raise UnusableImage(problem)
+        with unusable_reasons(), Image.open(path) as img:
             facts = FileFacts(relative, label, img.format or "unknown", *img.size)
             tables = getattr(img, "quantization", None)
             if img.format == "JPEG" and tables:
                 facts.jpeg_quality, facts.quality_exact = estimate_jpeg_quality(tables[min(tables)])
             return facts
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
-        logger.debug("cannot read %s: %s", path, error)
-        return FileFacts(relative, label, "unreadable")
+    except UnusableImage as error:
+        logger.debug("cannot read %s: %s", path, error.reason)
+        return FileFacts(relative, label, "unreadable", problem=error.reason)
 
 
 @dataclass
@@ -193,6 +203,10 @@ class GeneratorAudit:
     real: ClassSummary
     fake: ClassSummary
     shortcuts: list[Shortcut] = field(default_factory=list)
+    not_audited: str | None = None
+    """Why no trivial score could be computed (no readable file, one class only); None when audited."""
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) of each file left out because it could not be read."""
 
     @property
     def warnings(self) -> list[Shortcut]:
@@ -216,10 +230,29 @@ class SuiteAudit:
                 "mean_trivial_ap": {p: self.mean_ap(p) for p in ("format", "size", "jpeg quality")}}
 
 
+def why_not_audited(files: Sequence[FileFacts]) -> str | None:
+    """Why a generator's files give no trivial score (None when they give one): a shortcut needs readable
+    files of both classes."""
+    readable = [f for f in files if f.width is not None]
+    if not files:
+        return "no image files"
+    if not readable:
+        example = files[0]
+        return f"none of its {len(files)} files could be read (e.g. {example.path}: {example.problem or 'unreadable'})"
+    n_real = sum(f.label == 0 for f in readable)
+    n_fake = len(readable) - n_real
+    if not n_real or not n_fake:
+        unreadable = len(files) - len(readable)
+        also = f", {unreadable} unreadable" if unreadable else ""
+        return f"one class only: {n_real} readable real and {n_fake} readable fake files{also}"
+    return None
+
+
 def audit_generator(name: str, files: Sequence[FileFacts]) -> GeneratorAudit:
     return GeneratorAudit(
         name, summarise([f for f in files if f.label == 0]), summarise([f for f in files if f.label == 1]),
-        shortcuts(files),
+        shortcuts(files), why_not_audited(files),
+        [(f.path, f.problem or "unreadable") for f in files if f.width is None],
     )
 
 
@@ -239,7 +272,7 @@ def audit_suite(suite_name: str, root: Path, generators, workers: int = 4, progr
 
 
 def _relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+    return relative_text(path, root) if path.is_relative_to(root) else path_text(path)
 
 
 def audit_suites(spec: str = "demo", data_root: str | Path | None = None, *, workers: int | None = None,
@@ -253,6 +286,7 @@ def audit_suites(spec: str = "demo", data_root: str | Path | None = None, *, wor
 
     from bench.engine.suites import (
         README_DATA_SECTION,
+        check_layout,
         default_data_root,
         discover,
         resolve_suites_building_demo,
@@ -273,8 +307,13 @@ def audit_suites(spec: str = "demo", data_root: str | Path | None = None, *, wor
         generators = discover(r.root, r.suite)
         if not generators:
             raise BenchError(f"{r.suite.name}: no generator folder with 0_real/1_fake under {r.root}")
+        check_layout(r.root, generators)  # a misspelt 0_real/1_fake or no image files: exit 2, as bench run
         total = sum(len(g.real) + len(g.fake) for g in generators)
         with tqdm(total=total, unit="file", desc=f"audit {r.suite.name}", file=sys.stderr, leave=False,
                   disable=(not progress) or None) as bar:
             audits.append(audit_suite(r.suite.name, r.root, generators, workers, progress=bar.update))
+    if not any(g.not_audited is None for audit in audits for g in audit.generators):
+        reasons = "; ".join(f"{a.suite}/{g.name}: {g.not_audited}" for a in audits for g in a.generators)
+        raise BenchError(f"nothing could be audited, so shortcuts were not looked for: {reasons}. A trivial score "
+                         "needs readable image files of both classes (see `bench data check`).")
     return audits

@@ -6,7 +6,10 @@ property ("is it a PNG", the pixel count, the JPEG quality), in its better direc
 when that score's ROC-AUC reaches 90. Only file headers are read. `bench run --perturb reencode:jpeg:q=95`
 then re-encodes both classes identically (format-equalised evaluation). See bench/analyses/audit.py.
 
-Exit status: 0 (warnings are findings, printed), 2 when a suite is missing or unknown.
+Exit status: 0 (warnings are findings, printed), 2 when a suite is missing or unknown, laid out wrongly (a
+misspelt `0_real`/`1_fake`, as `bench run` refuses it), or when nothing could be audited (no generator
+with readable files of both classes). Generators that could not be audited are listed as NOT AUDITED with
+the reason, never counted as "no shortcut".
 """
 
 from __future__ import annotations
@@ -77,9 +80,21 @@ def render(audit) -> str:
         for s in g.warnings:
             lines.append(f"WARNING: {audit.suite}/{g.name}: {s.prop} alone separates the classes "
                          f"({s.direction}): trivial AP {_format_pct(s.ap)}, ROC-AUC {_format_pct(s.auc)}")
-    if not any(g.warnings for g in audit.generators):
+    for g in audit.generators:
+        if g.unreadable:
+            path, reason = g.unreadable[0]
+            lines.append(f"left out of {audit.suite}/{g.name}: {len(g.unreadable)} unreadable file(s), "
+                         f"e.g. {path}: {reason}")
+    skipped = [g for g in audit.generators if g.not_audited is not None]
+    for g in skipped:
+        lines.append(f"NOT AUDITED: {audit.suite}/{g.name}: {g.not_audited}")
+    audited = len(audit.generators) - len(skipped)
+    if audited and not any(g.warnings for g in audit.generators):
+        scope = f" (in the {audited} of {len(audit.generators)} generators audited)" if skipped else ""
         lines.append("no shortcut: neither format, size nor JPEG quality alone separates the classes "
-                     "(every trivial ROC-AUC below 90)")
+                     f"(every trivial ROC-AUC below 90){scope}")
+    elif not audited:
+        lines.append(f"nothing audited in {audit.suite}: shortcuts were not looked for")
     return "\n".join(lines)
 
 

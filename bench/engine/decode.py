@@ -34,7 +34,6 @@ Decisions, each matching what the official code gets:
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import struct
@@ -49,6 +48,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from bench.engine.files import file_problem
 from bench.engine.perturb import Perturbation
 
 NATIVE_MAX_PIXELS = 4096 * 4096
@@ -111,8 +111,9 @@ def _damage_reason(error: Exception) -> str:
 
 
 @contextmanager
-def _reasons() -> Iterator[None]:
-    """Turn PIL's exceptions for a bad file into UnusableImage with a short reason."""
+def unusable_reasons() -> Iterator[None]:
+    """Turn PIL's exceptions for a bad file into UnusableImage with a short reason (every reader of image
+    files shares these reasons: decoding, `bench data check`, `bench audit`)."""
     try:
         yield
     except UnusableImage:
@@ -131,26 +132,13 @@ def _reasons() -> Iterator[None]:
         raise UnusableImage(_damage_reason(error)) from error
 
 
-def _link_problem(path: Path) -> str | None:
-    """Why a path that cannot be stat'ed is unusable, when it is a symlink: dangling or a loop."""
-    if not os.path.islink(path):
-        return None
-    try:
-        os.stat(path)
-    except FileNotFoundError:
-        return f"broken symlink (its target {os.readlink(path)} does not exist)"
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            return "symlink loop (the link points back to itself)"
-        raise
-    return None
-
-
 def _check_not_empty(path: Path) -> None:
-    problem = _link_problem(path)
+    """A regular file with some bytes (`bench.engine.files.file_problem`: FIFOs, devices, broken or
+    looping symlinks are refused before anything opens them)."""
+    problem = file_problem(path)
     if problem is not None:
         raise UnusableImage(problem)
-    with _reasons():
+    with unusable_reasons():
         if os.stat(path).st_size == 0:
             raise UnusableImage("empty file")
 
@@ -330,7 +318,7 @@ def decode_image(
         raise ValueError(f"{perturbation.spec} is random: decode needs the image's relative path as key")
     path = Path(path)
     _check_not_empty(path)
-    with _reasons(), Image.open(path) as img:
+    with unusable_reasons(), Image.open(path) as img:
         _check_limits(img.size, _frames(img), resize, center_crop, max_pixels)
         with _truncated_images(load_truncated):
             img.load()  # decode now: a damaged file must fail here, not later inside a batch
@@ -391,7 +379,7 @@ def decode_mask(path: str | os.PathLike | None, image_size: tuple[int, int], res
     else:
         path = Path(path)
         _check_not_empty(path)
-        with _reasons(), Image.open(path) as img:
+        with unusable_reasons(), Image.open(path) as img:
             img.load()
             if img.size != tuple(image_size):
                 raise UnusableImage(f"mask is {img.size[0]}x{img.size[1]}, its image {image_size[0]}x{image_size[1]}")
@@ -416,7 +404,7 @@ def check_image(path: str | os.PathLike, resize: int | None = None, full: bool =
     if full:
         return decode_image(path, resize, **limits).original_size
     _check_not_empty(path)
-    with _reasons(), Image.open(path) as img:
+    with unusable_reasons(), Image.open(path) as img:
         size = img.size
         _check_limits(size, _frames(img), resize, None, max_pixels)
         try:

@@ -1,0 +1,126 @@
+"""Files that are not what they seem (issue 21, Reliability): FIFOs, symlinks to devices, headers declaring
+decompression bombs, names that are not valid UTF-8. Only regular files are read, everything else is
+skipped with a reason, and no verb hangs, crashes or claims a result it did not compute."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests_support import png_header, run_bench, write_suite
+
+from bench.analyses.audit import inspect_file
+from bench.cli import main
+from bench.engine.files import file_problem, path_text
+
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="FIFOs, /dev/zero and byte file names: Linux")
+
+
+def audit(root, capsys, *extra: str) -> tuple[int, str, str]:
+    code = main(["audit", "--suite", str(root), "--workers", "2", *extra])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# ------------------------------------------------------------------------------------------- audit
+
+
+def test_audit_of_unreadable_files_is_exit_2_not_no_shortcut(tmp_path, capsys):
+    for label in ("0_real", "1_fake"):
+        (tmp_path / "s" / "gen" / label).mkdir(parents=True)
+        (tmp_path / "s" / "gen" / label / "x.png").write_bytes(b"not an image")
+    code, out, err = audit(tmp_path / "s", capsys)
+    assert code == 2
+    assert "no shortcut:" not in out + err
+    assert "nothing could be audited" in err and "none of its 2 files could be read" in err
+
+
+def test_audit_of_one_class_is_exit_2_not_no_shortcut(tmp_path, capsys):
+    write_suite(tmp_path / "s", {"gen": 3}, size=(24, 24))
+    for path in (tmp_path / "s" / "gen" / "1_fake").iterdir():
+        path.unlink()
+    code, out, err = audit(tmp_path / "s", capsys)
+    assert code == 2 and "no shortcut:" not in out + err
+    assert "one class only: 3 readable real and 0 readable fake files" in err
+
+
+def test_audit_of_a_misspelt_label_folder_is_refused_as_bench_run_refuses_it(tmp_path, capsys):
+    write_suite(tmp_path / "s", {"gen": 3}, size=(24, 24))
+    (tmp_path / "s" / "gen" / "0_real").rename(tmp_path / "s" / "gen" / "0_Real")
+    code, out, err = audit(tmp_path / "s", capsys)
+    assert code == 2 and "no shortcut:" not in out + err
+    assert "gen/0_Real: did you mean 0_real?" in err
+
+
+def test_audit_says_which_generators_it_could_not_audit(tmp_path, capsys):
+    write_suite(tmp_path / "s", {"good": 4, "onlyreal": 3}, size=(24, 24))
+    for path in (tmp_path / "s" / "onlyreal" / "1_fake").iterdir():
+        path.unlink()
+    code, out, _ = audit(tmp_path / "s", capsys)
+    assert code == 0
+    assert "NOT AUDITED: s/onlyreal: one class only" in out
+    assert "(in the 1 of 2 generators audited)" in out
+
+
+def test_audit_of_two_suites_says_no_shortcut_only_of_the_one_it_audited(tmp_path, capsys):
+    write_suite(tmp_path / "a", {"gen": 3}, size=(24, 24))
+    write_suite(tmp_path / "b", {"gen": 3}, size=(24, 24))
+    for path in (tmp_path / "b" / "gen" / "1_fake").iterdir():
+        path.unlink()
+    code = main(["audit", "--suite", f"{tmp_path / 'a'},{tmp_path / 'b'}", "--workers", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    first, second = out.split("## b (")
+    assert "no shortcut:" in first and "no shortcut:" not in second
+    assert "nothing audited in b: shortcuts were not looked for" in second
+
+
+@pytest.mark.parametrize("header", [png_header(100_000, 100_000), png_header(15_000, 15_000)],
+                         ids=["100000x100000", "15000x15000"])
+def test_audit_skips_decompression_bomb_headers_with_the_reason(tmp_path, capsys, header):
+    write_suite(tmp_path / "s", {"gen": 3}, size=(24, 24))
+    (tmp_path / "s" / "gen" / "1_fake" / "bomb.png").write_bytes(header)
+    facts = inspect_file(tmp_path / "s" / "gen" / "1_fake" / "bomb.png", 1, "gen/1_fake/bomb.png")
+    assert facts.format == "unreadable" and facts.problem.startswith("decompression bomb (")
+    code, out, _ = audit(tmp_path / "s", capsys)
+    assert code == 0
+    assert "left out of s/gen: 1 unreadable file(s), e.g. gen/1_fake/bomb.png: decompression bomb" in out
+
+
+@linux_only
+def test_file_problem_refuses_fifos_and_devices_without_opening_them(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.png"
+    zero.symlink_to("/dev/zero")
+    dangling = tmp_path / "gone.png"
+    dangling.symlink_to(tmp_path / "nowhere.png")
+    regular = tmp_path / "ok.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(regular)
+    assert file_problem(regular) is None
+    assert file_problem(fifo) == "not a regular file (a FIFO, a named pipe); only regular files are read"
+    assert file_problem(zero) == ("not a regular file (a symlink to /dev/zero, a character device); "
+                                  "only regular files are read")
+    assert file_problem(tmp_path) == "not a regular file (a folder); only regular files are read"
+    assert file_problem(dangling).startswith("broken symlink")
+
+
+@linux_only
+def test_audit_does_not_hang_on_a_fifo_or_a_link_to_dev_zero(tmp_path):
+    write_suite(tmp_path / "s", {"gen": 3}, size=(24, 24))
+    os.mkfifo(tmp_path / "s" / "gen" / "1_fake" / "pipe.png")
+    (tmp_path / "s" / "gen" / "0_real" / "zero.png").symlink_to("/dev/zero")
+    done = run_bench(["audit", "--suite", str(tmp_path / "s"), "--workers", "2", "-q"], timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "left out of s/gen: 2 unreadable file(s)" in done.stdout
+    assert "not a regular file" in done.stdout
+
+
+def test_path_text_shows_undecodable_bytes_as_escapes():
+    name = os.fsdecode(b"gen/1_fake/bad\xff\xfename.png")
+    assert path_text(name) == "gen/1_fake/bad\\xff\\xfename.png"
+    assert path_text("gen/ok/caf\u00e9.png") == "gen/ok/caf\u00e9.png"
+    path_text(name).encode("utf-8")  # writable as UTF-8 (a parquet column, a hash, a title)
