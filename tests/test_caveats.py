@@ -115,3 +115,40 @@ def test_report_legends_curves_and_calibration_come_from_metrics_json(tmp_path, 
     assert f"threshold logit {calibration['threshold_logit']:.4g}" in html
     for note in metrics["notes"]:
         assert note.replace("'", "&#39;") in html
+
+
+# ------------------------------------------------------------------------ messages say what is done (item 9)
+
+
+def test_demo_fallback_names_the_given_weights_not_the_bundled_ones(tmp_path, capsys, demo_data_root):
+    weights = saturated_lfm(tmp_path / "mine.pth")
+    out = tmp_path / "results"
+    assert main(["run", "--detector", "lfm", "--weights", str(weights), "--suite", "all", "--data-root",
+                 str(demo_data_root), "--limit", "1", "--output", str(out), "--workers", "0"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "running the demo suites" in first and "bundled demo weights" not in first
+    assert f"with the weights given by --weights ({weights})" in first
+    (folder,) = (out / "runs").iterdir()
+    info = json.loads((folder / "run.json").read_text())
+    assert info["weights"]["path"] == str(weights) and info["note"].startswith(first[:60])
+
+
+def test_calibration_on_synthetic_demo_val_for_other_images_warns_beside_the_number(tmp_path, capsys, demo_data_root):
+    suite = write_suite(tmp_path / "mine", {"a": 3}, size=(32, 32))
+    out = tmp_path / "results"
+    assert main(["run", "--detector", "lfm", "--weights", "demo", "--suite", str(suite), "--data-root",
+                 str(demo_data_root), "--calibrate-on", "demo-val", "--limit", "3", "--output", str(out),
+                 "--workers", "0"]) == 0
+    captured = capsys.readouterr()
+    assert "calibration on another domain" in captured.err
+    sentence = next(line for line in captured.out.splitlines() if line.startswith("calibrated threshold"))
+    assert "WARNING: calibration on another domain: the calibration set (demo-val)" in sentence
+    (folder,) = (out / "runs").iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert any(note.startswith("calibration on another domain") for note in metrics["notes"])
+    assert metrics["calibration"]["note"].startswith("calibration on another domain")
+    # the same set for the demo suites themselves is the same domain: no note
+    assert main(["run", "--detector", "lfm", "--weights", "demo", "--suite", "demo-gan", "--data-root",
+                 str(demo_data_root), "--calibrate-on", "demo-val", "--limit", "3", "--output", str(out),
+                 "--workers", "0", "--json"]) == 0
+    assert "another domain" not in capsys.readouterr().err

@@ -113,7 +113,7 @@ def embed(detectors: str, suites: str, *, output: str | Path, generators: str | 
 
     config = EvalConfig(data_root=data_root, output=results, device=device, batch_size=batch_size,
                         workers=workers, limit=limit, fresh=fresh)
-    selection = select_suites(suites, data_root)
+    selection = select_suites(suites, data_root, weights)
     if selection.note and on_note is not None:
         on_note(selection.note)
     named = get_detectors(detectors)

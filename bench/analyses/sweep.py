@@ -188,7 +188,7 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
     from bench.engine.suites import PAPER_SUITES, discover
 
     config = config or EvalConfig()
-    selection = suites if isinstance(suites, evaluation.SuiteSelection) else evaluation.select_suites(suites, config.data_root)
+    selection = suites if isinstance(suites, evaluation.SuiteSelection) else evaluation.select_suites(suites, config.data_root, config.weights)
     default = "demo" if selection.demo else None
     names = [d.strip() for d in detectors.split(",")] if isinstance(detectors, str) else list(detectors)
     # loaded once, for every level; --weights as every verb reads it (evaluation.weights_per_detector)

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     main_process = settings.torchrun_layout()["rank"] == 0  # under torchrun, rank 0 alone reports
-    selection = api.select_suites(args.suite, config.data_root)
+    selection = api.select_suites(args.suite, config.data_root, config.weights)
     if selection.note and main_process:
         print(selection.note, file=sys.stderr if args.json else sys.stdout, flush=True)
     result = api.evaluate(args.detector, selection, config=config)
@@ -89,7 +89,7 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
         from bench.api import Calibration
 
         fields = {k: calibration[k] for k in ("on", "rule", "threshold_logit", "n_real", "n_fake")}
-        lines.append(Calibration(suites=tuple(calibration["suites"]), **fields).sentence())
+        lines.append(Calibration(suites=tuple(calibration["suites"]), note=calibration.get("note"), **fields).sentence())
     header = ["generator", *(METRICS[name].display for name in columns)]
     right = [False] + [True] * len(columns)
     sources = []

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     grids = [api.parse_sweep(spec) for spec in (args.grids or api.DEFAULT_GRIDS)]  # bad specs fail before any work
     config = config_from_args(args)
-    selection = api.select_suites(args.suite, config.data_root)
+    selection = api.select_suites(args.suite, config.data_root, config.weights)
     if selection.note:
         print(selection.note, file=sys.stderr if args.json else sys.stdout, flush=True)
     # the sweep has its own bar over levels x generators; the per-generator bars stay too (leave=False)

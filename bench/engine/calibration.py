@@ -30,6 +30,8 @@ class Calibration:
     threshold_logit: float
     n_real: int
     n_fake: int
+    note: str | None = None
+    """A caveat about the set (e.g. from another domain than the evaluated suites), or None."""
 
     @property
     def threshold_prob(self) -> float:
@@ -39,13 +41,14 @@ class Calibration:
         """What run.json and metrics.json record."""
         return {"on": self.on, "suites": list(self.suites), "rule": self.rule,
                 "threshold_logit": self.threshold_logit, "threshold_prob": self.threshold_prob,
-                "n_real": self.n_real, "n_fake": self.n_fake}
+                "n_real": self.n_real, "n_fake": self.n_fake, "note": self.note}
 
     def sentence(self) -> str:
         how = ("the logit that keeps 95% of its real images real" if self.rule == "real95"
                else "its equal-error point")
         return (f"calibrated threshold: logit {self.threshold_logit:.4g} (prob {self.threshold_prob:.4g}), "
-                f"{how}, on {', '.join(self.suites)} ({self.n_real} real, {self.n_fake} fake)")
+                f"{how}, on {', '.join(self.suites)} ({self.n_real} real, {self.n_fake} fake)"
+                + (f". WARNING: {self.note}" if self.note else ""))
 
 
 def fit_calibration(detector: str, scores, rule: str, on: str, suites) -> Calibration:

@@ -88,12 +88,24 @@ class SuiteSelection:
         return [r.suite.name for r in self.suites]
 
 
-def select_suites(spec: str, data_root: str | Path | None = None) -> SuiteSelection:
+def demo_weights_clause(weights: str | None) -> str:
+    """Which weights a demo fallback runs with, as the note says it: the bundled demo weights only where
+    --weights leaves a detector to its default (weights_per_detector's rule)."""
+    if weights is None or not str(weights).strip():
+        return "with the bundled demo weights"
+    parts = [p.strip() for p in str(weights).split(",")]
+    if any("=" in p for p in parts) or any(not p for p in parts):
+        return f"with --weights {weights} (the bundled demo weights for any detector it leaves to its default)"
+    return f"with the weights given by --weights ({weights})"
+
+
+def select_suites(spec: str, data_root: str | Path | None = None, weights: str | None = None) -> SuiteSelection:
     """Resolve a suite spec (a name, alias, group, comma list or folder) against a data root.
 
     A group with none of its suites under the data root falls back to the synthetic demo suites (built
-    offline on first use). A suite named explicitly but missing is an error; a group's missing members
-    are skipped with a warning."""
+    offline on first use); the note says so, and with which weights (`weights`: the --weights value, so
+    that it never claims the bundled demo weights for a checkpoint the user gave). A suite named
+    explicitly but missing is an error; a group's missing members are skipped with a warning."""
     root = Path(data_root).expanduser() if data_root else default_data_root()
     resolved = resolve_suites_building_demo(spec, root)
     present = [r for r in resolved if r.exists]
@@ -103,7 +115,7 @@ def select_suites(spec: str, data_root: str | Path | None = None) -> SuiteSelect
         demo = resolve_suites_building_demo(DEMO_FOR_GROUP[spec.strip().lower()], root)
         note = (
             f"No paper suite found under {root.resolve()}: running the demo suites "
-            f"{' and '.join(r.suite.name for r in demo)} with the bundled demo weights instead. "
+            f"{' and '.join(r.suite.name for r in demo)} {demo_weights_clause(weights)} instead. "
             f"They are {DEMO_NOTE}. To run the paper's suites, see {README_DATA_SECTION}."
         )
         return SuiteSelection(demo, root, note)
@@ -251,7 +263,7 @@ def evaluate(
     if isinstance(suites, SuiteSelection):
         selection = suites
     else:
-        selection = select_suites(suites, config.data_root)
+        selection = select_suites(suites, config.data_root, config.weights)
         if selection.note:
             log.info("%s", selection.note)
     loaded = _loaded_detectors(detectors, config.weights, selection.demo)
@@ -264,7 +276,7 @@ def evaluate(
     started_at, started = now_iso(), time.perf_counter()
     runs = [DetectorRun(item) for item in loaded]
     if config.calibrate_on:
-        calibrations = _calibrate(loaded, config, [r.root for r in selection.suites])
+        calibrations = _calibrate(loaded, config, selection)
         for run in runs:
             run.calibration = calibrations[run.name]
     try:
@@ -294,12 +306,27 @@ def _config(config: EvalConfig | None, options: dict) -> EvalConfig:
         raise BenchError(f"{error}; EvalConfig fields: {known}") from error
 
 
-def _calibrate(loaded: list[LoadedDetector], config: EvalConfig, evaluated_roots) -> dict[str, Calibration]:
+def calibration_domain_note(calibration: SuiteSelection, evaluated: SuiteSelection) -> str | None:
+    """A note when the calibration set and the evaluated suites come from different domains (synthetic demo
+    data on one side only): a threshold chosen there says little about ACC on these images."""
+    if calibration.demo == evaluated.demo:
+        return None
+    synthetic, other = (calibration, evaluated) if calibration.demo else (evaluated, calibration)
+    side = "calibration set" if calibration.demo else "evaluated suites"
+    return (f"calibration on another domain: the {side} ({', '.join(synthetic.names)}) are synthetic demo data "
+            f"(bench.demo) and the {'evaluated suites' if calibration.demo else 'calibration set'} "
+            f"({', '.join(other.names)}) are not, so the threshold, and ACC@cal, carry that shift; calibrate on "
+            "images like the evaluated ones (a validation split of the same source)")
+
+
+def _calibrate(loaded: list[LoadedDetector], config: EvalConfig, evaluated: SuiteSelection) -> dict[str, Calibration]:
     """Each detector's threshold on the set `config.calibrate_on` names, scored by this same evaluation
     (cached, no run folder) with the evaluation's own options. A calibration set that is one of the
-    evaluated suites is refused: a threshold chosen on the test images is an oracle, not a calibration."""
+    evaluated suites is refused: a threshold chosen on the test images is an oracle, not a calibration.
+    A set from another domain than the evaluated suites is warned about and noted on the calibration."""
     spec = config.calibrate_on
     selection = select_suites(spec, config.data_root)
+    evaluated_roots = [r.root for r in evaluated.suites]
     overlap = {r.root.resolve() for r in selection.suites} & {root.resolve() for root in evaluated_roots}
     if overlap:
         raise BenchError(
@@ -308,7 +335,11 @@ def _calibrate(loaded: list[LoadedDetector], config: EvalConfig, evaluated_roots
         )
     inner = dataclasses.replace(config, calibrate_on=None, write_run=False, localisation=False)
     result = evaluate(list(loaded), selection, config=inner)
-    return {name: fit_calibration(name, run.scores, config.calibrate_rule, spec, selection.names)
+    note = calibration_domain_note(selection, evaluated)
+    if note:
+        log.warning("--calibrate-on %s: %s", spec, note)
+    return {name: dataclasses.replace(fit_calibration(name, run.scores, config.calibrate_rule, spec, selection.names),
+                                      note=note)
             for name, run in result.runs.items()}
 
 

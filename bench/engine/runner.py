@@ -423,7 +423,8 @@ def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: d
     return {"schema_version": SCHEMA_VERSION, "prob_precision": prob_precision,
             "exact_order_metrics": list(EXACT_ORDER_KEYS),
             "calibration": None if calibration is None else calibration.describe(),
-            "notes": caveats(suites), "suites": suites, "mean": overall}
+            "notes": [*caveats(suites), *([calibration.note] if calibration is not None and calibration.note else [])],
+            "suites": suites, "mean": overall}
 
 
 def caveats(suites: dict) -> list[str]:

@@ -217,7 +217,8 @@ def _calibration(calibration: dict | None) -> str:
             else "its equal-error point")
     return (f"threshold logit {calibration['threshold_logit']:.4g} (prob {calibration['threshold_prob']:.4g}), "
             f"{rule}, on {', '.join(calibration.get('suites') or [str(calibration.get('on'))])} "
-            f"({calibration.get('n_real')} real, {calibration.get('n_fake')} fake)")
+            f"({calibration.get('n_real')} real, {calibration.get('n_fake')} fake)"
+            + (f"; WARNING: {calibration['note']}" if calibration.get("note") else ""))
 
 
 _KIND = re.compile(r"^([^:(\[]{1,60})")
