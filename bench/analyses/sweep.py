@@ -155,13 +155,15 @@ def plot(result: SweepResult, stem: Path, metrics: tuple[str, ...] = METRICS) ->
     return paths
 
 
-def sweep_folder(output: str | Path | None, detectors: list[str], suites: list[str]) -> Path:
+def sweep_folder(output: str | Path | None, detectors: list[str], suites: list[str], families=()) -> Path:
+    """`<results>/sweeps/<stamp>-<detectors>-<suites>-<perturbation families>` (a new folder)."""
     from datetime import datetime, timezone
 
-    from bench.engine.store import ResultsStore
+    from bench.engine.store import ResultsStore, file_stem
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    name = f"{stamp}-{'+'.join(detectors)}-{'+'.join(suites)}"[:120]
+    name = "-".join(part for part in (stamp, "+".join(map(file_stem, detectors)), "+".join(suites),
+                                      "+".join(dict.fromkeys(families))) if part)[:120]
     folder = ResultsStore(output).root / "sweeps" / name
     suffix = 1
     while folder.exists():
@@ -220,7 +222,7 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
 
     if not current().is_main:  # under torchrun every process scored its share; rank 0 writes the sweep
         return result, None
-    folder = sweep_folder(config.output, result.detectors, result.suites)
+    folder = sweep_folder(config.output, result.detectors, result.suites, [grid.family for grid in grids])
     suite_label = " + ".join(result.suites)
     atomic_write_json(folder / "sweep.json", json_safe(result.to_dict()))
     (folder / "robustness.md").write_text(render_tables(result, "markdown", suite_label))

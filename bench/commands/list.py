@@ -1,15 +1,33 @@
-"""Show what is registered: detectors, suites, named weights and perturbations."""
+"""Show what is registered (detectors, suites, named weights, perturbations), or the finished runs under a
+results root with their key settings and headline metrics (`bench list runs`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from bench.outputs.textable import format_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", nargs="?", choices=["detectors", "suites", "weights", "perturbations"],
-                        help="default: all four")
+    parser.add_argument("what", nargs="?", choices=["detectors", "suites", "weights", "perturbations", "runs"],
+                        help="default: the first four; runs: the finished runs under --output")
+    parser.add_argument("--output", help="runs: the results root (default: $BENCH_RESULTS or ./results)")
+    parser.add_argument("--json", action="store_true", help="runs: print them as JSON")
+
+
+def render_runs_table(runs: list[dict]) -> str:
+    """The runs, one row each: what tells them apart, and ACC/AP (mean over all generators, %)."""
+    def pct(value) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    rows = [[r["run_id"], r["detector"], r["weights"], "+".join(r["suites"]), r["perturbation"] or "clean",
+             r["protocol"], r["calibration"] or "-", r["per_class"] or "all", r["n_images"], pct(r["acc"]), pct(r["ap"])]
+            for r in runs]
+    table = format_table(["run", "detector", "weights", "suites", "perturbation", "protocol", "calibrated on",
+                          "images per class", "images", "ACC", "AP"], rows,
+                         [False] * 8 + [True, True, True])
+    return f"{table}\n\n{len(runs)} finished run(s); ACC and AP: mean over all generators of the run, in %"
 
 
 def render_detectors_table() -> str:
@@ -60,6 +78,12 @@ def render_perturbations_table() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what == "runs":
+        from bench import api
+
+        runs = api.list_runs(args.output)
+        print(json.dumps(api.json_safe(runs), indent=1) if args.json else render_runs_table(runs))
+        return 0
     sections = {"detectors": render_detectors_table, "suites": render_suites_table, "weights": render_weights_table,
                 "perturbations": render_perturbations_table}
     chosen = [args.what] if args.what else list(sections)

@@ -114,3 +114,41 @@ def finished_runs(root: str | Path) -> list[FinishedRun]:
             log.debug("not a finished run: %s", error)
     runs.sort(key=lambda run: (run.finished_at, run.run_id))
     return runs
+
+
+RUN_LIST_COLUMNS = ("run_id", "detector", "weights", "suites", "perturbation", "protocol", "prob_precision",
+                    "calibration", "per_class", "n_images", "acc", "ap", "finished_at")
+"""What `bench list runs` shows of each run (and `list_runs` returns): its key settings and headline metrics."""
+
+
+def run_summary(run: FinishedRun) -> dict:
+    """One run's key settings (what distinguishes it from its neighbours) and headline metrics: the
+    unweighted mean ACC and AP over all its generators, fractions in [0, 1]."""
+    info, mean = run.info, run.metrics.get("mean") or {}
+    weights = info.get("weights") or {}
+    per_class = info.get("sample_per_class") or info.get("limit_per_class")
+    calibration = info.get("calibration") or {}
+    return {
+        "run_id": run.run_id,
+        "detector": run.detector,
+        "weights": weights.get("name") or weights.get("path") or "?",
+        "suites": list(info.get("suites") or []),
+        "perturbation": info.get("perturbation"),
+        "protocol": info.get("protocol_choice") or "paper",
+        "prob_precision": run.metrics.get("prob_precision") or "float64",
+        "calibration": calibration.get("on"),
+        "per_class": None if not per_class else (f"sample {per_class}" if info.get("sample_per_class") else f"limit {per_class}"),
+        "n_images": sum((info.get("n_images") or {}).values()),
+        "acc": mean.get("acc"),
+        "ap": mean.get("ap"),
+        "finished_at": run.finished_at,
+        "folder": str(run.folder),
+    }
+
+
+def list_runs(root: str | Path | None = None) -> list[dict]:
+    """`run_summary` of every finished run under a results root (default: $BENCH_RESULTS or ./results),
+    oldest first."""
+    from bench import settings
+
+    return [run_summary(run) for run in finished_runs(root if root is not None else settings.results_root())]

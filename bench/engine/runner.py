@@ -15,6 +15,7 @@ import errno
 import hashlib
 import logging
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -589,17 +590,48 @@ def assemble_run(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConf
     return AssembledRun(info, metrics, scored, skipped, cropped)
 
 
+def _slug(text: str) -> str:
+    """A run.json value as part of a folder name: letters, digits and `.+_-` only."""
+    return re.sub(r"[^A-Za-z0-9.+_]+", "-", str(text)).strip("-")
+
+
+def weights_tag(weights: dict) -> str:
+    """How a run's folder names its weights: the tag of a named entry (`lfm:official` -> `official`), else
+    the file's stem and the start of its sha256 (`last-1a2b3c4d`), so that two checkpoints called last.pth
+    name different folders."""
+    name = weights.get("name")
+    if name:
+        return str(name).split(":", 1)[-1]
+    stem = Path(str(weights.get("path") or "file")).stem
+    return f"{stem}-{str(weights.get('sha256') or '')[:8]}".rstrip("-")
+
+
+def run_name(info: dict, stamp: str) -> str:
+    """A run folder's name from what distinguishes runs: `<stamp>-<detector>-<weights>-<suites>`, then the
+    perturbation, `--protocol own`, a sample or limit per class and the calibration set when there are any,
+    e.g. `20261206-071634-lfm-official-demo-gan+demo-diffusion-jpeg-q-75-cal-demo-val` (at most 120
+    characters; `bench list runs` shows every setting in full)."""
+    parts = [stamp, file_stem(info["detector"]), weights_tag(info.get("weights") or {}), "+".join(info["suites"])]
+    if info.get("perturbation"):
+        parts.append(info["perturbation"])
+    if info.get("protocol_choice") not in (None, "paper"):
+        parts.append(f"protocol-{info['protocol_choice']}")
+    if info.get("sample_per_class"):
+        parts.append(f"sample{info['sample_per_class']}")
+    if info.get("limit_per_class"):
+        parts.append(f"limit{info['limit_per_class']}")
+    if info.get("calibration"):
+        on = str(info["calibration"].get("on"))
+        parts.append(f"cal-{Path(on).name if '/' in on else on}")
+    return "-".join(_slug(part) for part in parts if _slug(part))[:120]
+
+
 def write_run(assembled: AssembledRun, store: ResultsStore) -> Path:
     """Write an assembled run into a new run folder: run.json ("running"), the scores, skipped and cropped
     files, metrics.json, then run.json ("finished"). A store that stops taking writes marks the folder
     failed and raises the message that says finished scores are kept."""
     info = assembled.info
-    suite_names = info["suites"]
-    run_id = (f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{file_stem(info['detector'])}-"
-              f"{'+'.join(suite_names)}")
-    if len(run_id) > 120:
-        run_id = run_id[:120]
-    folder = store.new_run_dir(run_id)
+    folder = store.new_run_dir(run_name(info, datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")))
     info = {"run_id": folder.name, **info}
     assembled.info = info
     try:
