@@ -64,6 +64,7 @@ _EXPORTS = {
     "render_tables": "bench.analyses.sweep:render_tables",
     "ap_changes": "bench.analyses.sweep:ap_changes",
     "audit": "bench.analyses.audit:audit_suites",
+    "audit_runs": "bench.analyses.audit:audit_runs",
     "check": "bench.analyses.regression:check_baselines",
     "render_differences": "bench.analyses.regression:render_differences",
     "check_data": "bench.analyses.data_check:check_data",

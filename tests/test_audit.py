@@ -65,7 +65,7 @@ def test_jpeg_reals_png_fakes_warn_with_trivial_ap_100(tmp_path, capsys):
     root = write_folder(tmp_path / "suite", {"format": "JPEG", "quality": 90}, {"format": "PNG"})
     code, out = audit(root, capsys)
     assert code == 0
-    assert "WARNING: suite/gen: format alone separates the classes (JPEG -> real): trivial AP 100.0" in out
+    assert "WARNING (strong shortcut): suite/gen: format alone separates the classes (JPEG -> real): trivial AP 100.0" in out
     assert "JPEG 100%" in out and "PNG 100%" in out and "| 90" not in out
     assert "no shortcut" not in out
     code, out = audit(root, capsys, "--json")
@@ -93,7 +93,7 @@ def test_balanced_formats_give_no_warning(tmp_path, capsys):
     _, out = audit(root, capsys)
     assert "WARNING" not in out and "no shortcut" in out
     assert "JPEG 50%, PNG 50%" in out or "PNG 50%, JPEG 50%" in out
-    assert "50.0 (JPEG" in out  # the trivial format score carries no information
+    assert "50.0 / 50.0 (no separation)" in out  # the trivial format score carries no information, no direction
 
 
 def test_missing_suite_is_a_usage_error(tmp_path, capsys):

@@ -12,9 +12,17 @@ computed from one file property, in whichever direction ranks better (``JPEG -> 
 - format: 1 if the file is in format F, for the format F that separates best;
 - size: the pixel count W*H;
 - JPEG quality: the estimated quality, over the JPEG files, when both classes have some.
-A warning is raised when the score's ROC-AUC (prevalence-free, 0.5 = no information) reaches
-`WARN_AUC`. AP is reported as the strength because it is the benchmark's own metric: an AP near 100 from
-"is it a JPEG" means the suite's AP column can be reached without looking at a pixel.
+Every trivial score's AP and ROC-AUC are reported, whatever they are; the warning is in proportion to the
+ROC-AUC (prevalence-free, 0.5 = no information): "moderate" from `MODERATE_AUC` (0.65), "strong" from
+`STRONG_AUC` (0.90). A score below `MODERATE_AUC`, or whose AP is no better than its chance level (the
+share of fakes among the files it scores), does not separate the classes and no direction is claimed for it.
+AP is reported as the strength because it is the benchmark's own metric: an AP near 100 from "is it a
+JPEG" means the suite's AP column can be reached without looking at a pixel.
+
+Given run folders (`audit_runs`, `bench audit --run RUN_DIR`), a detector's accuracy is broken down by file
+format and by size bucket within each class, from the run's stored logits and the files' headers, with an
+exact test of whether its errors depend on the format (or size) within a class: an LFM that calls 89% of the
+PNG reals fake and 20% of the JPEG reals on a folder whose fakes are PNG has learnt the container.
 
 JPEG quality is estimated from the luminance quantisation table: the libjpeg (IJG) quality whose scaled
 Annex K table matches exactly, or else the nearest one (sum of absolute differences), marked approximate
@@ -41,8 +49,12 @@ from bench.engine.files import file_problem, path_text, relative_text
 
 logger = logging.getLogger(__name__)
 
-WARN_AUC = 0.9
-"""Warn when a trivial score ranks a random fake above a random real at least this often."""
+MODERATE_AUC = 0.65
+"""A trivial score that ranks a random fake above a random real at least this often is a moderate shortcut."""
+STRONG_AUC = 0.9
+"""... and from this often a strong one (it alone explains most of a detector's AUC)."""
+WARN_AUC = MODERATE_AUC
+"""Warn from here (moderate and strong)."""
 
 # ITU-T T.81 Annex K, table K.1 (luminance), natural order: the base of libjpeg's quality scaling
 _ANNEX_K_LUMA = (
@@ -113,8 +125,29 @@ class Shortcut:
     ap: float
     auc: float
     direction: str
-    """Which way the trivial rule goes, e.g. "JPEG -> real", "larger -> fake"."""
+    """Which way the trivial rule goes, e.g. "JPEG -> real", "larger -> fake"; when the score does not separate
+    the classes (strength "none"), "does not separate" instead."""
     warn: bool
+    """strength is moderate or strong."""
+    strength: str = "none"
+    """"strong" (ROC-AUC >= STRONG_AUC), "moderate" (>= MODERATE_AUC) or "none"."""
+    chance_ap: float | None = None
+    """The AP of a random score on the same files: the share of fakes among them."""
+
+
+def shortcut_strength(auc: float, ap: float, chance_ap: float) -> str:
+    """How strongly a trivial score separates the classes: "none" below MODERATE_AUC or when its AP is no
+    better than chance (the share of fakes), else "moderate", or "strong" from STRONG_AUC."""
+    if auc < MODERATE_AUC or ap <= chance_ap:
+        return "none"
+    return "strong" if auc >= STRONG_AUC else "moderate"
+
+
+def _shortcut(prop: str, labels: np.ndarray, ap: float, auc: float, direction: str) -> Shortcut:
+    chance = float(np.mean(labels == 1))
+    strength = shortcut_strength(auc, ap, chance)
+    return Shortcut(prop, ap, auc, direction if strength != "none" else "does not separate", strength != "none",
+                    strength, chance)
 
 
 def trivial_strength(labels: np.ndarray, score: np.ndarray) -> tuple[float, float, bool]:
@@ -129,13 +162,13 @@ def _format_shortcut(labels: np.ndarray, formats: list[str]) -> Shortcut | None:
     best = None
     if len(set(formats)) == 1:
         ap, auc, _ = trivial_strength(labels, np.zeros(len(labels)))
-        return Shortcut("format", ap, auc, f"all {formats[0]}", False)
+        return Shortcut("format", ap, auc, f"all {formats[0]}", False, "none", float(np.mean(labels == 1)))
     for name in sorted(set(formats)):
         score = np.array([f == name for f in formats], dtype=float)
         ap, auc, flipped = trivial_strength(labels, score)
         if best is None or (auc, ap) > (best.auc, best.ap):
             # "PNG -> fake" reads better than "not JPEG -> fake": say which class the format points to
-            best = Shortcut("format", ap, auc, f"{name} -> {'real' if flipped else 'fake'}", auc >= WARN_AUC)
+            best = _shortcut("format", labels, ap, auc, f"{name} -> {'real' if flipped else 'fake'}")
     return best
 
 
@@ -149,14 +182,13 @@ def shortcuts(files: Sequence[FileFacts]) -> list[Shortcut]:
     pixels = np.array([f.width * f.height for f in readable], dtype=float)
     ap, auc, flipped = trivial_strength(labels, pixels)
     direction = "one size" if len(set(pixels.tolist())) == 1 else f"{'smaller' if flipped else 'larger'} -> fake"
-    found.append(Shortcut("size", ap, auc, direction, auc >= WARN_AUC))
+    found.append(_shortcut("size", labels, ap, auc, direction))
     jpegs = [f for f in readable if f.jpeg_quality is not None]
     jpeg_labels = np.array([f.label for f in jpegs])
     if len(set(jpeg_labels.tolist())) == 2:
         quality = np.array([f.jpeg_quality for f in jpegs], dtype=float)
         ap, auc, flipped = trivial_strength(jpeg_labels, quality)
-        found.append(Shortcut("jpeg quality", ap, auc, f"{'lower' if flipped else 'higher'} quality -> fake",
-                              auc >= WARN_AUC))
+        found.append(_shortcut("jpeg quality", jpeg_labels, ap, auc, f"{'lower' if flipped else 'higher'} quality -> fake"))
     return [s for s in found if s is not None]
 
 
@@ -316,4 +348,161 @@ def audit_suites(spec: str = "demo", data_root: str | Path | None = None, *, wor
         reasons = "; ".join(f"{a.suite}/{g.name}: {g.not_audited}" for a in audits for g in a.generators)
         raise BenchError(f"nothing could be audited, so shortcuts were not looked for: {reasons}. A trivial score "
                          "needs readable image files of both classes (see `bench data check`).")
+    return audits
+
+
+# ------------------------------------------------------------- a detector's errors by format and size (runs)
+
+SIZE_BUCKETS = ((0.1e6, "< 0.1 MP"), (0.5e6, "0.1-0.5 MP"), (2e6, "0.5-2 MP"), (8e6, "2-8 MP"), (float("inf"), ">= 8 MP"))
+"""Pixel-count buckets (upper bound, name) of the size breakdown."""
+MIN_GROUP = 5
+"""Groups smaller than this are shown but not tested."""
+FOLLOW_P = 0.01
+FOLLOW_GAP = 0.2
+"""A class's accuracy "follows" a property when it differs between its groups by at least FOLLOW_GAP (20
+points) with an exact-test p-value below FOLLOW_P."""
+
+
+def size_bucket(width: int, height: int) -> str:
+    return next(name for bound, name in SIZE_BUCKETS if width * height < bound)
+
+
+@dataclass
+class GroupAccuracy:
+    suite: str
+    label: str
+    """"real" or "fake"."""
+    by: str
+    """"format" or "size"."""
+    group: str
+    """The format (PNG, JPEG, ..., "unreadable") or the size bucket."""
+    n: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else float("nan")
+
+
+@dataclass
+class RunAudit:
+    """A run's accuracy per class broken down by file format and size bucket, and the findings where the
+    errors follow one of them."""
+
+    folder: str
+    detector: str
+    weights: str
+    prob_precision: str
+    groups: list[GroupAccuracy]
+    findings: list[str]
+    missing: int
+    """Scored files that are no longer where the run read them (their format and size are unknown)."""
+    tests: list[dict] = field(default_factory=list)
+    """Every test made: {suite, label, by, test, p, gap} (a class with two or more groups of MIN_GROUP files)."""
+
+    def to_dict(self) -> dict:
+        return {"folder": self.folder, "detector": self.detector, "weights": self.weights,
+                "prob_precision": self.prob_precision, "missing": self.missing, "findings": self.findings,
+                "tests": self.tests, "groups": [{**asdict(g), "accuracy": g.accuracy} for g in self.groups]}
+
+
+def follows(groups: Sequence[GroupAccuracy]) -> tuple[float, float] | None:
+    """(p-value, accuracy gap) of an exact test that a class's accuracy is the same in every group of at least
+    MIN_GROUP files (Fisher's exact test for two groups, the chi-squared test of independence for more);
+    None with fewer than two such groups."""
+    from scipy.stats import chi2_contingency, fisher_exact
+
+    tested = [g for g in groups if g.n >= MIN_GROUP]
+    if len(tested) < 2:
+        return None
+    table = np.array([[g.correct, g.n - g.correct] for g in tested])
+    gap = max(g.accuracy for g in tested) - min(g.accuracy for g in tested)
+    if gap == 0:
+        return 1.0, 0.0
+    if len(tested) == 2:
+        return float(fisher_exact(table).pvalue), float(gap)
+    if (table.sum(axis=0) == 0).any():
+        return 1.0, float(gap)
+    return float(chi2_contingency(table).pvalue), float(gap)
+
+
+def audit_run(folder: str | Path, workers: int = 4, progress=None) -> RunAudit:
+    """One finished run folder: each scored file's header (where run.json says the suite was) and its stored
+    logit under the run's probability convention give the run's accuracy per class, format and size bucket."""
+    from bench.engine.metrics import scores_and_threshold
+    from bench.engine.results import read_run
+    from bench.errors import BenchError
+
+    run = read_run(folder)
+    roots = run.info.get("suite_roots") or {}
+    scores = run.scores
+    missing_roots = sorted(set(scores["suite"]) - set(roots))
+    if missing_roots:
+        raise BenchError(f"{folder}: run.json records no folder for {', '.join(missing_roots)} (suite_roots), so its "
+                         "files cannot be found; rerun it with this version")
+    precision = run.metrics.get("prob_precision")
+    logits = scores["logit"].to_numpy(dtype=np.float64)
+    if precision is None:  # written before the choice was recorded: its metrics read the stored prob
+        predicted_fake = scores["prob"].to_numpy(dtype=np.float64) > 0.5
+    else:
+        values, threshold = scores_and_threshold(logits, precision)
+        predicted_fake = values > threshold
+    correct = predicted_fake == (scores["label"].to_numpy() == 1)
+    paths = [Path(roots[suite]) / rel for suite, rel in zip(scores["suite"], scores["path"])]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        facts = []
+        for result in pool.map(lambda item: inspect_file(item[0], item[1], item[2]),
+                               zip(paths, scores["label"], scores["path"])):
+            facts.append(result)
+            if progress is not None:
+                progress(1)
+    counts: dict[tuple[str, str, str, str], list[int]] = {}
+    missing = 0
+    for suite, fact, ok, path in zip(scores["suite"], facts, correct, paths):
+        label = "fake" if fact.label == 1 else "real"
+        missing += not path.exists()
+        size = size_bucket(fact.width, fact.height) if fact.width is not None else "unreadable"
+        for by, group in (("format", fact.format), ("size", size)):
+            tally = counts.setdefault((suite, label, by, group), [0, 0])
+            tally[0] += 1
+            tally[1] += int(ok)
+    groups = [GroupAccuracy(suite, label, by, group, n, right) for (suite, label, by, group), (n, right) in
+              sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1] != "real", kv[0][2], -kv[1][0]))]
+    findings, tests = [], []
+    for suite in dict.fromkeys(g.suite for g in groups):
+        for label in ("real", "fake"):
+            for by in ("format", "size"):
+                block = [g for g in groups if (g.suite, g.label, g.by) == (suite, label, by) and g.group != "unreadable"]
+                tested = follows(block)
+                if tested is None:
+                    continue
+                test = "Fisher's exact test" if sum(g.n >= MIN_GROUP for g in block) == 2 else "chi-squared test"
+                tests.append({"suite": suite, "label": label, "by": by, "test": test, "p": tested[0], "gap": tested[1]})
+                if not (tested[0] < FOLLOW_P and tested[1] >= FOLLOW_GAP):
+                    continue
+                shown = ", ".join(f"{100 * g.accuracy:.1f}% on {g.group} (n={g.n})" for g in block if g.n >= MIN_GROUP)
+                findings.append(f"{suite}: the {label} images' accuracy follows the file {by}: {shown} "
+                                f"({test} p = {tested[0]:.2g}); the detector's errors depend on the {by}, which a "
+                                f"shortcut audit of the suite (`bench audit --suite`) may explain")
+    weights = run.info.get("weights") or {}
+    return RunAudit(str(folder), run.detector, str(weights.get("name") or weights.get("path") or "?"),
+                    precision or "float64 (stored prob)", groups, findings, missing, tests)
+
+
+def audit_runs(folders: Sequence[str | Path], *, workers: int | None = None, progress: bool = True) -> list[RunAudit]:
+    """`audit_run` of each finished run folder (headers read in threads; a progress bar per run)."""
+    import os
+    import sys
+
+    from tqdm import tqdm
+
+    from bench.engine.results import read_run
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    audits = []
+    for folder in folders:
+        total = len(read_run(folder).scores)
+        with tqdm(total=total, unit="file", desc=f"audit {Path(folder).name}", file=sys.stderr, leave=False,
+                  disable=(not progress) or None) as bar:
+            audits.append(audit_run(folder, workers, progress=bar.update))
     return audits
