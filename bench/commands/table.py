@@ -15,9 +15,12 @@ from bench.errors import BenchError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", metavar="NAME|GROUP",
+    parser.add_argument("--suite", metavar="NAME|GROUP|PATH",
                         help="forensynths, gangen, diffusionforensics, ufd (or testset1-4), gan, diffusion, "
-                             "or all: the comparison table over Test Sets 1-5 (default: all)")
+                             "or all: the comparison table over Test Sets 1-5 (default: all); or a suite the paper "
+                             "reports nothing on (a folder, a labels CSV, demo-gan, demo, a suite name your runs "
+                             "recorded): the same layout, reproduced rows only")
+    parser.add_argument("--data-root", help="where registered suite names resolve (default: $BENCH_DATA or ./datasets)")
     parser.add_argument("--format", choices=sorted(TABLE_FORMATS), default=None, help="default: markdown")
     parser.add_argument("--paper", action="store_true", help="reported rows only; do not read the results store")
     parser.add_argument("--compare", action="store_true",
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.output:  # no default: results/tables holds the committed paper-only tables
             raise BenchError("--all needs --output DIR, e.g. `bench table --all --paper --output results/tables`.")
     selection = api.paper_tables(args.suite, results=args.results, paper=args.paper, compare=args.compare,
-                                 every=args.every_table)
+                                 every=args.every_table, data_root=args.data_root)
     if selection.note:
         print(f"bench table: {selection.note}", file=sys.stderr)
     if args.every_table:

@@ -41,6 +41,7 @@ from bench.engine.runner import (
 from bench.engine.scoring import score_images
 from bench.engine.store import ResultsStore
 from bench.engine.suites import (
+    DEMO_FOR_GROUP,
     GROUPS,
     IMAGE_EXTENSIONS,
     README_DATA_SECTION,
@@ -55,8 +56,6 @@ from detectors import load_detector as _load_detector
 
 log = logging.getLogger(__name__)
 
-DEMO_FOR_GROUP = {"all": "demo", "gan": "demo-gan", "diffusion": "demo-diffusion"}
-"""A group whose suites are none of them on disk falls back to these demo suites."""
 
 
 def load_detector(detector: str | Detector, weights: str | None = None) -> LoadedDetector:

@@ -183,6 +183,9 @@ GROUPS: dict[str, list[str]] = {
     "all": list(PAPER_SUITES),
     "demo": ["demo-gan", "demo-diffusion"],
 }
+DEMO_FOR_GROUP = {"all": "demo", "gan": "demo-gan", "diffusion": "demo-diffusion"}
+"""A group whose suites are none of them on disk falls back to these demo suites (`bench run`), and
+`bench table` then shows those suites' tables."""
 
 
 README_DATA_SECTION = "README.md, section 'Getting the paper's data'"

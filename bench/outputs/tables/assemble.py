@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.engine.metrics import METRICS, PAPER_KEYS
+from bench.engine.metrics import METRICS, PAPER_KEYS, TIE_NOTE_PREFIX
 from bench.outputs import reported
 from bench.outputs.reported import MEAN, TableSpec
 from bench.outputs.tables.reproduced import ReproducedModel, SuiteResult
@@ -20,6 +20,14 @@ HIGHER_IS_BETTER = {**{name: METRICS[name].higher_is_better for name in PAPER_KE
 
 INCONSISTENT_MARK = "†"
 """Marks a reported cell the paper contradicts elsewhere (kept as printed; see the table's notes)."""
+TIE_MARK = "*"
+"""Marks a reproduced AP that ties of the float32 sigmoid move by more than 0.1 point (metrics.json's notes,
+which the table's notes repeat, give AP from the exact order of the logits)."""
+
+
+def tied(values: dict | None) -> bool:
+    """A generator's (or mean's) metrics.json notes say float32 ties move its AP."""
+    return any(str(note).startswith(TIE_NOTE_PREFIX) for note in (values or {}).get("notes") or [])
 
 
 @dataclass
@@ -65,7 +73,12 @@ class Table:
     @property
     def flagged(self) -> bool:
         """Whether any cell carries INCONSISTENT_MARK."""
-        return any(c.flag for row in [*self.reported, *self.reproduced] for c in row.cells)
+        return any(c.flag == INCONSISTENT_MARK for row in [*self.reported, *self.reproduced] for c in row.cells)
+
+    @property
+    def tied(self) -> bool:
+        """Whether any reproduced AP carries TIE_MARK (float32 ties move it; the notes give both values)."""
+        return any(c.flag == TIE_MARK for row in self.reproduced for c in row.cells)
 
     @property
     def n_values(self) -> int:
@@ -124,6 +137,30 @@ def _mean(values: list[float | None]) -> float | None:
     if not values or any(v is None for v in values):
         return None  # a mean over part of the generators would not be the paper's mean
     return sum(values) / len(values)
+
+
+def _tied_generator(result: SuiteResult | None, generator: str) -> bool:
+    if result is None:
+        return False
+    folded = {g.casefold(): v for g, v in result.generators.items()}
+    return tied(result.generators.get(generator) or folded.get(generator.casefold()))
+
+
+def tie_flags(spec: TableSpec, model: ReproducedModel) -> list[bool]:
+    """Per value of `reproduced_values`: an AP that float32 ties move (a mean: any AP it averages)."""
+    flags: list[bool] = []
+    if spec.key == "comparison":
+        every = False
+        for column in spec.columns:
+            result = model.suites.get(column.suite)
+            moved = any(_tied_generator(result, g) for g in column.generators)
+            every = every or moved
+            flags += [False, moved]
+        return flags + [False, every, False, False]
+    result = model.suites.get(spec.suite)
+    for column in spec.columns:
+        flags += [False, _tied_generator(result, column.key)]
+    return flags + [False, any(flags)]
 
 
 def reproduced_values(spec: TableSpec, model: ReproducedModel) -> tuple[list[float | None], list[str]]:
@@ -245,8 +282,15 @@ def build_table(key: str, models: list[ReproducedModel] | None = None, compare: 
         if all(v is None for v in values):
             continue  # nothing of this table in the store for this model
         own_protocol = own_protocol or model.protocol == "own"
-        table.reproduced.append(Row(model.label, "reproduced", _cells(values, metrics)))
+        cells = _cells(values, metrics)
+        for cell, moved in zip(cells, tie_flags(spec, model), strict=True):
+            cell.flag = TIE_MARK if moved and cell.value is not None else ""
+        table.reproduced.append(Row(model.label, "reproduced", cells))
         table.sources += sources
+        suites = [c.suite for c in spec.columns] if spec.key == "comparison" else [spec.suite]
+        table.notes += [f"{model.label}: {note}" for suite in dict.fromkeys(suites)
+                        for note in (model.suites[suite].notes if suite in model.suites else ())
+                        if note.split(": ", 1)[-1].startswith(TIE_NOTE_PREFIX)]
         if not compare:
             continue
         method = matching_method(spec, model)
@@ -259,6 +303,10 @@ def build_table(key: str, models: list[ReproducedModel] | None = None, compare: 
         for cell, flag in zip(delta_cells, flags[method], strict=True):
             cell.flag = flag if cell.value is not None else ""
         table.reproduced.append(Row(label, "delta", delta_cells, method))
+    if table.tied:
+        table.notes.insert(0, f"{TIE_MARK} AP under the paper's float32 sigmoid, which ties images and so moves it by "
+                              "more than 0.1 point (a mean: one of the APs it averages); the notes give AP from the "
+                              "exact order of the logits.")
     if table.reproduced:
         table.notes.append(
             "Reproduced rows: the paper's test protocol (Resize((256, 256)), GANGen-Detection at native size)"

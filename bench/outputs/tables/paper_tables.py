@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.engine.suites import DEMO_FOR_GROUP, GROUPS, PAPER_SUITES, SUITES
 from bench.errors import BenchError, UnknownNameError
 from bench.outputs.tables.assemble import Table, build_table
 from bench.outputs.tables.render import EXTENSIONS, FORMATS, render
 from bench.outputs.tables.reproduced import default_results_root, reproduced_models
+from bench.outputs.tables.suite_table import build_suite_table
 
 TABLES_FOR_SUITE = {
     "forensynths": ("forensynths",), "testset1": ("forensynths",),
@@ -46,14 +48,64 @@ class PaperTables:
         return "\n".join(render(table, fmt) for table in self.tables)
 
 
+def own_suite_tables(suite: str, models: list, root: Path, data_root: str | Path | None = None) -> PaperTables:
+    """Tables of suites the paper reports nothing on (bench.outputs.tables.suite_table): a registered suite or
+    group (the demo suites), a folder or labels CSV (matched to runs by where their files were and the list
+    they were read from), or a suite name as the runs recorded it. Reproduced rows only; a suite no finished
+    run covers is an error."""
+    from bench.engine.suites import resolve_suites
+
+    wanted: list[tuple[str, str | None, str | None]] = []  # (name, folder, listing) of PATH suites
+    recorded = {name for model in models for name in model.suites}
+    for token in [t.strip() for t in suite.split(",") if t.strip()]:
+        try:
+            resolved = resolve_suites(token, Path(data_root) if data_root else Path("datasets"))
+        except BenchError:
+            if token not in recorded:
+                known = sorted({*TABLES_FOR_SUITE, *recorded})
+                raise UnknownNameError("suite", token, known) from None
+            wanted.append((token, None, None))
+            continue
+        for r in resolved:
+            is_path = r.suite.name not in {s.name for s in SUITES.values()}
+            wanted.append((r.suite.name, str(r.root) if is_path else None, r.suite.listing))
+    tables = []
+    for name, folder, listing in wanted:
+        if name in PAPER_SUITES:
+            raise BenchError(f"{name} is one of the paper's suites: use --suite {name} alone for its table")
+        if folder is not None:  # this folder's (or list's) runs only, even if a later run had the same name
+            models = reproduced_models(root, only=lambda r, f=folder, li=listing: (r.root, r.listing) == (f, li))
+        table = build_suite_table(name, models, folder)
+        if not table.reproduced:
+            where = f" on {listing or folder}" if folder else ""
+            raise BenchError(f"no finished run under {root / 'runs'} covers {name}{where}; evaluate it with "
+                             f"`bench run --suite {listing or folder or name}` (or point --results at the results folder)")
+        tables.append(table)
+    return PaperTables(tables, tuple(name for name, _, _ in wanted))
+
+
 def paper_tables(suite: str | None = None, *, results: str | Path | None = None, paper: bool = False,
-                 compare: bool = False, every: bool = False) -> PaperTables:
+                 compare: bool = False, every: bool = False, data_root: str | Path | None = None) -> PaperTables:
     """The paper's tables for `suite` (default: the comparison table over Test Sets 1-5; `every`: all five
     tables), with reproduced rows from the latest finished runs under `results` unless `paper` (reported
-    rows only); `compare` adds reproduced-minus-reported rows and needs a run that covers the suite."""
+    rows only); `compare` adds reproduced-minus-reported rows and needs a run that covers the suite.
+
+    A suite the paper reports nothing on (a folder, a labels CSV, a demo suite, a name the runs recorded)
+    gets a table of the same layout with reproduced rows only (`own_suite_tables`). A group (all, gan,
+    diffusion) that no run covers, when runs of its demo fallback exist (what `bench run --suite all` ran on
+    a machine without the paper's data), shows the demo suites' tables with a note that says so."""
     if paper and compare:
         raise BenchError("--paper shows the reported rows only, so it cannot --compare; drop one of the two.")
     root = Path(results) if results else default_results_root()
+    if not every and suite and suite.strip().lower() not in TABLES_FOR_SUITE \
+            and suite.strip().lower() not in ("diffusion1kstep", "testset5"):
+        if paper:
+            tables_for_suite(suite)  # an unknown name: did-you-mean among the paper's tables
+        selection = own_suite_tables(suite, reproduced_models(root), root, data_root)
+        if compare:
+            selection.note = (f"--compare: the paper reports no numbers on {', '.join(selection.keys)}, so there are no "
+                              "reported rows to subtract; showing the reproduced rows")
+        return selection
     models = [] if paper else reproduced_models(root)
     note = None
     if not paper and not models:
@@ -65,6 +117,16 @@ def paper_tables(suite: str | None = None, *, results: str | Path | None = None,
     suite = suite or "all"
     keys = ALL_TABLES if every else tables_for_suite(suite)
     tables = [build_table(key, models, compare=compare) for key in keys]
+    group = {"comparison": "all"}.get(suite.strip().lower(), suite.strip().lower())
+    if not every and models and not any(t.reproduced for t in tables) and group in DEMO_FOR_GROUP:
+        demo = GROUPS.get(DEMO_FOR_GROUP[group], [DEMO_FOR_GROUP[group]])
+        if any(name in model.suites for model in models for name in demo):
+            selection = own_suite_tables(",".join(n for n in demo if any(n in m.suites for m in models)), models, root)
+            selection.note = (f"no finished run under {root / 'runs'} covers the paper's suites of --suite {suite}; "
+                              f"showing the demo suites that `bench run --suite {group}` falls back to without the "
+                              "paper's data, reproduced rows only (the paper reports no numbers on them"
+                              + (", so --compare has nothing to subtract)" if compare else ")"))
+            return selection
     if compare and not every and not any(t.reproduced for t in tables):
         raise BenchError(f"nothing to compare: no finished run under {root / 'runs'} covers {suite}; "
                          f"evaluate it with `bench run --suite {suite}`.")

@@ -34,6 +34,14 @@ class SuiteResult:
     prob_precision: str = "float64"
     """The probabilities its AP was computed from (metrics.json's `prob_precision`); runs written before
     it was recorded used float64."""
+    mean: dict | None = None
+    """The suite's mean over its generators as metrics.json holds it (bench.engine.metrics.mean_metrics)."""
+    notes: tuple[str, ...] = ()
+    """metrics.json's top-level notes about this suite (`suite/generator: ...`, `suite (mean): ...`)."""
+    root: str | None = None
+    """Where the suite's files were (run.json's suite_roots): tells apart two folders of the same name."""
+    listing: str | None = None
+    """The labels CSV the suite was read from (run.json's suite_listings), or None for a folder."""
 
     def metric(self, generator: str, name: str) -> float | None:
         """`name` of `generator` in percent, or None if the run lacks it (names match case-insensitively)."""
@@ -110,8 +118,10 @@ def load_profile(root: Path, detector: str) -> tuple[dict | None, Path]:
     return (_read_json(path) if path.is_file() else None), path
 
 
-def reproduced_models(root: str | Path | None = None) -> list[ReproducedModel]:
-    """The latest finished result per detector, weights and suite, grouped by (detector, weights, protocol)."""
+def reproduced_models(root: str | Path | None = None, only=None) -> list[ReproducedModel]:
+    """The latest finished result per detector, weights and suite, grouped by (detector, weights, protocol).
+    `only(suite_result)`: keep only the suite results it accepts (e.g. one folder's, for `bench table
+    --suite PATH`), so that a later run on another folder of the same name does not hide it."""
     root = Path(root) if root is not None else default_results_root()
     models: dict[tuple[str, str, str], ReproducedModel] = {}
     for run in finished_runs(root):
@@ -137,10 +147,15 @@ def reproduced_models(root: str | Path | None = None) -> list[ReproducedModel]:
         for suite, payload in (metrics.get("suites") or {}).items():
             generators = (payload or {}).get("generators") or {}
             # runs come oldest first, so a later run of the same suite replaces an earlier one
-            model.suites[suite] = SuiteResult(
+            notes = tuple(n for n in metrics.get("notes") or [] if n.startswith((f"{suite}/", f"{suite} (mean)")))
+            result = SuiteResult(
                 suite, info["run_id"], info.get("finished_at") or "", generators, info.get("limit_per_class"),
-                metrics.get("prob_precision") or "float64",
+                metrics.get("prob_precision") or "float64", (payload or {}).get("mean"), notes,
+                (info.get("suite_roots") or {}).get(suite), (info.get("suite_listings") or {}).get(suite),
             )
+            if only is None or only(result):
+                model.suites[suite] = result
+    models = {key: model for key, model in models.items() if model.suites or only is None}
     for model in models.values():
         if model.reported_method is None:
             model.reported_method = _registered_reported_method(model.detector)
