@@ -51,8 +51,11 @@ _EXPORTS = {
     "LOCALISATION_METRICS": "bench.engine.localisation:LOCALISATION_METRICS",
     "LOCALISATION_DISPLAY": "bench.engine.localisation:DISPLAY",
     "PROTOCOLS": "bench.engine.protocol:PROTOCOLS",
+    "RESOLUTION_POLICIES": "bench.engine.protocol:RESOLUTION_POLICIES",
+    "ALIGN_POLICIES": "bench.engine.align:POLICIES",
     "SUITES": "bench.engine.suites:SUITES",
     "GROUPS": "bench.engine.suites:GROUPS",
+    "suite_resolution": "bench.engine.suites:suite_resolution",
     "README_DATA_SECTION": "bench.engine.suites:README_DATA_SECTION",
     "default_data_root": "bench.engine.suites:default_data_root",
     "CHAINS": "bench.engine.perturb:CHAINS",
@@ -63,8 +66,9 @@ _EXPORTS = {
     "run_sweep": "bench.analyses.sweep:run_sweep",
     "render_tables": "bench.analyses.sweep:render_tables",
     "ap_changes": "bench.analyses.sweep:ap_changes",
-    "audit": "bench.analyses.audit:audit_suites",
+    "audit": "bench.analyses.audit_align:audit_with_alignment",
     "audit_runs": "bench.analyses.audit:audit_runs",
+    "write_audit": "bench.analyses.audit:write_audit",
     "check": "bench.analyses.regression:check_baselines",
     "render_differences": "bench.analyses.regression:render_differences",
     "check_data": "bench.analyses.data_check:check_data",
@@ -78,6 +82,8 @@ _EXPORTS = {
     "write_paper_tables": "bench.outputs.tables.paper_tables:write_paper_tables",
     "TABLE_FORMATS": "bench.outputs.tables.render:FORMATS",
     "report": "bench.outputs.html_report:write_report",
+    "paired_table": "bench.outputs.tables.aligned:paired_table",
+    "paired_text_rows": "bench.outputs.tables.aligned:paired_text_rows",
     # training (bench.train)
     "train": "bench.train:train",
     "train_config": "bench.train:train_config",
@@ -117,7 +123,7 @@ def data_root(path: str | None = None) -> Path:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
-    from bench.analyses.audit import audit_suites as audit  # noqa: F401
+    from bench.analyses.audit_align import audit_with_alignment as audit  # noqa: F401
     from bench.analyses.embeddings import embed  # noqa: F401
     from bench.analyses.explain import explain_files as explain  # noqa: F401
     from bench.analyses.profile import profile_detectors as profile  # noqa: F401

@@ -63,3 +63,15 @@ def run_bench(args: list[str], timeout: float = 120, cwd: Path | None = None):
                               timeout=timeout, env=env, cwd=cwd)
     except subprocess.TimeoutExpired as error:
         raise AssertionError(f"bench {' '.join(args)} still running after {timeout} s (a hang)") from error
+def write_synthwildx(root: Path, typs=("real", "real", "dalle3", "firefly", "midjourney_v5")) -> Path:
+    """A miniature SynthWildX as grip-unina's data/synthwildx publishes it: list.csv (url,filename,typ) and
+    <typ>/<id>.jpg, one JPEG per row."""
+    rows = ["url,filename,typ"]
+    for i, typ in enumerate(typs):
+        name = f"{typ}/F{i}.jpg"
+        rows.append(f"https://pbs.twimg.com/media/F{i}?format=jpg&name=large,{name},{typ}")
+        (root / typ).mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(i)
+        Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(root / name, format="JPEG")
+    (root / "list.csv").write_text("\n".join(rows) + "\n")
+    return root

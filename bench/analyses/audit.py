@@ -24,9 +24,8 @@ format and by size bucket within each class, from the run's stored logits and th
 exact test of whether its errors depend on the format (or size) within a class: an LFM that calls 89% of the
 PNG reals fake and 20% of the JPEG reals on a folder whose fakes are PNG has learnt the container.
 
-JPEG quality is estimated from the luminance quantisation table: the libjpeg (IJG) quality whose scaled
-Annex K table matches exactly, or else the nearest one (sum of absolute differences), marked approximate
-(cameras and editors use their own tables).
+JPEG quality is estimated from the luminance quantisation table (bench.engine.jpeg_quality): the libjpeg
+(IJG) quality whose scaled Annex K table matches exactly, or else the nearest one, marked approximate.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +44,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from bench.engine.decode import UnusableImage, unusable_reasons
 from bench.engine.files import file_problem, path_text, relative_text
+from bench.engine.jpeg_quality import estimate_jpeg_quality
 
 logger = logging.getLogger(__name__)
 
@@ -55,35 +54,6 @@ STRONG_AUC = 0.9
 """... and from this often a strong one (it alone explains most of a detector's AUC)."""
 WARN_AUC = MODERATE_AUC
 """Warn from here (moderate and strong)."""
-
-# ITU-T T.81 Annex K, table K.1 (luminance), natural order: the base of libjpeg's quality scaling
-_ANNEX_K_LUMA = (
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
-)
-
-
-@cache
-def _ijg_tables() -> np.ndarray:
-    """[100, 64]: row q-1 is libjpeg's luminance table at quality q (jpeg_quality_scaling, baseline)."""
-    rows = []
-    base = np.array(_ANNEX_K_LUMA, dtype=np.int64)
-    for quality in range(1, 101):
-        scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-        rows.append(np.clip((base * scale + 50) // 100, 1, 255))
-    return np.stack(rows)
-
-
-def estimate_jpeg_quality(luma_table: Sequence[int]) -> tuple[int, bool]:
-    """(quality 1..100, exact?) from a luminance quantisation table in natural order."""
-    table = np.asarray(list(luma_table), dtype=np.int64)
-    if table.shape != (64,):
-        raise ValueError(f"a quantisation table has 64 entries, not {table.size}")
-    distance = np.abs(_ijg_tables() - table).sum(axis=1)
-    best = int(distance.argmin())
-    return best + 1, bool(distance[best] == 0)
-
 
 @dataclass
 class FileFacts:
@@ -239,6 +209,8 @@ class GeneratorAudit:
     """Why no trivial score could be computed (no readable file, one class only); None when audited."""
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     """(path, reason) of each file left out because it could not be read."""
+    facts: list[FileFacts] = field(default_factory=list, repr=False)
+    """Every file's header facts (what the alignment audit re-reads; not in the JSON)."""
 
     @property
     def warnings(self) -> list[Shortcut]:
@@ -250,6 +222,9 @@ class SuiteAudit:
     suite: str
     root: str
     generators: list[GeneratorAudit]
+    alignment: dict | None = None
+    """What each `--align` policy leaves of the shortcuts and which one to use (bench.analyses.audit_align's
+    `audit_with_alignment` fills it; `bench audit` calls that)."""
 
     def mean_ap(self, prop: str) -> float | None:
         """The suite's mean over generators of a trivial score's AP, as the benchmark averages AP."""
@@ -257,9 +232,14 @@ class SuiteAudit:
         return float(np.mean(values)) if values else None
 
     def to_dict(self) -> dict:
-        return {"suite": self.suite, "root": self.root,
-                "generators": [asdict(g) for g in self.generators],
-                "mean_trivial_ap": {p: self.mean_ap(p) for p in ("format", "size", "jpeg quality")}}
+        generators = []
+        for g in self.generators:
+            entry = asdict(g)
+            entry.pop("facts")
+            generators.append(entry)
+        return {"suite": self.suite, "root": self.root, "generators": generators,
+                "mean_trivial_ap": {p: self.mean_ap(p) for p in ("format", "size", "jpeg quality")},
+                "alignment": self.alignment}
 
 
 def why_not_audited(files: Sequence[FileFacts]) -> str | None:
@@ -284,7 +264,7 @@ def audit_generator(name: str, files: Sequence[FileFacts]) -> GeneratorAudit:
     return GeneratorAudit(
         name, summarise([f for f in files if f.label == 0]), summarise([f for f in files if f.label == 1]),
         shortcuts(files), why_not_audited(files),
-        [(f.path, f.problem or "unreadable") for f in files if f.width is None],
+        [(f.path, f.problem or "unreadable") for f in files if f.width is None], list(files),
     )
 
 
@@ -506,3 +486,18 @@ def audit_runs(folders: Sequence[str | Path], *, workers: int | None = None, pro
                   disable=(not progress) or None) as bar:
             audits.append(audit_run(folder, workers, progress=bar.update))
     return audits
+AUDIT_FILE = "audit.json"
+"""What `bench audit --output DIR` writes: the audits as `--json` prints them, which `bench report` shows in
+its wild section (bench.outputs.html_report.wild)."""
+
+
+def write_audit(audits: Sequence[SuiteAudit], folder: str | Path) -> Path:
+    """Write the audits to FOLDER/audit.json (atomically) and return its path."""
+    from datetime import datetime, timezone
+
+    from bench.engine.store import atomic_write_json, json_safe
+
+    path = Path(folder) / AUDIT_FILE
+    atomic_write_json(path, json_safe({"kind": "audit", "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                       "audits": [a.to_dict() for a in audits]}))
+    return path

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench.engine.suites import README_DATA_SECTION
 from bench.errors import BenchError
+from bench.outputs.textable import format_table
 
 SHOWN_PER_SUITE = 20
 
@@ -153,8 +154,15 @@ def _mask_problem(image: Path, mask: Path) -> str | None:
     return None
 
 
-def _protocol(resize: int | None) -> str:
-    return "native size (odd sizes cropped to even)" if resize is None else f"resized to {resize}x{resize}"
+def _protocol(suite) -> str:
+    from bench.engine.suites import suite_resolution
+
+    policy = suite_resolution(suite)
+    if policy.name == "native":
+        return "native size (odd sizes cropped to even)"
+    if policy.name == "resize256":
+        return "resized to 256x256"
+    return f"resolution policy {policy.spec}"
 
 
 @dataclass
@@ -181,11 +189,62 @@ def _min_side_of(detector: str) -> int:
     return model_min_side(get_detector(detector).build())
 
 
+def count_lines(resolved, generators) -> tuple[list[str], bool]:
+    """The suite's counts against the published ones (`Suite.expected`), the files its list names that are not
+    on disk and the images under it that its list does not name: (report lines, counts as published?)."""
+    from bench.engine.suites import unlisted_images
+
+    suite = resolved.suite
+    lines: list[str] = []
+    matches = True
+    by_name = {g.name: g for g in generators}
+    if suite.expected:
+        rows = []
+        for name, n_real, n_fake in suite.expected:
+            g = by_name.get(name)
+            found = (len(g.real), len(g.fake)) if g else (0, 0)
+            differs = [f"{what} {got} of {want}" for what, got, want in (("real", found[0], n_real), ("fake", found[1], n_fake))
+                       if want is not None and got != want]
+            matches = matches and not differs
+            rows.append([name, found[0], "-" if n_real is None else n_real, found[1], "-" if n_fake is None else n_fake,
+                         ("DIFFERS: " + ", ".join(differs)) if differs else ("absent" if g is None else "as published")])
+        lines.append(f"published counts ({suite.counts_source}):")
+        lines.append(format_table(["generator", "real", "published", "fake", "published", ""], rows,
+                                  [False, True, True, True, True, False]))
+    elif suite.counts_source:
+        lines.append(f"published counts: none to check ({suite.counts_source})")
+    missing = [path for g in generators for path in g.missing]
+    if missing:
+        matches = False
+        lines.append(f"listed but not on disk: {len(set(missing))} file(s) (not scored)")
+        lines += [f"  {show_path(_relative(path, resolved.root))}" for path in sorted(set(missing))[:SHOWN_PER_SUITE]]
+        if len(set(missing)) > SHOWN_PER_SUITE:
+            lines.append(f"  ... and {len(set(missing)) - SHOWN_PER_SUITE} more")
+    extra = unlisted_images(resolved.root, suite, generators)
+    if extra:
+        matches = False
+        lines.append(f"on disk but not listed: {len(extra)} image file(s) (not scored)")
+        lines += [f"  {show_path(_relative(path, resolved.root))}" for path in extra[:SHOWN_PER_SUITE]]
+        if len(extra) > SHOWN_PER_SUITE:
+            lines.append(f"  ... and {len(extra) - SHOWN_PER_SUITE} more")
+    return lines, matches
+
+
+def _relative(path: Path, root: Path) -> Path:
+    return path.relative_to(root) if path.is_relative_to(root) else path
+
+
 def report_suite(resolved, full: bool, workers: int, limits: Limits | None = None) -> tuple[bool, list[str]]:
     """(usable?, report lines) for one suite."""
+    usable, lines, _ = report_suite_counts(resolved, full, workers, limits)
+    return usable, lines
+
+
+def report_suite_counts(resolved, full: bool, workers: int,
+                        limits: Limits | None = None) -> tuple[bool, list[str], bool]:
+    """(usable?, report lines, counts as published?) for one suite."""
     from bench.engine.decode import default_max_pixels
-    from bench.engine.suites import EXPECTED_LAYOUT, discover, layout_of
-    from bench.outputs.textable import format_table
+    from bench.engine.suites import EXPECTED_LAYOUT, discover, layout_of, missing_generators
 
     limits = limits or Limits("lfm", default_max_pixels())
 
@@ -195,9 +254,9 @@ def report_suite(resolved, full: bool, workers: int, limits: Limits | None = Non
         return False, [
             head, f"MISSING: expected at {show_path(resolved.root)}",
             f"published at {suite.source}", f"how to get it: {README_DATA_SECTION}",
-        ]
-    lines = [head, f"found at {show_path(resolved.root)}; {suite.split} split, {_protocol(suite.resize)}"]
-    generators = discover(resolved.root, suite)
+        ], True
+    lines = [head, f"found at {show_path(resolved.root)}; {suite.split} split, {_protocol(suite)}"]
+    generators = discover(resolved.root, suite)  # a layout that does not match is exit 2 naming file and line
     layout = layout_of(resolved.root, suite)
     if layout.name != "generator-folders":
         shared = " (the real images are shared by every generator)" if any(g.shared_reals for g in generators) else ""
@@ -206,7 +265,7 @@ def report_suite(resolved, full: bool, workers: int, limits: Limits | None = Non
         empty = not any(resolved.root.iterdir())
         lines.append("UNUSABLE: " + ("the folder is empty" if empty else "no generator folder with 0_real/1_fake below it"))
         lines.append(EXPECTED_LAYOUT)
-        return False, lines
+        return False, lines, True
     native = {}
     if suite.resize is None:
         native = {"min_side": limits.min_side(), "max_pixels": limits.max_pixels}
@@ -247,9 +306,16 @@ def report_suite(resolved, full: bool, workers: int, limits: Limits | None = Non
                 lines.append(f"  {show_path(shown)}: {reason}")
             if len(bad_masks) > SHOWN_PER_SUITE:
                 lines.append(f"  ... and {len(bad_masks) - SHOWN_PER_SUITE} more")
+    counted, as_published = count_lines(resolved, generators)
+    lines += counted
     usable = any(r.usable for r in reports)
     if not usable:
         lines.append("UNUSABLE: no generator has both usable real and usable fake images")
+    absent_columns = missing_generators(suite, generators)
+    if absent_columns:
+        usable = False
+        lines.append(f"UNUSABLE: missing folder(s) {', '.join(str(resolved.root / name) for name in absent_columns)}: "
+                     f"{suite.name}'s mean is over all of {', '.join(suite.generators)} (`bench run` refuses it)")
     misnamed = [(path, meant) for g in generators for path, meant in g.misnamed]
     if misnamed:
         usable = False
@@ -258,7 +324,7 @@ def report_suite(resolved, full: bool, workers: int, limits: Limits | None = Non
         for path, meant in misnamed[:SHOWN_PER_SUITE]:
             shown = path.relative_to(resolved.root) if path.is_relative_to(resolved.root) else path
             lines.append(f"  {show_path(shown)}: did you mean {meant}?")
-    return usable, lines
+    return usable, lines, as_published
 
 
 @dataclass
@@ -270,6 +336,8 @@ class SuiteCheck:
     """Named by the user (by name, alias or PATH), not reached through a group or the default listing."""
     usable: bool
     lines: list[str]
+    as_published: bool = True
+    """Counts match the published ones, no listed file is missing and no image is unlisted."""
 
 
 @dataclass
@@ -286,6 +354,12 @@ class DataCheck:
         """Suites named explicitly that are missing or unusable (`bench data check` exits 2 on these)."""
         return [f"{s.resolved.suite.name} is {'missing' if not s.resolved.exists else 'unusable'}"
                 for s in self.suites if s.explicit and not s.usable]
+
+    @property
+    def count_failures(self) -> list[str]:
+        """Suites named explicitly whose files differ from the published counts or list (exit 1)."""
+        return [f"{s.resolved.suite.name}: files differ from the published counts or list"
+                for s in self.suites if s.explicit and s.usable and not s.as_published]
 
 
 def check_data(data_root: str | Path | None = None, suites: list[str] | None = None, *, full: bool = False,
@@ -305,8 +379,8 @@ def check_data(data_root: str | Path | None = None, suites: list[str] | None = N
     root = (Path(data_root).expanduser() if data_root else default_data_root()).absolute()
     result = DataCheck(root)
     for resolved, explicit in requested_suites(suites, root):
-        usable, lines = report_suite(resolved, full, workers, limits)
-        result.suites.append(SuiteCheck(resolved, explicit, usable, lines))
+        usable, lines, as_published = report_suite_counts(resolved, full, workers, limits)
+        result.suites.append(SuiteCheck(resolved, explicit, usable, lines, as_published))
         if on_suite is not None:
             on_suite(result.suites[-1])
     return result

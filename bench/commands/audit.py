@@ -11,6 +11,11 @@ evaluation). See bench/analyses/audit.py.
 `--run RUN_DIR` (repeatable): a detector's accuracy on that run broken down by file format and size bucket
 within each class, with a finding where its errors follow the format or size (exact tests).
 
+For each `--align` policy the suite audit also gives the trivial AP of the files as the policy re-encodes them
+(about 50 when nothing is left) and recommends the policy that removes the format and quality shortcuts it
+found (bench/analyses/audit_align.py); `--output DIR` writes the suite audits to DIR/audit.json for
+`bench report`'s wild section.
+
 Exit status: 0 (warnings are findings, printed), 2 when a suite is missing or unknown, laid out wrongly (a
 misspelt `0_real`/`1_fake`, as `bench run` refuses it), or when nothing could be audited (no generator
 with readable files of both classes). Generators that could not be audited are listed as NOT AUDITED with
@@ -32,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="default: $BENCH_DATA or ./datasets")
     parser.add_argument("--workers", type=int, default=None, help="threads reading headers (default: min(8, CPUs))")
     parser.add_argument("--json", action="store_true", help="print the audit as JSON")
+    parser.add_argument("--output", metavar="DIR",
+                        help="also write DIR/audit.json, which `bench report` shows beside runs (its wild section)")
 
 
 def _format_pct(value: float | None) -> str:
@@ -106,6 +113,28 @@ def render(audit) -> str:
                      f"(every trivial ROC-AUC below 65){scope}")
     elif not audited:
         lines.append(f"nothing audited in {audit.suite}: shortcuts were not looked for")
+    if audit.alignment and audited:
+        lines += ["", render_alignment(audit)]
+    return "\n".join(lines)
+
+
+def render_alignment(audit) -> str:
+    """The trivial-score AP before and after each --align policy (mean over generators) and the recommendation."""
+    from bench.outputs.textable import format_table
+
+    alignment = audit.alignment
+    props = ["format", "size", "jpeg quality"]
+    rows = [["raw (as published)", *[_format_pct(audit.mean_ap(p)) for p in props], ", ".join(alignment["before"]) or "none"]]
+    for policy, effect in alignment["policies"].items():
+        means = effect["mean_trivial_ap"]
+        rows.append([f"--align {policy}", *[_format_pct(means[p]) for p in props], ", ".join(effect["warnings"]) or "none"])
+    lines = ["trivial-score AP before and after alignment (mean over generators; about 50 = the headers tell nothing):",
+             format_table(["policy", "format", "size", "JPEG quality", "shortcuts left"], rows,
+                          [False, True, True, True, False])]
+    if alignment["recommended"]:
+        lines.append(f"RECOMMENDED: bench run --align {alignment['recommended']} (or --align raw,{alignment['recommended']} "
+                     "to see both)")
+    lines += [f"  {line}" for line in alignment["advice"]]
     return "\n".join(lines)
 
 
@@ -144,6 +173,10 @@ def run(args: argparse.Namespace) -> int:
     audits = [] if suites is None else api.audit(suites, args.data_root, workers=args.workers,
                                                  progress=not args.quiet, quiet=args.json)
     runs = api.audit_runs(args.run_dirs, workers=args.workers, progress=not args.quiet) if args.run_dirs else []
+    if args.output:
+        written = api.write_audit(audits, args.output)
+        if not args.json:
+            print(f"audit written to {written}")
     if args.json:
         suites_json = [a.to_dict() for a in audits]
         # without --run the output is the list of suite audits, as before

@@ -12,7 +12,9 @@ like a misspelt `0_real`/`1_fake` (`0_Real`, `real`, `1-fake`) makes the suite u
 refuses it.
 
 Exit status: 2 when a suite named explicitly (by name, alias or PATH) is missing or has no usable
-generator, or when none of the suites looked at is usable; 0 otherwise. Suites reached through a group
+generator (or a published layout that does not match, e.g. a WildRF platform folder missing), or when none
+of the suites looked at is usable; 1 when a suite named explicitly differs from its published counts or
+list (files missing or extra, each named); 0 otherwise. Suites reached through a group
 (or the default listing) that are missing are reported, not an error. Damaged files, one-class or empty
 generators are reported and do not change the exit status: `bench run` skips and lists them.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.errors import EXIT_OK, EXIT_USAGE
+from bench.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if result.failures:
         print(f"bench data check: error: {'; '.join(result.failures)}", file=sys.stderr)
         return EXIT_USAGE
+    if result.count_failures:
+        print(f"bench data check: {'; '.join(result.count_failures)} (listed above)", file=sys.stderr)
+        return EXIT_CHECK_FAILED
     if result.n_usable == 0:
         print(
             f"bench data check: error: no usable suite under {api.show_path(root)}. Download the suites (see "

@@ -46,13 +46,17 @@ def render_suites_table() -> str:
     from bench import api
 
     rows = [
-        [s.name, ", ".join(s.aliases) or "-", s.split, "native" if s.resize is None else f"{s.resize}x{s.resize}",
+        [s.name, ", ".join(s.aliases) or "-", s.split, api.suite_resolution(s).spec, s.layout or "generator folders",
          s.folder, str(len(s.generators)) if s.generators else "from disk"]
         for s in api.SUITES.values()
     ]
-    table = format_table(["suite", "aliases", "split", "size", "folder under the data root", "generators"], rows)
+    table = format_table(["suite", "aliases", "split", "resolution", "layout", "folder under the data root",
+                          "generators"], rows)
     groups = "\n".join(f"  {g} = {' + '.join(members)}" for g, members in api.GROUPS.items())
-    return f"{table}\n\ngroups:\n{groups}"
+    wild = "\n".join(f"  {s.name}: {s.title}\n    licence: {s.licence}\n    resolution: {s.resolution_source}"
+                      for s in api.SUITES.values() if s.group == "wild")
+    return (f"{table}\n\ngroups:\n{groups}\n\nin-the-wild suites (layouts, counts and sources: docs/wild.md; "
+            f"`bench data check --suite NAME` checks one):\n{wild}")
 
 
 def render_weights_table() -> str:

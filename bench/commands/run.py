@@ -55,14 +55,34 @@ def run(args: argparse.Namespace) -> int:
     api.stop_processes()  # (on an error the process exits instead, and torchrun stops the others)
     if not main_process:
         return 0
+    by_align = result.by_align or {result.align: result}
     if args.json:
-        print(json.dumps(api.json_safe({name: r.metrics for name, r in result.runs.items()}), indent=1))
+        payload = {policy: {name: r.metrics for name, r in each.runs.items()} for policy, each in by_align.items()}
+        # one policy: the metrics per detector as always; several: per policy, then per detector
+        print(json.dumps(api.json_safe(payload if len(by_align) > 1 else payload[result.align]), indent=1))
         return 0
-    for item in result.runs.values():
-        print(render_metrics(item, item.metrics, demo=result.demo))
-        print(f"run folder: {item.folder}\n")
+    for policy, each in by_align.items():
+        for item in each.runs.values():
+            aligned = "" if policy == "raw" else f"  [--align {policy}]"
+            print(render_metrics(item, item.metrics, demo=result.demo).replace("\n", f"{aligned}\n", 1))
+            print(f"run folder: {item.folder}\n")
+    if len(by_align) > 1:
+        print(render_paired(by_align))
     print(f"done in {result.seconds:.1f}s on {result.device}")
     return 0
+
+
+def render_paired(by_align: dict) -> str:
+    """Raw and aligned side by side (bench.outputs.tables.aligned), with the note on what a drop means."""
+    from bench.api import paired_table, paired_text_rows
+    from bench.outputs.textable import format_table
+
+    table = paired_table({policy: {name: r.metrics for name, r in each.runs.items()}
+                          for policy, each in by_align.items()})
+    header, rows = paired_text_rows(table)
+    lines = [f"## raw and aligned: {', '.join(table.policies)}",
+             format_table(header, rows, [False, False, False] + [True] * (len(header) - 3))]
+    return "\n".join(lines + table.notes)
 
 
 COLUMNS = ("acc", "ap", "r_acc", "f_acc", "auc", "eer", "oracle_acc", "tpr_at_fpr1", "tpr_at_fpr5", "acc_cal",

@@ -102,6 +102,19 @@ class EvalConfig:
     """A perturbation spec (`bench.engine.perturb`, e.g. ``jpeg:q=75``) applied to every decoded image, real and
     fake, before the protocol; stored in its canonical spelling (every parameter), which the cache key
     and run.json record."""
+    align: str = option("raw", Flag(
+        "--align", "re-encode before the protocol to remove a format shortcut: raw (default), jpeg96 (every image "
+        "as JPEG q96), fakes-jpeg96 (DDA: the fakes only), match-real-quality (each fake at a JPEG quality drawn "
+        "from its generator's real JPEGs); a comma list, or both (= raw,jpeg96), scores each and pairs them",
+        metavar="POLICY[,POLICY]", verbs=RUN_ONLY))
+    """Alignment policies (`bench.engine.align`), canonical comma list; several run one evaluation each, shown
+    as pairs. `raw` is the files as published and adds nothing to the cache key."""
+    resolution: str | None = option(None, Flag(
+        "--resolution", "resolution policy for every suite: resize256, native, center-crop[:size=S], "
+        "multicrop[:n=N,size=S] (default: each suite's authors' policy, see `bench list suites`)",
+        metavar="POLICY"))
+    """A resolution policy (`bench.engine.protocol`) for every suite instead of each suite's own; stored in
+    its canonical spelling."""
     calibrate_on: str | None = option(None, Flag(
         "--calibrate-on", "choose a decision threshold on this set's images and report ACC at it (ACC@cal) "
         "beside ACC at 0.5 (e.g. progan4-val, demo-val)", metavar="SUITE_OR_PATH", verbs=RUN_ONLY))
@@ -139,11 +152,25 @@ class EvalConfig:
             problems.append(f"calibrate_rule must be one of {', '.join(CALIBRATION_RULES)}")
         if problems:
             raise BenchError("; ".join(problems))
+        from bench.engine.align import parse_policies
+
+        object.__setattr__(self, "align", ",".join(parse_policies(self.align)))  # unknown: exit 2 with the list
+        if self.resolution is not None:
+            from bench.engine.protocol import parse_resolution
+
+            if self.protocol == "own":
+                raise BenchError("--resolution sets every suite's resolution policy and --protocol own each "
+                                 "detector's own preprocessing: choose one")
+            object.__setattr__(self, "resolution", parse_resolution(self.resolution).spec)
         if self.perturbation is not None:
             from bench.engine.perturb import parse
 
             level = parse(self.perturbation)  # a bad spec is a usage error before any work
             object.__setattr__(self, "perturbation", None if level is None else level.spec)
+
+    @property
+    def align_policies(self) -> tuple[str, ...]:
+        return tuple(self.align.split(","))
 
     @property
     def load_truncated(self) -> bool:

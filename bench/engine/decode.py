@@ -14,9 +14,12 @@ Decisions, each matching what the official code gets:
   residual needs even sizes; images under 2x2 after that are unusable. A resized image is always usable.
 - Truncated files are skipped by default ("truncated image"); `load_truncated=True` loads them as the
   official code does (`ImageFile.LOAD_TRUNCATED_IMAGES = True`), set only for the duration of the decode.
-- A perturbation (`bench.engine.perturb`, e.g. ``jpeg:q=75``), when the spec has one, acts on the RGB image
-  right after ``convert("RGB")`` and before the resize or native-size crop, seeded by the image's path
-  relative to its suite (``key``).
+- An alignment (`bench.engine.align`, ``--align jpeg96`` ...) re-encodes the RGB image right after
+  ``convert("RGB")``, by label (``fakes-jpeg96`` touches fakes only); then a perturbation
+  (`bench.engine.perturb`, e.g. ``jpeg:q=75``), when the spec has one, acts on it before the resize or
+  native-size crop, seeded by the image's path relative to its suite (``key``).
+- A crop policy (`bench.engine.protocol`: ``center-crop``, ``multicrop``) takes S x S crops at native
+  resolution; with several crops the pixels are [N, 3, S, S] and the scoring loop averages the N logits.
 - Native size also has limits of its own: an image with a side under what the model can take
   (`DecodeSpec.min_side`, from `model_min_side`: about 24 px for LFM) is skipped as "too small for the
   model", and one with more pixels than `DecodeSpec.max_pixels` (default `NATIVE_MAX_PIXELS`, 4096 x 4096;
@@ -34,6 +37,8 @@ Decisions, each matching what the official code gets:
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import re
 import struct
@@ -48,8 +53,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from bench.engine.align import Alignment
 from bench.engine.files import file_problem
 from bench.engine.perturb import Perturbation
+from bench.engine.protocol import grid_offsets, protocol_name
 
 NATIVE_MAX_PIXELS = 4096 * 4096
 """Default pixel limit of native-size evaluation (see the module docstring)."""
@@ -70,7 +77,7 @@ class UnusableImage(Exception):
 @dataclass(frozen=True)
 class DecodedImage:
     pixels: torch.Tensor
-    """uint8 [3, H, W]."""
+    """uint8 [3, H, W], or [N, 3, S, S] for N crops (multicrop)."""
     original_size: tuple[int, int]
     """(width, height) of the file."""
     cropped_to_even: bool
@@ -178,13 +185,14 @@ def _frames(img: Image.Image) -> int:
 
 
 def _check_limits(size: tuple[int, int], frames: int, resize: int | None, center_crop: int | None,
-                  max_pixels: int | None) -> None:
+                  max_pixels: int | None, crop: int | None = None) -> None:
     """The checks a file's header can answer before its pixels are decoded."""
     if frames > 1:
         raise UnusableImage(f"animated image ({frames} frames); only still images are scored: "
                             "save the frame to score as a PNG")
     width, height = size
-    if resize is None and center_crop is None and max_pixels is not None and width * height > max_pixels:
+    bounded = resize is not None or center_crop is not None or crop is not None  # the model sees a bounded size
+    if not bounded and max_pixels is not None and width * height > max_pixels:
         raise UnusableImage(
             f"too large for native-size evaluation ({width}x{height} = {width * height / 1e6:.1f} MP > "
             f"limit {max_pixels / 1e6:.1f} MP); raise the limit with $BENCH_MAX_PIXELS (a number of pixels, WxH, or none)"
@@ -263,28 +271,63 @@ class DecodeSpec:
     """Decoded images with a side under this are unusable ("too small for the model", `model_min_side`)."""
     max_pixels: int | None = NATIVE_MAX_PIXELS
     """Native size only: files with more pixels are unusable ("too large for native-size evaluation")."""
+    align: Alignment | None = None
+    """Applied by label to the RGB image first (`bench.engine.align`); recorded apart in the cache key."""
+    crop: int | None = None
+    """A resolution policy's crop side at native resolution (center-crop, multicrop), before `center_crop`."""
+    crops: int = 1
+    """How many crops of `crop` (multicrop: a k x k grid whose logits are averaged)."""
 
     @classmethod
     def for_detector(cls, resize: int | None, preprocessing, *, own_protocol: bool = False,
                      load_truncated: bool = False, perturbation: Perturbation | None = None,
-                     min_side: int = 2, max_pixels: int | None = NATIVE_MAX_PIXELS) -> DecodeSpec:
-        """The paper's protocol (the suite's resize) or, with ``own_protocol``, the detector's own."""
+                     min_side: int = 2, max_pixels: int | None = NATIVE_MAX_PIXELS,
+                     resolution=None, align: Alignment | None = None) -> DecodeSpec:
+        """The suite's protocol (its resize, or `resolution`, a `bench.engine.protocol.Resolution`) or,
+        with ``own_protocol``, the detector's own."""
+        policy_crop, crops = None, 1
+        if resolution is not None:
+            resize, policy_crop, crops = resolution.resize, resolution.crop, resolution.crops
         if own_protocol and (preprocessing.own_resize is not None or preprocessing.own_crop is not None):
             resize, crop = preprocessing.own_resize, preprocessing.own_crop
+            policy_crop, crops = None, 1
         else:
             crop = None
         if crop is None and preprocessing.input_size is not None:
             crop = preprocessing.input_size  # a model that takes one size only (a ViT): a centre crop to it last
         return cls(resize=resize, interpolation=preprocessing.interpolation, even_crop=preprocessing.even_crop,
                    center_crop=crop, load_truncated=load_truncated, perturbation=perturbation,
-                   min_side=min_side, max_pixels=max_pixels)
+                   min_side=min_side, max_pixels=max_pixels, align=align, crop=policy_crop, crops=crops)
 
-    def decode(self, path: str | os.PathLike, key: str | None = None) -> DecodedImage:
-        """``key``: the path relative to the suite root, which seeds a random perturbation."""
+    @property
+    def protocol(self) -> str:
+        """The resolution policy's name as the cache key and run.json record it (resize256 and native as
+        before; the crop policies with their parameters)."""
+        if self.crop is None:
+            return protocol_name(self.resize)
+        if self.crops == 1:
+            return f"center-crop:size={self.crop}"
+        return f"multicrop:n={self.crops},size={self.crop}"
+
+    def key_fields(self) -> dict:
+        """The spec as the cache key records it under "decode": the fields that existed before alignment and
+        crop policies, plus those only when they are not at their defaults, so every earlier key is unchanged
+        (the alignment goes into the key on its own, see bench.engine.runner)."""
+        fields = dataclasses.asdict(self)
+        fields.pop("align")
+        for name, default in (("crop", None), ("crops", 1)):
+            if fields[name] == default:
+                fields.pop(name)
+        return fields
+
+    def decode(self, path: str | os.PathLike, key: str | None = None, label: int | None = None) -> DecodedImage:
+        """``key``: the path relative to the suite root, which seeds a random perturbation or alignment;
+        ``label`` (0 real, 1 fake) chooses what an alignment does."""
         return decode_image(path, self.resize, self.even_crop, self.load_truncated,
                             interpolation=self.interpolation, center_crop=self.center_crop,
                             perturbation=self.perturbation, key=key, min_side=self.min_side,
-                            max_pixels=self.max_pixels)
+                            max_pixels=self.max_pixels, align=self.align, label=label, crop=self.crop,
+                            crops=self.crops)
 
     def decode_mask(self, path: str | os.PathLike | None, image_size: tuple[int, int]) -> torch.Tensor:
         """The mask of an image of `image_size` (width, height) under this spec: bool [H, W]; see
@@ -309,17 +352,20 @@ def decode_image(
     path: str | os.PathLike, resize: int | None, even_crop: bool = True, load_truncated: bool = False, *,
     interpolation: str = "bilinear", center_crop: int | None = None,
     perturbation: Perturbation | None = None, key: str | None = None, min_side: int = 2,
-    max_pixels: int | None = NATIVE_MAX_PIXELS,
+    max_pixels: int | None = NATIVE_MAX_PIXELS, align: Alignment | None = None, label: int | None = None,
+    crop: int | None = None, crops: int = 1,
 ) -> DecodedImage:
-    """One file -> uint8 [3, H, W] under the paper's test preprocessing; raises UnusableImage.
-    ``perturbation`` acts on the RGB image before the resize; ``key`` (the relative path) seeds it."""
-    if perturbation is not None and perturbation.random and key is None:
-        # the file's absolute path would give other noise on another machine or data root
-        raise ValueError(f"{perturbation.spec} is random: decode needs the image's relative path as key")
+    """One file -> uint8 [3, H, W] (or [N, 3, S, S] for N crops) under the test preprocessing; raises
+    UnusableImage. ``align`` re-encodes the RGB image by ``label`` first, then ``perturbation`` acts on it,
+    both before the resize; ``key`` (the relative path) seeds them."""
+    for transform in (perturbation, align):
+        if transform is not None and transform.random and key is None:
+            # the file's absolute path would give other noise on another machine or data root
+            raise ValueError(f"{transform.spec} is random: decode needs the image's relative path as key")
     path = Path(path)
     _check_not_empty(path)
     with unusable_reasons(), Image.open(path) as img:
-        _check_limits(img.size, _frames(img), resize, center_crop, max_pixels)
+        _check_limits(img.size, _frames(img), resize, center_crop, max_pixels, crop)
         with _truncated_images(load_truncated):
             img.load()  # decode now: a damaged file must fail here, not later inside a batch
         original_size = img.size
@@ -327,12 +373,43 @@ def decode_image(
             rgb = img if img.mode == "RGB" else img.convert("RGB")
         except ValueError as error:
             raise UnusableImage(f"unsupported image mode {img.mode}") from error
+        aligning = None if align is None else align.transform_for(label, key or "")
+        if aligning is not None:
+            rgb = aligning(rgb, key or "")  # the file as if published re-encoded: first of all
         if perturbation is not None:
             rgb = perturbation(rgb, key or "")  # before the protocol, so the geometry sees its size
+        if crop is not None:
+            views = []
+            for piece in grid_crops(rgb, crop, crops):
+                piece, cropped = _geometry(piece, resize, even_crop, interpolation, center_crop)
+                _check_min_side(piece.size, min_side, original_size)
+                views.append(_to_uint8_chw(piece))
+            pixels = views[0] if crops == 1 else torch.stack(views)
+            return DecodedImage(pixels, original_size, cropped)
         rgb, cropped = _geometry(rgb, resize, even_crop, interpolation, center_crop)
         _check_min_side(rgb.size, min_side, original_size)
         pixels = _to_uint8_chw(rgb)
     return DecodedImage(pixels, original_size, cropped)
+
+
+def grid_crops(img: Image.Image, size: int, count: int) -> list[Image.Image]:
+    """`count` (= k*k) crops of size x size at native resolution on a k x k grid, row by row from the
+    top-left (bench.engine.protocol); an image smaller than `size` is first padded as CenterCrop pads."""
+    img = _pad_to(img, size)
+    width, height = img.size
+    side = math.isqrt(count)
+    return [img.crop((left, top, left + size, top + size))
+            for top in grid_offsets(height, size, side) for left in grid_offsets(width, size, side)]
+
+
+def _pad_to(img: Image.Image, size: int) -> Image.Image:
+    """Pad with black, centred, so that both sides are at least `size` (torchvision CenterCrop's padding)."""
+    width, height = img.size
+    if width >= size and height >= size:
+        return img
+    padded = Image.new(img.mode, (max(width, size), max(height, size)))
+    padded.paste(img, ((max(width, size) - width) // 2, (max(height, size) - height) // 2))
+    return padded
 
 
 def _geometry(img: Image.Image, resize: int | None, even_crop: bool, interpolation: str,
@@ -437,7 +514,8 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         path = self.items[index][0]
         try:
-            decoded = self.spec.decode(path, None if self.keys is None else self.keys[index])
+            decoded = self.spec.decode(path, None if self.keys is None else self.keys[index],
+                                       label=self.items[index][1])
         except UnusableImage as error:
             return {"index": index, "pixels": None, "reason": error.reason, "cropped": False}
         return {"index": index, "pixels": decoded.pixels, "reason": None, "cropped": decoded.cropped_to_even}

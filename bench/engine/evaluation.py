@@ -215,6 +215,10 @@ class RunResult(Mapping):
     device: str
     seconds: float
     """Wall time of the whole evaluation."""
+    align: str = "raw"
+    """The alignment policy of `runs` (bench.engine.align)."""
+    by_align: dict[str, RunResult] = field(default_factory=dict)
+    """With several `--align` policies: policy -> that policy's result (`runs` is the first policy's)."""
 
     def __getitem__(self, detector: str) -> DetectorResult:
         return self.runs[detector]
@@ -266,6 +270,14 @@ def evaluate(
         if selection.note:
             log.info("%s", selection.note)
     loaded = _loaded_detectors(detectors, config.weights, selection.demo)
+    if len(config.align_policies) > 1:
+        # several alignment policies: the same evaluation once per policy (each its own run folders and cache
+        # entries), raw and aligned then shown as pairs (bench.outputs.tables.aligned)
+        started = time.perf_counter()
+        each = {policy: evaluate(loaded, selection, config=dataclasses.replace(config, align=policy))
+                for policy in config.align_policies}
+        first = each[config.align_policies[0]]
+        return dataclasses.replace(first, by_align=each, seconds=time.perf_counter() - started)
     # under torchrun: join the process group (gloo on CPU, NCCL on CUDA) and use this rank's GPU; each
     # process then scores its share of every unit, and rank 0 alone writes the run folders
     procs, device = start_processes(config.device)
@@ -294,7 +306,7 @@ def evaluate(
             skipped=assembled.skipped, info=assembled.info, folder=folder,
         )
     return RunResult(results, selection.names, selection.demo, selection.note, config.device,
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, align=config.align)
 
 
 def _config(config: EvalConfig | None, options: dict) -> EvalConfig:

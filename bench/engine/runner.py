@@ -28,6 +28,7 @@ from tqdm import tqdm
 import bench
 from bench import settings
 from bench.engine import distributed
+from bench.engine.align import RAW, Alignment, alignment_for
 from bench.engine.config import EvalConfig
 from bench.engine.decode import DecodeSpec, default_max_pixels, model_min_side
 from bench.engine.inference import prepare_scorer
@@ -39,7 +40,7 @@ from bench.engine.metrics import (
     metrics_from_scores,
     probability,
 )
-from bench.engine.protocol import protocol_name
+from bench.engine.protocol import parse_resolution
 from bench.engine.provenance import git_commit
 from bench.engine.results import SCHEMA_VERSION
 from bench.engine.scoring import Scorer, score_images
@@ -60,6 +61,7 @@ from bench.engine.suites import (
     ResolvedSuite,
     check_layout,
     discover,
+    suite_resolution,
     univfd_sample,
 )
 from bench.errors import BenchError
@@ -95,6 +97,8 @@ class DetectorRun:
     features: bool = False
     """Also keep each image's pooled feature vector (the detector's declared `feature_layer`, from the same
     forward pass as its logit) in a `features` column; such units are cached apart, under FEATURE_CACHE."""
+    alignments: dict[tuple[str, str], dict] = field(default_factory=dict)
+    """What the alignment did per (suite, generator) (`Alignment.describe`), when there is one."""
 
     @property
     def name(self) -> str:
@@ -113,13 +117,18 @@ def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | No
     units = []
     for resolved in suites:
         generators = discover(resolved.root, resolved.suite)
-        check_layout(resolved.root, generators)  # nothing to score, or a misspelt 0_real/1_fake: exit 2
+        # nothing to score, a misspelt 0_real/1_fake or a missing folder of a complete suite: exit 2
+        check_layout(resolved.root, generators, resolved.suite)
+        missing = sum(len(g.missing) for g in generators)
+        if missing:
+            log.warning("%s: %d listed file(s) are not on disk and are not scored (`bench data check --suite %s` "
+                        "names them)", resolved.suite.name, missing, resolved.suite.name)
         extra = [g.name for g in generators if g.extra]
-        if extra and resolved.suite.name in PAPER_SUITES:
+        if extra and (resolved.suite.name in PAPER_SUITES or resolved.suite.group == "wild"):
             # e.g. CNNDetection's test download has crn, imle, san, ... beside the paper's 8 columns. The
             # official test.py would score every folder it finds; the harness scores only the paper's
             # columns, because those are what the paper's means are taken over
-            log.info("note: %s: not scoring %s (not columns of the paper's table)",
+            log.info("note: %s: not scoring %s (not columns of its published table)",
                      resolved.suite.name, ", ".join(extra))
             generators = [g for g in generators if not g.extra]
         for generator in generators:
@@ -178,25 +187,43 @@ def unit_key_fields(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig, 
         "model": model_fingerprint(loaded),
         "suite": unit.suite.suite.name,
         "generator": unit.generator.name,
-        "protocol": protocol_name(spec.resize),
-        "decode": dataclasses.asdict(spec),
+        "protocol": spec.protocol,
+        "decode": spec.key_fields(),
         "normalize": {"mean": list(loaded.preprocessing.mean), "std": list(loaded.preprocessing.std)},
         "perturbation": config.perturbation,
         "truncated_images": config.truncated,
         "files": unit.fingerprint,
+        # only when aligned: a raw unit's key is the one written before alignment existed
+        **({"align": spec.align.spec} if spec.align is not None else {}),
     }
 
 
-def decode_spec(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig) -> DecodeSpec:
-    """How this detector's images of this unit are decoded: the suite's protocol (or the detector's own,
-    with `--protocol own`) joined with the detector's preprocessing."""
+def decode_spec(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig,
+                align: Alignment | None = None) -> DecodeSpec:
+    """How this detector's images of this unit are decoded: the suite's resolution policy (its authors', or
+    `--resolution`; the detector's own with `--protocol own`) joined with the detector's preprocessing, and
+    the unit's alignment."""
     from bench.engine.perturb import parse
 
+    resolution = parse_resolution(config.resolution) if config.resolution else suite_resolution(unit.suite.suite)
     return DecodeSpec.for_detector(
-        unit.suite.suite.resize, loaded.preprocessing, own_protocol=config.protocol == "own",
+        None, loaded.preprocessing, own_protocol=config.protocol == "own",
         load_truncated=config.load_truncated, perturbation=parse(config.perturbation),
-        min_side=min_side_for(loaded), max_pixels=default_max_pixels(),
+        min_side=min_side_for(loaded), max_pixels=default_max_pixels(), resolution=resolution, align=align,
     )
+
+
+def unit_alignment(unit: WorkUnit, config: EvalConfig) -> Alignment | None:
+    """The unit's alignment under the evaluation's one policy (match-real-quality reads the unit's real
+    files' JPEG qualities). A match without a real JPEG leaves the fakes as they are and says so."""
+    policies = config.align_policies
+    if len(policies) != 1:
+        raise ValueError(f"one alignment policy per evaluation, not {policies}: evaluate() runs each in turn")
+    align = alignment_for(policies[0], [path for path, label in unit.items if label == 0])
+    if align is not None and align.policy == "match-real-quality" and not align.real_qualities:
+        log.warning("--align match-real-quality: %s/%s has no real JPEG image, so there is no quality to match; "
+                    "its fakes are scored as they are", unit.suite.suite.name, unit.generator.name)
+    return align
 
 
 _MIN_SIDES: dict[int, int] = {}
@@ -223,12 +250,15 @@ def score_suites(
     scorers: dict[str, Scorer] = {}
     for unit in units:
         uid = (unit.suite.suite.name, unit.generator.name)
+        align = unit_alignment(unit, config)
         # detectors whose decode specs are equal decode each image once
         pending: dict[DecodeSpec, list[DetectorRun]] = {}
         for run in detector_runs:
-            spec = decode_spec(unit, run.loaded, config)
+            spec = decode_spec(unit, run.loaded, config, align)
             fields = unit_key_fields(unit, run.loaded, config, spec, run.features)
             run.key_fields[uid] = fields
+            if align is not None:
+                run.alignments[uid] = align.describe()
             entry = unit_entry(store, run, uid)
             cached = None if config.fresh else entry.read_complete(unit.relative)
             if cached is not None:
@@ -505,6 +535,10 @@ def run_info(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, 
         "preprocessing": dataclasses.asdict(loaded.preprocessing),
         "even_crop": loaded.preprocessing.even_crop,
         "perturbation": config.perturbation,
+        "align": config.align,
+        "align_detail": ({f"{suite}/{generator}": info for (suite, generator), info in run.alignments.items()}
+                         if config.align == "match-real-quality" else None),
+        "resolution_choice": config.resolution,
         "truncated_images": config.truncated,
         "limit_per_class": config.limit,
         "sample_per_class": config.sample,
@@ -571,7 +605,9 @@ def assemble_run(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConf
         log.warning("%s: float32 ties move AP by more than 0.1 point on %d generator(s); the paper's AP is kept "
                     "and AP from the exact order is written beside it (metrics.json: ap_exact, notes). %s",
                     run.name, len(tied), tied[0] + (f" (and {len(tied) - 1} more)" if len(tied) > 1 else ""))
-    if config.localisation and config.perturbation is None:
+    # the maps need the masks through the same transforms: not under a perturbation, an alignment (the masks
+    # are not re-encoded) or a resolution policy other than the suites' own (crops)
+    if config.localisation and config.perturbation is None and config.align == RAW and config.resolution is None:
         from bench.engine.localisation import localise_run
 
         blocks = localise_run(run.loaded, suites, device=config.device, limit=config.limit, sample=config.sample,

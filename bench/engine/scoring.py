@@ -6,6 +6,9 @@ a uint8 batch [B, 3, H, W] on the device and returns one value per image ([B] lo
 the usual one is `bench.engine.inference.prepare_scorer(model, preprocessing)`, which normalises with the
 detector's `Preprocessing`. Scorers that share a `DecodeSpec` share each decode.
 
+Under a multi-crop resolution policy (bench.engine.protocol) an image decodes to N crops; the scorer sees
+them as N images and the image's value is the mean of their N outputs (logits).
+
 A file that cannot be used (corrupt, too small for the model, ...) is never fatal: its `ScoredImage`
 carries the reason instead of a value, and the caller records it.
 """
@@ -49,6 +52,10 @@ def _score_group(scorer: Scorer, pixels: torch.Tensor) -> tuple[list, str | None
     """One same-size group through one scorer, or Nones and the reason when the model cannot take that
     size (e.g. a native-size image too small for Top-K pooling): those images are skipped, not fatal."""
     try:
+        if pixels.dim() == 5:  # [B, N, 3, S, S]: N crops per image (multicrop); an image's value is their mean
+            images, crops = pixels.shape[:2]
+            output = scorer(pixels.flatten(0, 1))
+            return _values_of(output.reshape(images, crops, *output.shape[1:]).float().mean(dim=1)), None
         return _values_of(scorer(pixels)), None
     except (ValueError, RuntimeError) as error:
         if isinstance(error, RuntimeError) and not _is_size_error(error):

@@ -36,7 +36,7 @@ from __future__ import annotations
 import csv
 import difflib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -73,6 +73,24 @@ class Suite:
     """Only the listed generators count (progan4 = 4 of ForenSynths' 20 training classes)."""
     listing: str | None = None
     """A list file that names the suite's images (`labels.csv`, see `LabelsCsv`); `folder` is its folder."""
+    resolution: str | None = None
+    """The resolution policy its authors evaluate with (bench.engine.protocol), when it is not the one `resize`
+    stands for (resize256 or native); `suite_resolution` gives the policy either way."""
+    resolution_source: str = ""
+    """Where the suite's resolution policy comes from (the authors' test code), or why it is a default."""
+    layout: str | None = None
+    """The adapter that reads a published layout other than GENERATOR/{0_real,1_fake} (`read_published`);
+    None: generator folders."""
+    licence: str = ""
+    expected: tuple[tuple[str, int | None, int | None], ...] = ()
+    """(generator, real images, fake images) as published, which `bench data check` verifies; None where the
+    authors publish no count. For shared reals the real count is the shared pool's."""
+    counts_source: str = ""
+    complete: bool = False
+    """Every listed generator must be on disk: a missing one (a WildRF platform folder) is an error, not a
+    silently shorter mean."""
+    group: str | None = None
+    """A group the suite belongs to besides `all` (the in-the-wild sets: `wild`)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,8 @@ class GeneratorFiles:
         """(path, label) of every image: the reals (0) then the fakes (1)."""
         yield from ((path, 0) for path in self.real)
         yield from ((path, 1) for path in self.fake)
+    missing: list[Path] = field(default_factory=list)
+    """Files a suite's list names that are not on disk (a list layout: SynthWildX's list.csv); not scored."""
 
 
 EXPECTED_LAYOUT = (
@@ -111,6 +131,14 @@ EXPECTED_LAYOUT = (
     "between GENERATOR and 0_real/1_fake; a folder holding 0_real and 1_fake itself is one generator)"
 )
 _LABEL_ALIASES = {"real": "0_real", "reals": "0_real", "fake": "1_fake", "fakes": "1_fake"}
+
+
+def suite_resolution(suite: Suite):
+    """The resolution policy a suite is evaluated under by default (a `bench.engine.protocol.Resolution`):
+    its declared one, else the one its `resize` stands for."""
+    from bench.engine.protocol import parse_resolution, resolution_of_resize
+
+    return parse_resolution(suite.resolution) if suite.resolution else resolution_of_resize(suite.resize)
 
 
 def meant_label_folder(name: str) -> str | None:
@@ -175,13 +203,93 @@ _OTHERS = [
           _LOCAL_SOURCE, demo=True, split="val"),
 ]
 
-SUITES: dict[str, Suite] = {s.name: s for s in [*_PAPER, *_OTHERS]}
+# In-the-wild and modern-generator test sets (docs/wild.md). Each entry says where its layout, counts,
+# licence and resolution policy come from; what no fetched source states is left unset and said so.
+_GRIP = "https://github.com/grip-unina/ClipBased-SyntheticImageDetection (commit c76ef7f)"
+_GRIP_NATIVE = (f"native: {_GRIP} main.py feeds the whole image to its artefact detector (Corvi2023, "
+                "patch_size None); its CLIP detector resizes the short side to 224 and centre-crops 224")
+_UNDOCUMENTED = "resize256: the paper's protocol; the authors' test resolution is not stated in their README"
+_WILD = [
+    Suite("chameleon", (), "Chameleon/test", ("chameleon",), 256,
+          "Chameleon (AIDE, ICLR 2025): in-the-wild images hard for humans", "https://github.com/shilinyan99/AIDE "
+          "(README, commit 0137f07: the dataset is sent by the authors on request); test/0_real, test/1_fake",
+          resolution_source=_UNDOCUMENTED, licence="academic research only, commercial use prohibited (AIDE README)",
+          counts_source="no count in the AIDE README", group="wild"),
+    Suite("wildrf", (), "WildRF/test", ("reddit", "twitter", "facebook"), 256,
+          "WildRF (Cavia et al. 2024): real and fake images from social platforms, one folder per platform",
+          "https://github.com/barcavia/RealTime-DeepfakeDetection-in-the-RealWorld (README, commit 0005fbe: "
+          "WildRF/test/{reddit,twitter,facebook}/{0_real,1_fake})",
+          resolution_source="resize256: test.py sets no_resize=False, no_crop=True with loadSize 256 "
+                            "(options/base_options.py): Resize((256, 256))",
+          licence="not stated in the README; the images come from public social media posts",
+          counts_source="no count in the README", complete=True, group="wild"),
+    Suite("synthwildx", (), "SynthWildX", ("dalle3", "firefly", "midjourney_v5"), None,
+          "SynthWildX (Cozzolino et al., CVPRW 2024): images posted on X, 3 commercial generators",
+          f"{_GRIP} data/synthwildx/ (list.csv: url,filename,typ; download_synthwildx.py)", resolution_source=_GRIP_NATIVE,
+          layout="synthwildx-list", licence="the list: Apache-2.0 (the repository's LICENSE); the images: their X posts",
+          expected=(("dalle3", 500, 500), ("firefly", 500, 500), ("midjourney_v5", 500, 500)),
+          counts_source="data/synthwildx/list.csv: 500 rows per typ (real, dalle3, firefly, midjourney_v5); the "
+                        "500 reals are shared by the three generators, as compute_metrics.py scores each typ "
+                        "against every real", group="wild"),
+    Suite("synthbuster", (), "synthbuster",
+          ("dalle2", "dalle3", "firefly", "glide", "midjourney-v5", "stable-diffusion-1-3", "stable-diffusion-1-4",
+           "stable-diffusion-2", "stable-diffusion-xl"), None,
+          "Synthbuster (Bammey, IEEE OJSP 2023): 9 diffusion generators prompted from RAISE-1k, beside the RAISE reals",
+          "https://zenodo.org/records/10066460 (synthbuster.zip) with the reals real_RAISE_1k unzipped inside, as "
+          f"{_GRIP} data/synthbuster_download.sh does; synthbuster/<generator>/*.png beside synthbuster/real_RAISE_1k/",
+          resolution_source=_GRIP_NATIVE, layout="synthbuster",
+          licence="non-commercial use only (synthbuster_download.sh); the reals under RAISE's terms",
+          expected=(("dalle2", 1000, 1000), ("dalle3", 1000, 1000), ("firefly", 1000, 1000),
+                    ("midjourney-v5", 1000, 1000)),
+          counts_source=f"{_GRIP} data/commercial_tools.csv: 1000 files in each of real_RAISE_1k, dalle2, dalle3, "
+                        "firefly, midjourney-v5; no fetched source gives the other five generators' counts",
+          group="wild"),
+    Suite("cospy-bench", (), "Co-Spy-Bench", (), 256,
+          "Co-Spy-Bench (CO-SPY, CVPR 2025): 22 generators x 5 caption sources",
+          "https://github.com/Megum1/CO-SPY (commit 310d048: data/test/Co-Spy-Bench/download.py, "
+          "dataSets/dataset.py); https://huggingface.co/datasets/ruojiruoli/Co-Spy-Bench",
+          resolution_source=_UNDOCUMENTED + " (CO-SPY's own test re-encodes both classes as JPEG 95, see docs/wild.md)",
+          layout="cospy", licence="MIT (the code); the images follow their sources' licences (CO-SPY README)",
+          counts_source="CoSpyBenchTestDataset scores min(2000, reals, fakes) of each class per caption source and "
+                        "model; no per-folder count is published", group="wild"),
+    Suite("aigibench", (), "AIGIBench/test", (), 256,
+          "AIGIBench (Li et al., NeurIPS 2025 D&B): 25 test subsets incl. CommunityAI and SocialRF",
+          "https://github.com/HorizonTEL/AIGIBench (README, commit 0323551: test/<subset>/{0_real,1_fake})",
+          resolution_source="resize256: detector_codes/NPR-DeepfakeDetection-main/test.py sets no_resize=False, "
+                            "no_crop=True (Resize to loadSize 256)",
+          licence="not stated in the README",
+          expected=(("CommunityAI", 6000, 6000), ("SocialRF", 3000, 3000), ("FaceSwap", 4000, 4000),
+                    ("InSwap", 4000, 4000), ("WFIR", 1000, 1000)),
+          counts_source="README's corrected count table (fakes; 'the number of real images and generated images "
+                        "are consistent'); it spells InSwap 'ImSwap', the folder tree 'InSwap'", group="wild"),
+    Suite("genimage", (), "GenImage", ("midjourney", "sdv4", "sdv5", "adm", "glide", "wukong", "vqdm", "biggan"), 256,
+          "GenImage (Zhu et al., NeurIPS 2023): ImageNet classes, 8 generators, val split",
+          "https://github.com/GenImage-Dataset/GenImage (Readme.md, commit 613c8c7: <generator>/{train,val}/{ai,nature}; "
+          "folder names from data/checksums.csv, e.g. imagenet_ai_0419_sdv4)",
+          resolution_source=_UNDOCUMENTED, layout="genimage", licence="not stated in the README",
+          counts_source="no per-folder count in the README", group="wild"),
+    Suite("sofake-ood", ("so-fake-ood",), "So-Fake-OOD", (), 256,
+          "So-Fake-OOD (Huang et al. 2025): Reddit content, commercial generators excluded from training",
+          "https://github.com/hzlsaber/So-Fake (README); https://huggingface.co/datasets/saberzl/So-Fake-OOD "
+          "(parquet: export to files + labels.csv, docs/wild.md)", resolution_source=_UNDOCUMENTED,
+          layout="labels-csv", licence="see the dataset card", counts_source="no count fetched", group="wild"),
+    Suite("openfake", (), "OpenFake", (), 256,
+          "OpenFake (2025): real photos and modern generators (FLUX, SD 3.5, GPT Image, Ideogram, ...)",
+          "https://github.com/vicliv/OpenFake (README); https://huggingface.co/datasets/ComplexDataLab/OpenFake "
+          "(parquet with label and model columns: export to files + labels.csv, docs/wild.md)",
+          resolution_source=_UNDOCUMENTED, layout="labels-csv",
+          licence="CC BY-NC 4.0 (dataset card, commit c1cf451)", counts_source="no count fetched", group="wild"),
+]
+WILD_SUITES: tuple[str, ...] = tuple(s.name for s in _WILD)
+
+SUITES: dict[str, Suite] = {s.name: s for s in [*_PAPER, *_OTHERS, *_WILD]}
 PAPER_SUITES: tuple[str, ...] = tuple(s.name for s in _PAPER)
 GROUPS: dict[str, list[str]] = {
     "gan": ["forensynths", "gangen"],
     "diffusion": ["diffusionforensics", "ufd"],
     "all": list(PAPER_SUITES),
     "demo": ["demo-gan", "demo-diffusion"],
+    "wild": list(WILD_SUITES),
 }
 DEMO_FOR_GROUP = {"all": "demo", "gan": "demo-gan", "diffusion": "demo-diffusion"}
 """A group whose suites are none of them on disk falls back to these demo suites (`bench run`), and
@@ -224,14 +332,19 @@ def _looks_like_path(token: str) -> bool:
     return os.sep in token or "/" in token or token.startswith((".", "~"))
 
 
+GENERIC_FOLDER_NAMES = frozenset({"train", "val", "test"})
+"""Folder names too common to name a suite alone (WildRF/test is WildRF only with its parent)."""
+
+
 def suite_for_path(path: Path) -> Suite:
     """The registered suite a folder is (matched on its trailing folder names), else an ad-hoc one."""
     parts = path.parts
     for suite in SUITES.values():
         wanted = tuple(Path(suite.folder).parts)
         ends_with_folder = parts[-len(wanted):] == wanted
-        # test-suite folder names are distinctive enough on their own; `train`/`val` are not
-        same_test_folder = suite.split == "test" and path.name == wanted[-1]
+        # test-suite folder names are distinctive enough on their own; `train`/`val`/`test` are not
+        same_test_folder = (suite.split == "test" and path.name == wanted[-1]
+                            and wanted[-1].lower() not in GENERIC_FOLDER_NAMES)
         if ends_with_folder or same_test_folder:
             return replace(suite, folder=str(path))
     return Suite(
@@ -431,6 +544,8 @@ class GeneratorFolders:
 
     def generators(self, root: Path, suite: Suite, extras: bool) -> list[GeneratorFiles]:
         folders = generator_folders(root)
+        if len(suite.generators) == 1 and list(folders.values()) == [root]:
+            folders = {suite.generators[0]: root}  # a set that is one 0_real/1_fake pair (Chameleon's test/)
         # exact folder names first, so that `dalle` and `DALLE` both on disk give the column to the exact one
         canonical = {name: name for name in folders if name in suite.generators}
         taken = set(canonical.values())
@@ -463,7 +578,7 @@ def _subfolders(folder: Path) -> list[str]:
                   if p.is_dir() and not p.name.startswith(".") and p.name not in SKIPPED_FOLDERS)
 
 
-def _images_below(folder: Path) -> tuple[list[Path], list[Path]]:
+def images_below(folder: Path) -> tuple[list[Path], list[Path]]:
     """(image candidates, other files) at any depth below a folder, sorted; symlinked folders followed once."""
     images: list[Path] = []
     other: list[Path] = []
@@ -504,11 +619,11 @@ class SharedReals:
                 f"{fake_root} holds images ({', '.join(loose[:3])}{', ...' if len(loose) > 3 else ''}) beside generator "
                 f"folders ({', '.join(_subfolders(fake_root)[:3])}): with a shared 0_real pool each fake belongs to a "
                 f"generator folder. Move the loose images into one (e.g. 1_fake/other/); layout: {self.example}.")
-        reals, other = _images_below(root / "0_real")
+        reals, other = images_below(root / "0_real")
         misnamed = [(root / d, meant) for d in _subfolders(root) if (meant := meant_label_folder(d)) is not None]
         found = []
         for name in _subfolders(fake_root):
-            fakes, fake_other = _images_below(fake_root / name)
+            fakes, fake_other = images_below(fake_root / name)
             if not fakes:
                 continue  # an empty generator folder holds nothing to score (bench data check lists it)
             generator = GeneratorFiles(name, list(reals), fakes, other + fake_other, misnamed=misnamed,
@@ -625,7 +740,239 @@ def _attach_masks(generator: GeneratorFiles, mask_folder: bool = False) -> None:
         generator.has_masks, generator.masks = True, masks
 
 
-LAYOUTS: list[Layout] = [LabelsCsv(), SharedReals(), GeneratorFolders()]
+# ------------------------------------------------- the in-the-wild sets' published layouts (docs/wild.md)
+# Adapters for the published layouts of the in-the-wild test sets that are not GENERATOR/{0_real,1_fake}
+# (`Suite.layout`; docs/wild.md). Each reads a suite root into `GeneratorFiles` (each
+# generator's real and fake files), so everything downstream (run, audit, data check) is unchanged.
+#
+# - `synthbuster`: ROOT/<generator>/*.png beside ROOT/real_RAISE_1k/ (the RAISE-1k reals every generator is
+#   scored against), as GRIP's synthbuster_download.sh unpacks it.
+# - `genimage`: ROOT/<generator>/val/{ai,nature}/ (GenImage's README: `ai` the generated images, `nature` the
+#   ImageNet photos); generator folders by their download names (imagenet_ai_0419_sdv4, ...) or the README's
+#   (Stable Diffusion V1.4, ...), reported under short names.
+# - `synthwildx-list`: ROOT/list.csv (url,filename,typ) naming ROOT/<typ>/<id>.jpg; typ `real` is the shared
+#   real pool, every other typ a generator.
+# - `labels-csv`: ROOT/labels.csv (path,label[,generator]), the exported form of sets published as parquet
+#   (OpenFake, So-Fake-OOD), read by the generic list reader (`LabelsCsv`, docs/own-data.md):
+#   reals without a generator are shared by every generator.
+# - `cospy`: ROOT/synthetic/<caption source>/<model>/*.png and ROOT/real_image_examples/<SOURCE>/*.jpg, scored
+#   as CO-SPY's CoSpyBenchTestDataset does: the first min(2000, reals, fakes) of each class, sorted by name.
+#
+# A list that cannot be read as published (an unknown column, a label that is not 0/1, a path outside the
+# root, a row listed twice) is a BenchError (exit 2) naming the file and the line: nothing is scored with a
+# guessed label. Files a list names that are not on disk are kept apart (`GeneratorFiles.missing`) and named
+# by `bench data check`; `bench run` scores the rest and says how many were missing.
+
+COSPY_REALS = {"cc3m": "CC3M", "sbu": "SBU", "textcaps": "TextCaps", "mscoco": "MSCOCO", "flickr": "Flickr"}
+"""Co-Spy-Bench caption source -> its folder of reals under real_image_examples/ (CO-SPY's cospy_real.py; the
+authors' zip holds CC3M, SBU and TextCaps; MSCOCO val2017 and Flickr30k test are placed there by the user)."""
+COSPY_MAX_PER_CLASS = 2000
+"""CoSpyBenchTestDataset(num_real=2000)."""
+GENIMAGE_FOLDERS = {
+    "midjourney": ("imagenet_midjourney", "Midjourney"),
+    "sdv4": ("imagenet_ai_0419_sdv4", "Stable Diffusion V1.4"),
+    "sdv5": ("imagenet_ai_0424_sdv5", "Stable Diffusion V1.5"),
+    "adm": ("imagenet_ai_0508_adm", "ADM"),
+    "glide": ("imagenet_glide", "GLIDE"),
+    "wukong": ("imagenet_ai_0424_wukong", "Wukong"),
+    "vqdm": ("imagenet_ai_0419_vqdm", "VQDM"),
+    "biggan": ("imagenet_ai_0419_biggan", "BigGAN"),
+}
+"""GenImage column -> its folder names: the download archive's (data/checksums.csv) and the README's."""
+
+
+def read_published(root: Path, suite: Suite, extras: bool = True) -> list[GeneratorFiles]:
+    """The generators of a suite root laid out as `suite.layout` says."""
+    if suite.layout == "labels-csv":  # the generic list reader (bench.engine.suites.LabelsCsv) on ROOT/labels.csv
+        return LabelsCsv().generators(root, replace(suite, listing=str(root / "labels.csv")), extras)
+    readers: dict[str, Callable[[Path, Suite], list[GeneratorFiles]]] = {
+        "synthbuster": _synthbuster, "genimage": _genimage, "synthwildx-list": _synthwildx, "cospy": _cospy,
+    }
+    if suite.layout not in readers:
+        raise BenchError(f"suite {suite.name}: unknown layout {suite.layout!r}; known: {', '.join(readers)}, labels-csv")
+    return in_column_order(readers[suite.layout](root, suite), suite, extras)
+
+
+def _subfolder_paths(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir()
+                   if p.is_dir() and not p.name.startswith(".") and p.name not in SKIPPED_FOLDERS), key=lambda p: p.name)
+
+
+# ----------------------------------------------------------------------------------------- folders
+
+
+def _synthbuster(root: Path, suite: Suite) -> list[GeneratorFiles]:
+    reals_folder = root / "real_RAISE_1k"
+    if not reals_folder.is_dir():
+        raise BenchError(f"{suite.name}: the real images folder {reals_folder} is missing: Synthbuster's generators are "
+                         "scored against the RAISE-1k reals; unzip real_RAISE_1k.zip inside the synthbuster folder, as "
+                         "synthbuster_download.sh does (docs/wild.md)")
+    reals, real_other = images_below(reals_folder)
+    found = []
+    for folder in _subfolder_paths(root):
+        if folder == reals_folder:
+            continue
+        fakes, other = images_below(folder)
+        if fakes:
+            found.append(GeneratorFiles(folder.name, list(reals), fakes, real_other + other))
+    return found
+
+
+def _genimage(root: Path, suite: Suite) -> list[GeneratorFiles]:
+    names = {folder: column for column, folders in GENIMAGE_FOLDERS.items() for folder in folders}
+    found = []
+    for folder in _subfolder_paths(root):
+        column = names.get(folder.name, names.get(folder.name.lower(), folder.name))
+        val = folder / "val"
+        missing = [str(val / label) for label in ("ai", "nature") if not (val / label).is_dir()]
+        if missing:
+            raise BenchError(f"{suite.name}: {folder} has no {' or '.join(missing)}: GenImage's layout is "
+                             "<generator>/val/{ai,nature} (ai: generated, nature: ImageNet photos); the test images "
+                             "are the val split (docs/wild.md)")
+        fakes, fake_other = images_below(val / "ai")
+        reals, real_other = images_below(val / "nature")
+        found.append(GeneratorFiles(column, reals, fakes, real_other + fake_other))
+    return found
+
+
+def _cospy(root: Path, suite: Suite) -> list[GeneratorFiles]:
+    synthetic = root / "synthetic"
+    if not synthetic.is_dir():
+        raise BenchError(f"{suite.name}: {synthetic} is missing: Co-Spy-Bench's layout is synthetic/<caption source>/"
+                         "<model>/*.png beside real_image_examples/<SOURCE>/ (CO-SPY's download.py; docs/wild.md)")
+    found = []
+    for source in _subfolder_paths(synthetic):
+        reals_name = COSPY_REALS.get(source.name.lower())
+        reals_folder = root / "real_image_examples" / (reals_name or source.name)
+        if reals_name is None or not reals_folder.is_dir():
+            raise BenchError(f"{suite.name}: no real images for the caption source {source.name}: expected the folder "
+                             f"{reals_folder} (sources: {', '.join(f'{k} -> {v}' for k, v in COSPY_REALS.items())}; "
+                             "MSCOCO val2017 and Flickr30k test go there by hand, see docs/wild.md)")
+        reals, real_other = images_below(reals_folder)
+        for model in _subfolder_paths(source):
+            fakes, other = images_below(model)
+            fakes = [p for p in fakes if p.suffix.lower() == ".png"]  # CoSpyBenchTestDataset reads the .png files
+            count = min(COSPY_MAX_PER_CLASS, len(reals), len(fakes))
+            if count:
+                found.append(GeneratorFiles(f"{source.name}:{model.name}", reals[:count], fakes[:count],
+                                            real_other + other))
+    return found
+
+
+# ------------------------------------------------------------------------------------------ lists
+
+
+def _synthwildx(root: Path, suite: Suite) -> list[GeneratorFiles]:
+    def label_of(row: dict[str, str], where: str) -> tuple[int, str]:
+        typ = row["typ"].strip()
+        if not typ:
+            raise ValueError(f"{where}: no typ")
+        return (0, "") if typ.lower() == "real" else (1, typ)
+
+    return read_list(root / "list.csv", root, path_column="filename", required=("filename", "typ"),
+                     allowed=("url", "filename", "typ"), label_of=label_of)
+
+
+def read_list(listing: Path, root: Path, *, path_column: str, required: tuple[str, ...], allowed: tuple[str, ...],
+              label_of: Callable[[dict[str, str], str], tuple[int, str]],
+              default_generator: str | None = None) -> list[GeneratorFiles]:
+    """A CSV list with a header row -> generators. `label_of(row, where)` gives (label, generator) or raises
+    ValueError with what is wrong; reals with no generator are shared by every generator (fakes with none go to
+    `default_generator`). Every bad row is a BenchError naming the file and its line."""
+    if not listing.is_file():
+        raise BenchError(f"{listing} is missing: this suite's images are listed there (docs/wild.md)")
+    root_abs = Path(os.path.abspath(root))
+    try:
+        text = listing.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise BenchError(f"cannot read {listing}: {error}") from error
+    lines = text.splitlines()
+    reader = csv.DictReader(lines)
+    header = [name.strip() for name in reader.fieldnames or []]
+    unknown = [name for name in header if name not in allowed]
+    absent = [name for name in required if name not in header]
+    if unknown or absent:
+        what = "; ".join(part for part in (f"unknown columns: {', '.join(unknown)}" if unknown else "",
+                                           f"missing columns: {', '.join(absent)}" if absent else "") if part)
+        raise BenchError(f"{listing}, line 1: header {','.join(header) or '(empty)'}: {what}; the columns are "
+                         f"{','.join(allowed)} ({', '.join(required)} required)")
+    problems: list[str] = []
+    rows: list[tuple[Path, int, str, int]] = []
+    seen: dict[Path, int] = {}
+    for line, raw_row in enumerate(reader, start=2):
+        where = f"line {line}"
+        if None in raw_row or any(value is None for value in raw_row.values()):
+            problems.append(f"{where}: {len([v for v in raw_row.values() if v is not None])} cells, expected "
+                            f"{len(header)} ({','.join(header)})")
+            continue
+        row = {key.strip(): value for key, value in raw_row.items()}
+        if not any(value.strip() for value in row.values()):
+            continue
+        raw_path = row[path_column].strip()
+        try:
+            label, generator = label_of(row, where)
+        except ValueError as error:
+            problems.append(str(error))
+            continue
+        path = Path(os.path.normpath(root_abs / raw_path)) if raw_path else None
+        if path is None or os.path.isabs(raw_path) or not path.is_relative_to(root_abs) or path == root_abs:
+            problems.append(f"{where}: {raw_path or '(no path)'} is not a file inside {root_abs} (paths are relative "
+                            "to the list's folder and stay inside it)")
+            continue
+        if path in seen:
+            problems.append(f"{where}: {raw_path} is listed again (first on line {seen[path]})")
+            continue
+        seen[path] = line
+        rows.append((path, label, generator, line))
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise BenchError(f"{listing}: {'; '.join(problems[:5])}{more}. Nothing was scored: fix the list (docs/wild.md).")
+    if not rows:
+        raise BenchError(f"{listing} lists no image")
+    shared = [(path, line) for path, label, generator, line in rows if label == 0 and not generator]
+    names: list[str] = []
+    for _, label, generator, _ in rows:
+        name = generator or (default_generator if label == 1 else None)
+        if name is None and label == 1:
+            raise BenchError(f"{listing}: a fake without a generator and no default generator")
+        if name is not None and name not in names:
+            names.append(name)
+    found = []
+    for name in names:
+        own = [(path, label) for path, label, generator, _ in rows if (generator or default_generator) == name
+               and (generator or label == 1)]
+        reals = [path for path, _ in shared] + [path for path, label in own if label == 0]
+        fakes = [path for path, label in own if label == 1]
+        present = [p for p in reals if p.is_file()], [p for p in fakes if p.is_file()]
+        missing = [p for p in [*reals, *fakes] if not p.is_file()]
+        found.append(GeneratorFiles(name, present[0], present[1], missing=missing))
+    return found
+
+
+def unlisted_images(root: Path, suite: Suite, generators: list[GeneratorFiles]) -> list[Path]:
+    """Image files under a list suite's root that its list does not name (extra files), sorted."""
+    if suite.layout not in ("synthwildx-list", "labels-csv"):
+        return []
+    listed = {path for g in generators for path in [*g.real, *g.fake, *g.missing]}
+    images, _ = images_below(root)
+    return [path for path in images if path not in listed]
+
+
+class PublishedLayout:
+    """A registered suite's own published layout (`Suite.layout`: Synthbuster's reals beside its generator
+    folders, GenImage's val/{ai,nature}, SynthWildX's list.csv, ...), read by `read_published` below."""
+
+    name = "published"
+    example = "the layout the set's authors publish (docs/wild.md)"
+
+    def claims(self, root: Path, suite: Suite) -> bool:
+        return suite.layout is not None
+
+    def generators(self, root: Path, suite: Suite, extras: bool) -> list[GeneratorFiles]:
+        return read_published(root, suite, extras)
+
+
+LAYOUTS: list[Layout] = [PublishedLayout(), LabelsCsv(), SharedReals(), GeneratorFolders()]
 """The accepted layouts, asked in this order; the last (`generator-folders`) claims every folder."""
 
 
@@ -656,9 +1003,24 @@ def discover(root: Path, suite: Suite | None = None, *, extras: bool | None = No
     return layout_of(root, suite).generators(root, suite, extras)
 
 
-def check_layout(root: Path, generators: list[GeneratorFiles]) -> None:
+def missing_generators(suite: Suite, generators: list[GeneratorFiles]) -> list[str]:
+    """The listed generators of a `complete` suite that are not on disk (none for other suites)."""
+    if not suite.complete:
+        return []
+    found = {g.name for g in generators}
+    return [name for name in suite.generators if name not in found]
+
+
+def check_layout(root: Path, generators: list[GeneratorFiles], suite: Suite | None = None) -> None:
     """Raise BenchError (exit 2) when a suite cannot be scored as laid out: no generator with images,
-    or a folder that looks like a misspelt `0_real`/`1_fake` (which would silently drop its images)."""
+    a folder that looks like a misspelt `0_real`/`1_fake` (which would silently drop its images), or a
+    missing generator folder of a suite that must be complete (a WildRF platform)."""
+    absent = missing_generators(suite, generators) if suite is not None else []
+    if absent:
+        expected = ", ".join(str(root / name) for name in absent)
+        raise BenchError(f"{suite.name}: {len(absent)} of its {len(suite.generators)} folders missing: {expected} "
+                         f"(each with 0_real/ and 1_fake/). Its mean is over all of "
+                         f"{', '.join(suite.generators)}; a shorter one is not the published number (docs/wild.md).")
     misnamed = [(path, meant) for g in generators for path, meant in g.misnamed]
     if misnamed:
         shown = "; ".join(f"{_relative(path, root)}: did you mean {meant}?" for path, meant in misnamed[:5])

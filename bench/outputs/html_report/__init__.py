@@ -20,10 +20,12 @@ import jinja2
 import bench
 from bench.engine.metrics import CALIBRATED_KEYS, METRICS, TIE_NOTE_PREFIX
 from bench.engine.store import atomic_write_bytes
+from bench.engine.suites import WILD_SUITES
 from bench.outputs.html_report import charts
 from bench.outputs.html_report.extras import folder_kind, read_extra
 from bench.outputs.html_report.paper import reported_method, reported_values
 from bench.outputs.html_report.runs import ReportRun, label_runs, read_report_run
+from bench.outputs.html_report.wild import read_audit, wild_section
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ KNOWN_INFO_KEYS = {
     "run_id", "status", "detector", "display_name", "weights", "suites", "suite_roots", "data_root", "protocol",
     "even_crop", "perturbation", "truncated_images", "limit_per_class", "package_version", "git_commit",
     "torch_version", "device", "started_at", "finished_at", "note", "n_images", "n_skipped", "work_keys",
-    "reported_method", "prob_precision", "calibration",
+    "reported_method", "prob_precision", "calibration", "align", "resolution_choice",
 }
 
 
@@ -177,6 +179,8 @@ def _provenance(run: ReportRun) -> list[tuple[str, str]]:
         ("protocol", str(protocol or "–")),
         ("even crop", str(info.get("even_crop", "–"))),
         ("perturbation", str(info.get("perturbation") or "none (clean images)")),
+        ("alignment", str(info.get("align") or "raw (files as published)")),
+        ("resolution", str(info.get("resolution_choice") or "each suite's own policy")),
         ("truncated files", str(info.get("truncated_images", "–"))),
         ("limit per class", str(info.get("limit_per_class") or "none (every image)")),
         ("probabilities", _precision(run)),
@@ -268,11 +272,13 @@ def _environment() -> jinja2.Environment:
 
 def render_report(folders: list[str | Path], title: str | None = None) -> str:
     """The HTML text of the report on these run folders (in this order)."""
-    runs, extras = [], []
+    runs, extras, audits = [], [], []
     for folder in map(Path, folders):
         kind = folder_kind(folder)
         if kind in (None, "run"):
             runs.append(read_report_run(folder))  # says what is wrong when it is not a run folder
+        elif kind == "audit":
+            audits += read_audit(folder)  # shown in the wild section
         else:
             extras.append(read_extra(folder, kind))
     label_runs(runs)
@@ -280,6 +286,7 @@ def render_report(folders: list[str | Path], title: str | None = None) -> str:
         run.colour = charts.colour(index)
     suites = _suite_order(runs)
     sections = [_suite_section(suite, runs) for suite in suites]
+    wild = wild_section(runs, audits, set(WILD_SUITES))
     if title is None:
         title = "lfm-bench report: " + ", ".join([run.label for run in runs] + [extra.title for extra in extras])
     return _environment().get_template("report.html.j2").render(
@@ -292,6 +299,7 @@ def render_report(folders: list[str | Path], title: str | None = None) -> str:
         caveats=[(run, note) for run in runs for note in run_notes(run)],
         sections=sections,
         extras=extras,
+        wild=wild,
         demo=any("demo" in str(run.info.get("note") or "") for run in runs),
     )
 

@@ -46,7 +46,8 @@ class Extra:
 
 
 def folder_kind(folder: Path) -> str | None:
-    for name, kind in (("run.json", "run"), ("sweep.json", "sweep"), ("explain.json", "explain")):
+    for name, kind in (("run.json", "run"), ("sweep.json", "sweep"), ("explain.json", "explain"),
+                       ("audit.json", "audit")):
         if (folder / name).is_file():
             return kind
     if folder.is_dir() and any(folder.rglob("*.png")):

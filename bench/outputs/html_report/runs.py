@@ -77,6 +77,8 @@ def label_runs(runs: list[ReportRun]) -> None:
         lambda r: r.display_name,
         lambda r: f"{r.display_name} ({r.weights_name})",
         lambda r: f"{r.display_name} ({r.weights_name}, {r.info.get('perturbation') or 'clean'})",
+        lambda r: (f"{r.display_name} ({r.weights_name}, {r.info.get('perturbation') or 'clean'}, "
+                   f"{'as published' if (r.info.get('align') or 'raw') == 'raw' else '--align ' + r.info['align']})"),
         lambda r: f"{r.display_name} ({r.folder.name})",
     ]
     for make in candidates:

@@ -26,13 +26,34 @@ TABLES_FOR_SUITE = {
 ALL_TABLES = ("forensynths", "gangen", "diffusionforensics", "ufd", "comparison")
 
 
+def wild_tables_for(suite: str) -> tuple[str, ...] | None:
+    """The literature tables `--suite` names on the in-the-wild sets (`wild`: all of them), or None."""
+    from bench.engine.suites import SUITES, WILD_SUITES
+    from bench.outputs.reported.wild import tables_for_suite as literature_tables
+    from bench.outputs.reported.wild import wild_table_specs
+
+    name = suite.strip().lower()
+    if name == "wild":
+        return tuple(wild_table_specs())
+    name = next((s.name for s in SUITES.values() if name == s.name or name in s.aliases), name)
+    if name in WILD_SUITES:
+        # a set with no transcribed numbers (docs/wild.md) is one of "your own" suites: reproduced rows only
+        return literature_tables(name) or None
+    return None
+
+
 def tables_for_suite(suite: str) -> tuple[str, ...]:
     name = suite.strip().lower()
+    wild = wild_tables_for(name)
+    if wild is not None:
+        return wild
     if name in ("diffusion1kstep", "testset5"):
         raise BenchError("the paper has no per-generator table for Diffusion1kStep (Test Set 5); its means "
                          "are in the comparison table: use --suite all.")
     if name not in TABLES_FOR_SUITE:
-        raise UnknownNameError("suite", suite, TABLES_FOR_SUITE)
+        from bench.engine.suites import WILD_SUITES
+
+        raise UnknownNameError("suite", suite, [*TABLES_FOR_SUITE, "wild", *WILD_SUITES])
     return TABLES_FOR_SUITE[name]
 
 
@@ -97,6 +118,9 @@ def paper_tables(suite: str | None = None, *, results: str | Path | None = None,
     if paper and compare:
         raise BenchError("--paper shows the reported rows only, so it cannot --compare; drop one of the two.")
     root = Path(results) if results else default_results_root()
+    suite_key = (suite or "all").strip().lower()
+    if not every and wild_tables_for(suite_key) is not None:
+        return _wild_tables(suite_key, tables_for_suite(suite_key), root, paper, compare)
     if not every and suite and suite.strip().lower() not in TABLES_FOR_SUITE \
             and suite.strip().lower() not in ("diffusion1kstep", "testset5"):
         if paper:
@@ -106,7 +130,9 @@ def paper_tables(suite: str | None = None, *, results: str | Path | None = None,
             selection.note = (f"--compare: the paper reports no numbers on {', '.join(selection.keys)}, so there are no "
                               "reported rows to subtract; showing the reproduced rows")
         return selection
-    models = [] if paper else reproduced_models(root)
+    # the paper's tables are on the files as published, each suite under its own protocol: aligned runs and
+    # runs under another resolution policy are rows of the wild tables and the report, not of these
+    models = [] if paper else [m for m in reproduced_models(root) if m.align == "raw" and m.resolution is None]
     note = None
     if not paper and not models:
         message = (f"no finished runs under {root / 'runs'}; "
@@ -130,6 +156,21 @@ def paper_tables(suite: str | None = None, *, results: str | Path | None = None,
     if compare and not every and not any(t.reproduced for t in tables):
         raise BenchError(f"nothing to compare: no finished run under {root / 'runs'} covers {suite}; "
                          f"evaluate it with `bench run --suite {suite}`.")
+    return PaperTables(tables, keys, note)
+
+
+def _wild_tables(suite: str, keys: tuple[str, ...], root: Path, paper: bool, compare: bool) -> PaperTables:
+    """The literature's tables on the in-the-wild sets. Without a finished run on them the reported cells are
+    shown alone (with --compare too: there is nothing to reproduce without the data), and the note says so."""
+    from bench.outputs.tables.wild import build_wild_table
+
+    models = [] if paper else reproduced_models(root)
+    tables = [build_wild_table(key, models, compare=compare) for key in keys]
+    note = None
+    if not paper and not any(t.reproduced for t in tables):
+        note = (f"no finished run under {root / 'runs'} covers the in-the-wild sets of these tables: showing the "
+                f"reported cells only (evaluate with `bench run --suite {suite}` once the data is under the data "
+                "root; docs/wild.md says where to get each set)")
     return PaperTables(tables, keys, note)
 
 

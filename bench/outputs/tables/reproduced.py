@@ -67,6 +67,10 @@ class ReproducedModel:
     profile_path: Path | None = None
     protocol: str = "paper"
     """`paper` or `own` (`bench run --protocol`): runs under different protocols are different rows."""
+    align: str = "raw"
+    """The alignment policy of its runs (`bench run --align`): raw and aligned runs are different rows."""
+    resolution: str | None = None
+    """`bench run --resolution` of its runs (None: each suite's own policy); another policy is another row."""
     reported_method: str | None = None
     """The paper-table method this detector reproduces (run.json's `reported_method`; for runs written
     before it was recorded, the registered detector's declaration)."""
@@ -82,7 +86,9 @@ class ReproducedModel:
         """Row label, e.g. 'LFM (official weights, reproduced)', 'SAFE (official weights, reproduced, own
         protocol)'."""
         own = ", own protocol" if self.protocol == "own" else ""
-        return f"{self.display_name} ({self.weights_label}, reproduced{own})"
+        aligned = "" if self.align == "raw" else f", --align {self.align}"
+        resolution = "" if self.resolution is None else f", {self.resolution}"
+        return f"{self.display_name} ({self.weights_label}, reproduced{own}{aligned}{resolution})"
 
     @property
     def weights_label(self) -> str:
@@ -119,7 +125,8 @@ def load_profile(root: Path, detector: str) -> tuple[dict | None, Path]:
 
 
 def reproduced_models(root: str | Path | None = None, only=None) -> list[ReproducedModel]:
-    """The latest finished result per detector, weights and suite, grouped by (detector, weights, protocol).
+    """The latest finished result per detector, weights and suite, grouped by (detector, weights, protocol,
+    alignment, resolution policy).
     `only(suite_result)`: keep only the suite results it accepts (e.g. one folder's, for `bench table
     --suite PATH`), so that a later run on another folder of the same name does not hide it."""
     root = Path(root) if root is not None else default_results_root()
@@ -134,14 +141,17 @@ def reproduced_models(root: str | Path | None = None, only=None) -> list[Reprodu
             continue
         identity = weights.get("sha256") or weights.get("name") or ""
         protocol = info.get("protocol_choice") or "paper"  # runs before schema 2 used the paper's
-        model = models.get((detector, identity, protocol))
+        align = info.get("align") or "raw"  # runs before alignment existed are raw
+        resolution = info.get("resolution_choice")
+        key = (detector, identity, protocol, align, resolution)
+        model = models.get(key)
         if model is None:
             model = ReproducedModel(
                 detector=detector, display_name=info.get("display_name") or detector,
                 weights_name=weights.get("name"), weights_sha256=weights.get("sha256"),
-                weights_path=weights.get("path"), protocol=protocol,
+                weights_path=weights.get("path"), protocol=protocol, align=align, resolution=resolution,
             )
-            models[(detector, identity, protocol)] = model
+            models[key] = model
         if "reported_method" in info:
             model.reported_method = info["reported_method"] or ""  # "" = recorded as none
         for suite, payload in (metrics.get("suites") or {}).items():
