@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -51,6 +52,7 @@ from bench.engine.store import (
     atomic_write_json,
     atomic_write_parquet,
     content_fingerprint,
+    file_digests,
     file_stem,
     locked_entries,
     work_key,
@@ -83,6 +85,8 @@ class WorkUnit:
     items: list[tuple[Path, int]]
     relative: list[str]
     fingerprint: str
+    digests: list[str] = field(default_factory=list)
+    """Each file's `file_digest` (its bytes' hash), in `items` order: what the image index is keyed by."""
 
 
 @dataclass
@@ -143,8 +147,10 @@ def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | No
             items = [(p, 0) for p in real] + [(p, 1) for p in fake]
             relative = [p.relative_to(resolved.root).as_posix() for p, _ in items]
             # keyed by the bytes: a file replaced by other content of the same size is scored again
-            fingerprint = content_fingerprint([(rel, label, p) for rel, (p, label) in zip(relative, items)])
-            units.append(WorkUnit(resolved, generator, items, relative, fingerprint))
+            digests = file_digests([p for p, _ in items])
+            fingerprint = content_fingerprint([(rel, label, p) for rel, (p, label) in zip(relative, items)],
+                                              digests=digests)
+            units.append(WorkUnit(resolved, generator, items, relative, fingerprint, digests))
     if only:
         available = sorted({unit.generator.name for unit in units})
         unknown = [g for g in only if g not in available]
@@ -198,6 +204,108 @@ def unit_key_fields(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig, 
     }
 
 
+UNIT_ONLY_FIELDS = ("suite", "generator", "files")
+"""Key fields that say where a unit's files are, not how an image is scored: left out of the image key."""
+
+
+def image_key(fields: dict) -> str:
+    """The image index's key (bench.engine.store.ImageIndex): a unit's key fields without where its files
+    are (suite, generator, file list), so that the same bytes scored the same way share it. Under a
+    perturbation the relative path seeds its randomness (bench.engine.perturb), so the path joins the key
+    of each indexed image (`path_keyed`) and only the same relative path is reused."""
+    return work_key({**{k: v for k, v in fields.items() if k not in UNIT_ONLY_FIELDS}, "index": "image/1"})
+
+
+def path_keyed(fields: dict) -> bool:
+    """Whether an image's score depends on its relative path too: a perturbation's randomness is seeded by it."""
+    return fields.get("perturbation") is not None
+
+
+def indexable(run: DetectorRun, fields: dict) -> bool:
+    """Whether a unit's images go through the image index: not feature runs (their rows hold vectors), nor
+    aligned units (`--align match-real-quality` draws each fake's quality from its unit's reals, so an
+    image's score depends on the unit it is in)."""
+    return not run.features and "align" not in fields
+
+
+def index_rows(unit: WorkUnit, rows: pd.DataFrame) -> pd.DataFrame:
+    """A finished unit's rows as image index rows (digest, path, logit, reason, cropped)."""
+    digest_of = dict(zip(unit.relative, unit.digests))
+    indexed = rows[["path", "logit", "reason"]].copy()
+    indexed["cropped"] = rows["cropped"] if "cropped" in rows else pd.NA
+    indexed["digest"] = indexed["path"].map(digest_of)
+    return indexed[indexed["digest"].notna()]
+
+
+class ImageIndexes:
+    """The image indexes of one evaluation, each loaded once (an evaluation asks many units)."""
+
+    def __init__(self, store: ResultsStore) -> None:
+        self.store = store
+        self.loaded: dict[str, dict] = {}
+
+    def lookup(self, fields: dict) -> dict:
+        """(digest, path or None) -> an indexed row, for the image key of `fields`."""
+        key = image_key(fields)
+        if key not in self.loaded:
+            by_path = path_keyed(fields)
+            frame = self.store.image_index(key).load()
+            self.loaded[key] = {(d, p if by_path else None): row for d, p, row in
+                                zip(frame["digest"], frame["path"], frame.to_dict("records"))}
+        return self.loaded[key]
+
+    def add(self, fields: dict, unit: WorkUnit, rows: pd.DataFrame, *, replace: bool = False) -> None:
+        """Index a unit's finished rows once (`replace`: again, after --fresh scored them anew)."""
+        index = self.store.image_index(image_key(fields))
+        unit_key = work_key(fields)
+        if index.has(unit_key) and not replace:
+            return
+        indexed = index_rows(unit, rows)
+        index.add(unit_key, indexed)
+        known = self.lookup(fields)
+        by_path = path_keyed(fields)
+        for row in indexed.to_dict("records"):
+            known.setdefault((row["digest"], row["path"] if by_path else None), row)
+
+
+def reuse_indexed(unit: WorkUnit, run: DetectorRun, entry, indexes: ImageIndexes, batch_size: int) -> int:
+    """Put into an unfinished unit's entry, as a part file, the scores the image index holds for its files'
+    bytes (and, under a perturbation, their relative paths), so that only the others are scored. Returns
+    how many images were reused.
+
+    Reuse goes by whole batches of the unit's file list (the blocks `score_unit` scores): a batch is reused
+    when the index holds every image of it, else scored whole, so that every image scored here meets the
+    batch neighbours a fresh run of this unit gives it and its logit is bit-identical to that run's. A
+    reused logit is the one computed where the bytes were first scored (equal up to float rounding)."""
+    uid = (unit.suite.suite.name, unit.generator.name)
+    fields = run.key_fields[uid]
+    known = indexes.lookup(fields)
+    if not known:
+        return 0
+    have = set(entry.read_partial()["path"])
+    by_path = path_keyed(fields)
+    hits = {i: known.get((digest, relative if by_path else None))
+            for i, (relative, digest) in enumerate(zip(unit.relative, unit.digests)) if relative not in have}
+    reusable = []
+    for start in range(0, len(unit.relative), batch_size):
+        block = [i for i in range(start, min(start + batch_size, len(unit.relative))) if i in hits]
+        if block and all(hits[i] is not None for i in block):
+            reusable += block
+    rows = []
+    for i in reusable:
+        relative, hit = unit.relative[i], hits[i]
+        if hit is None:
+            continue
+        reason = hit["reason"] if isinstance(hit["reason"], str) else None
+        logit = math.nan if reason is not None else float(hit["logit"])
+        cropped = hit["cropped"] if isinstance(hit["cropped"], (bool, np.bool_)) else pd.NA
+        rows.append({"suite": uid[0], "generator": uid[1], "path": relative, "label": unit.items[i][1],
+                     "logit": logit, "prob": probability(logit), "reason": reason, "cropped": cropped})
+    if rows:
+        entry.append_part(pd.DataFrame(rows), tag="reused")
+    return len(rows)
+
+
 def decode_spec(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig,
                 align: Alignment | None = None) -> DecodeSpec:
     """How this detector's images of this unit are decoded: the suite's resolution policy (its authors', or
@@ -248,6 +356,7 @@ def score_suites(
     (bench.engine.scoring). `generators`: only these generators."""
     units = build_units(suites, config.limit, config.sample, generators)
     scorers: dict[str, Scorer] = {}
+    indexes = ImageIndexes(store)
     for unit in units:
         uid = (unit.suite.suite.name, unit.generator.name)
         align = unit_alignment(unit, config)
@@ -263,6 +372,8 @@ def score_suites(
             cached = None if config.fresh else entry.read_complete(unit.relative)
             if cached is not None:
                 run.frames[uid] = cached
+                if indexable(run, fields) and distributed.current().is_main:
+                    indexes.add(fields, unit, cached)  # a cache from before the index: indexed on first read
                 continue
             pending.setdefault(spec, []).append(run)
         for spec, runs in pending.items():
@@ -290,9 +401,11 @@ def score_suites(
                             scorer = logits_and_features(run.loaded.detector, scorer, scorer.model)
                         scorers[(run.name, run.features)] = scorer
                 frames = score_unit(unit, runs, {run.name: scorers[(run.name, run.features)] for run in runs}, spec,
-                                    store, config)
+                                    store, config, indexes)
             for run in runs:
                 run.frames[uid] = frames[run.name]
+                if indexable(run, run.key_fields[uid]) and distributed.current().is_main:
+                    indexes.add(run.key_fields[uid], unit, frames[run.name], replace=config.fresh)
 
 
 def unit_entry(store: ResultsStore, run: DetectorRun, uid: tuple[str, str]):
@@ -306,7 +419,7 @@ def _say_waiting(entry) -> None:
 
 def score_unit(
     unit: WorkUnit, runs: list[DetectorRun], scorers: dict[str, Scorer], spec: DecodeSpec,
-    store: ResultsStore, config: EvalConfig,
+    store: ResultsStore, config: EvalConfig, indexes: ImageIndexes | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Score one generator for detectors sharing a decode spec; rows stream to the cache's part files, so
     a killed run resumes where it stopped.
@@ -322,8 +435,15 @@ def score_unit(
         entry = unit_entry(store, run, uid)
         if config.fresh and procs.is_main:
             entry.discard_all()
+        elif procs.is_main and indexes is not None and indexable(run, run.key_fields[uid]):
+            # the same bytes scored the same way in another unit (another folder, generator or file name)
+            entry.ensure(run.key_fields[uid])
+            reused = reuse_indexed(unit, run, entry, indexes, config.batch_size)
+            if reused:
+                log.info("%s | %s/%s: reusing the scores of %d of %d images whose bytes were scored before",
+                         run.name, *uid, reused, len(unit.relative))
         entries[run.name] = entry
-    procs.barrier()  # --fresh has emptied the entries before any process reads them
+    procs.barrier()  # --fresh has emptied the entries, the index has filled them, before any process reads them
     for run in runs:
         entries[run.name].ensure(run.key_fields[uid])
         done[run.name] = entries[run.name].read_partial()

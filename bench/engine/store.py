@@ -19,6 +19,10 @@ Two processes on one results root: each entry has a lock (`cache/<key>.lock`, th
 an OS lock, released when its process dies, even by SIGKILL); the one that gets it scores the entry, the
 other waits and then reuses the finished scores. A part or `scores.parquet` that cannot be read back
 (truncated, empty, foreign columns, non-finite scores) is discarded with a warning and recomputed.
+
+Beside the unit entries, `<root>/image-index/` indexes single images' scores by their bytes (`ImageIndex`), so
+that a unit never scored as such (a subset of a scored folder copied elsewhere, renamed files, another
+generator sharing a pool of reals) reuses the scores of the bytes it holds.
 """
 
 from __future__ import annotations
@@ -149,13 +153,19 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def content_fingerprint(items: Sequence[tuple[str, int, str | os.PathLike]], workers: int | None = None) -> str:
-    """Hash of (relative path, label, hash of the bytes) of every file of a unit of work: any change of
-    content, name or label gives another key. Files are read in threads (I/O and hashing overlap)."""
+def file_digests(paths: Sequence[str | os.PathLike], workers: int | None = None) -> list[str]:
+    """`file_digest` of each file, read in threads (I/O and hashing overlap)."""
     workers = workers or min(8, os.cpu_count() or 1)
-    paths = [path for _, _, path in items]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        digests = list(pool.map(file_digest, paths, chunksize=64))
+        return list(pool.map(file_digest, paths, chunksize=64))
+
+
+def content_fingerprint(items: Sequence[tuple[str, int, str | os.PathLike]], workers: int | None = None,
+                        digests: Sequence[str] | None = None) -> str:
+    """Hash of (relative path, label, hash of the bytes) of every file of a unit of work: any change of
+    content, name or label gives another key. `digests`: the files' `file_digests`, when already known."""
+    if digests is None:
+        digests = file_digests([path for _, _, path in items], workers)
     digest = hashlib.sha256()
     for (rel, label, _), file_hash in zip(items, digests, strict=True):
         digest.update(f"{rel}\t{label}\t{file_hash}\n".encode())
@@ -294,6 +304,49 @@ def locked_entries(entries: Iterable[CacheEntry], on_wait=None) -> Iterator[None
         yield
 
 
+IMAGE_INDEX = "image-index"
+"""`<root>/image-index/<image key>/<unit key>.parquet`: single images' scores by content (`ImageIndex`)."""
+IMAGE_INDEX_COLUMNS = ["digest", "path", "logit", "reason", "cropped"]
+
+
+@dataclass(frozen=True)
+class ImageIndex:
+    """The scores of single images by the hash of their bytes, for one image key (everything that decides an
+    image's score but where it is: detector, weights, model fingerprint, protocol, decode, normalisation,
+    perturbation, truncated-file policy). Each finished unit adds one file named by its unit key (written
+    atomically, so concurrent runs never collide); a unit whose entry is not finished takes from here the
+    scores of the files whose bytes were scored before, under any folder, suite, generator or file name.
+    Unit entries (`CacheEntry`) stay as they were: a cache written before the index is reused as before, and
+    indexed the first time it is read."""
+
+    folder: Path
+
+    def has(self, unit_key: str) -> bool:
+        return (self.folder / f"{unit_key}.parquet").is_file()
+
+    def add(self, unit_key: str, rows: pd.DataFrame) -> None:
+        """Index a finished unit's rows (IMAGE_INDEX_COLUMNS); files that could not be read by their bytes
+        (digest `unreadable:...`) are left out, as their score says nothing about any content."""
+        rows = rows[~rows["digest"].str.startswith("unreadable:")][IMAGE_INDEX_COLUMNS]
+        if not rows.empty:
+            atomic_write_parquet(self.folder / f"{unit_key}.parquet", rows.reset_index(drop=True))
+
+    def load(self) -> pd.DataFrame:
+        """Every indexed image (the first of each (digest, path) kept); damaged files are passed over."""
+        frames = []
+        for path in sorted(self.folder.glob("*.parquet")):
+            try:
+                frame = pd.read_parquet(path)
+            except Exception as error:  # pyarrow raises ArrowInvalid, OSError, ... on a damaged file
+                logger.warning("passing over the damaged image index file %s (%s)", path, type(error).__name__)
+                continue
+            if set(IMAGE_INDEX_COLUMNS) <= set(frame.columns):
+                frames.append(frame[IMAGE_INDEX_COLUMNS])
+        if not frames:
+            return pd.DataFrame(columns=IMAGE_INDEX_COLUMNS)
+        return pd.concat(frames, ignore_index=True).drop_duplicates(["digest", "path"], keep="first")
+
+
 class ResultsStore:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_results_root()
@@ -321,6 +374,9 @@ class ResultsStore:
         """The unit of work `key` under `<root>/<folder>/` (`cache`: logits; `feature-cache`: logits with
         feature vectors, bench.analyses.embeddings)."""
         return CacheEntry(self.root / folder / key)
+
+    def image_index(self, image_key: str) -> ImageIndex:
+        return ImageIndex(self.root / IMAGE_INDEX / image_key)
 
     def new_run_dir(self, run_id: str) -> Path:
         folder = self.runs_dir / run_id
