@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench.cli import main
 from bench.errors import BenchError, UnknownNameError
@@ -109,7 +110,6 @@ def test_weights_page_and_weights_list_say_which_weights_are_pinned(capsys):
     """Issue 11, item 5: the docs (docs/weights.md, the weights table) claim no more verification than the
     code does."""
     import re
-    from pathlib import Path
 
     from bench.cli import main
     from detectors.weights import all_weights
@@ -127,40 +127,31 @@ def test_weights_page_and_weights_list_say_which_weights_are_pinned(capsys):
         assert ("no: first file seen is recorded" in line) == (not entry.pinned)
 
 
-UNIVFD_HEAD = Path(__file__).resolve().parent / "fixtures" / "univfd_official" / "fc_weights.pth"
-UNIVFD_HEAD_GIT_BLOB = "2a8efc8e238bf5a491e4fd5999655ed5eb3bbb72"
-"""The git object id GitHub lists for pretrained_weights/fc_weights.pth in WisconsinAIVision/UniversalFakeDetect
-(commit 763391e onwards): a public hash of the file that anyone can compare without this repository."""
-
-
-def test_univfd_head_pin_is_the_official_files_hash():
-    """The fixture is the official file (its git blob id is the repository's), and the pinned sha256 is its
-    hash; its contents are the Linear(768, 1) head the harness's UnivFD loads strictly."""
-    data = UNIVFD_HEAD.read_bytes()
-    assert hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == UNIVFD_HEAD_GIT_BLOB
-    entry = get_weights_entry("univfd:official")
-    assert entry.pinned and entry.sha256 == hashlib.sha256(data).hexdigest()
-    from detectors.checkpoints import read_state_dict
-
-    head = read_state_dict(UNIVFD_HEAD)
-    assert {k: tuple(v.shape) for k, v in head.items()} == {"weight": (1, 768), "bias": (1,)}
-
-
-def test_univfd_head_from_weights_dir_is_verified_against_the_pin(tmp_path, monkeypatch):
-    import shutil
+def test_univfd_head_is_pinned_and_a_pinned_file_is_verified_against_its_hash(tmp_path, monkeypatch):
+    """univfd:official carries the official fc_weights.pth's sha256 (detectors/weights.py cites the file's
+    git blob and commit; the file itself is not redistributed here). A file under BENCH_WEIGHTS_DIR is
+    accepted only when its bytes have the pinned hash: one changed byte is refused, nothing is recorded."""
+    import dataclasses
+    import re
 
     from detectors.weights import require_local
 
+    official = get_weights_entry("univfd:official")
+    assert official.pinned and re.fullmatch(r"[0-9a-f]{64}", official.sha256)
     monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path))
-    entry = get_weights_entry("univfd:official")
-    shutil.copy(UNIVFD_HEAD, tmp_path / entry.filename)
-    assert require_local(entry, "test") == tmp_path / entry.filename
-    assert not (tmp_path / f"{entry.filename}.sha256").exists()  # pinned: nothing is recorded beside it
-    damaged = bytearray(UNIVFD_HEAD.read_bytes())
-    damaged[len(damaged) // 2] ^= 0xFF  # one byte of the head's tensors
-    (tmp_path / entry.filename).write_bytes(bytes(damaged))
-    with pytest.raises(BenchError, match="expected 4771007457"):
+    head = {"weight": torch.full((1, 768), 0.25), "bias": torch.zeros(1)}
+    torch.save(head, tmp_path / official.filename)
+    data = (tmp_path / official.filename).read_bytes()
+    entry = dataclasses.replace(official, sha256=hashlib.sha256(data).hexdigest())
+    assert require_local(entry, "test") == tmp_path / official.filename
+    assert not (tmp_path / f"{official.filename}.sha256").exists()  # pinned: nothing is recorded beside it
+    damaged = bytearray(data)
+    damaged[len(damaged) // 2] ^= 0xFF
+    (tmp_path / official.filename).write_bytes(bytes(damaged))
+    with pytest.raises(BenchError, match=f"expected {entry.sha256[:10]}"):
         require_local(entry, "test")
+    with pytest.raises(BenchError, match=f"expected {official.sha256[:10]}"):
+        require_local(official, "test")  # our stand-in is not the official file
 
 
 def test_the_docstring_names_exactly_the_unpinned_entries():
