@@ -260,7 +260,9 @@ def report_suite_counts(resolved, full: bool, workers: int,
     layout = layout_of(resolved.root, suite)
     if layout.name != "generator-folders":
         shared = " (the real images are shared by every generator)" if any(g.shared_reals for g in generators) else ""
-        lines.append(f"layout: {layout.name}, {layout.example}{shared}")
+        described = f"{suite.layout}, as its authors publish it (docs/wild.md)" if layout.name == "published" \
+            else f"{layout.name}, {layout.example}"
+        lines.append(f"layout: {described}{shared}")
     if not generators:
         empty = not any(resolved.root.iterdir())
         lines.append("UNUSABLE: " + ("the folder is empty" if empty else "no generator folder with 0_real/1_fake below it"))
