@@ -72,7 +72,7 @@ _EXPORTS = {
     "check": "bench.analyses.regression:check_baselines",
     "render_differences": "bench.analyses.regression:render_differences",
     "check_data": "bench.analyses.data_check:check_data",
-    "show_path": "bench.analyses.data_check:show_path",
+    "show_path": "bench.engine.files:path_text",
     "explain": "bench.analyses.explain:explain_files",
     "embed": "bench.analyses.embeddings:embed",
     "profile": "bench.analyses.profile:profile_detectors",

@@ -85,3 +85,18 @@ def test_an_expected_generator_missing_on_disk_is_missing_data_not_moved(tmp_pat
     assert main(["check", *common]) == 2
     out = capsys.readouterr().out
     assert "data not found: generators gangen/BEGAN are not on disk" in out and "MOVED" not in out
+
+
+@pytest.mark.parametrize("expected", [{}, {"demo-gan": {}}, {"demo-gan": {"tconv": {}}, "mean": {}}])
+@pytest.mark.parametrize("kind", ["metrics", "logits"])
+def test_a_baseline_expecting_nothing_is_exit_2_not_a_pass(tmp_path, capsys, expected, kind):
+    # a suite that is not there: were the empty baseline evaluated, it would stop there (not as "checks nothing")
+    baseline = {**GOOD, "suite": str(tmp_path / "none"), "expected": expected} if kind == "metrics" else {
+        "kind": "logits", "detector": "lfm", "weights": {"name": "lfm:demo"}, "images": str(tmp_path),
+        "expected": {}}
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(baseline))
+    assert main(["check", "--baseline", str(path), "--output", str(tmp_path / "r")]) == 2
+    captured = capsys.readouterr()
+    assert "expects no value" in captured.out and "would pass while checking nothing" in captured.out
+    assert not (tmp_path / "r" / "cache").exists()  # refused before anything was evaluated

@@ -60,7 +60,8 @@ def test_good_suite(data_root, capsys):
     lines = {line.split()[0]: line.split() for line in out.splitlines() if line.split()}
     assert lines["progan"][1:5] == ["2", "2", "0", "0"]
     assert lines["biggan"][1:5] == ["1", "2", "1", "1"]  # real, fake, unusable (broken.png), not images
-    assert "crn (extra)" in out and "extra generators" in out
+    # as bench run says it: a paper suite's folders that are not its columns are not scored (issue 21)
+    assert "crn (not scored)" in out and "NOT SCORED by bench run: forensynths: not scoring crn" in out
     assert "missing generators (listed columns not on disk): stylegan, stylegan2, cyclegan" in out
     assert "biggan/1_fake/broken.png: not an image (cannot identify image file)" in out
     assert "biggan/0_real/list.txt: not an image file (.txt)" in out

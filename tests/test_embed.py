@@ -116,6 +116,11 @@ def test_embed_command_numbers_points_and_picture(suite, tmp_path, capsys):
     records = {r["detector"]: r for r in document["results"]}
     assert records["lfm"]["dim"] == 1024 and records["npr"]["dim"] == 512
     assert records["lfm"]["n_real"] == records["lfm"]["n_fake"] == 5
+    # 5 + 5 images: 5 folds, and k = 10 - ceil(10 / 5) = 8, the smallest training split, not 10
+    assert (records["lfm"]["knn_k"], records["lfm"]["folds"]) == (8, 5)
+    assert main([a for a in argv if a != "--json"]) == 0  # features cached: only the numbers again
+    text = capsys.readouterr().out
+    assert "8-NN, 5-fold" in text and "10-NN" not in text
     for folder in (p for p in (results / "feature-cache").iterdir() if p.is_dir()):  # beside each: its .lock
         key = json.loads((folder / "key.json").read_text())
         frame = pd.read_parquet(folder / "scores.parquet")

@@ -124,3 +124,103 @@ def test_path_text_shows_undecodable_bytes_as_escapes():
     assert path_text(name) == "gen/1_fake/bad\\xff\\xfename.png"
     assert path_text("gen/ok/caf\u00e9.png") == "gen/ok/caf\u00e9.png"
     path_text(name).encode("utf-8")  # writable as UTF-8 (a parquet column, a hash, a title)
+
+
+# ------------------------------------------------------------------ run, data check, calibration, embed
+
+
+@pytest.fixture
+def weights(tmp_path):
+    """Random LFM weights: these tests are about which files are read, not about the scores."""
+    import torch
+
+    from detectors import export_state_dict, get_detector
+
+    torch.manual_seed(3)
+    detector = get_detector("lfm")
+    path = tmp_path / "weights.pth"
+    torch.save(export_state_dict(detector.build(), detector), path)
+    return path
+
+
+def bad_name(folder) -> str:
+    """A file name that is not valid UTF-8 (bytes 0xff 0xfe), as Python sees it on Linux."""
+    return os.path.join(os.fsdecode(folder), os.fsdecode(b"bad\xff\xfename.png"))
+
+
+@linux_only
+def test_run_scores_a_file_whose_name_is_not_utf8_and_records_it_escaped(tmp_path, weights, capsys):
+    import pandas as pd
+
+    suite = write_suite(tmp_path / "s", {"gen": 2}, size=(24, 24))
+    Image.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(bad_name(suite / "gen" / "1_fake"))
+    (suite / "gen" / "0_real" / os.fsdecode(b"broken\xff.png")).write_bytes(b"junk")
+    results = tmp_path / "r"
+    code = main(["run", "--detector", "lfm", "--suite", str(suite), "--weights", str(weights), "--output", str(results),
+                 "--workers", "0", "--json"])
+    assert code == 0
+    [folder] = (results / "runs").iterdir()
+    scores = pd.read_parquet(folder / "scores.parquet")
+    assert "gen/1_fake/bad\\xff\\xfename.png" in set(scores["path"])
+    assert len(scores) == 5  # 2 + 3 fakes; the broken file is listed, not lost
+    skipped = pd.read_csv(folder / "skipped.csv")
+    assert list(skipped["path"]) == ["s/gen/0_real/broken\\xff.png"]
+
+
+@linux_only
+def test_explain_titles_a_file_whose_name_is_not_utf8_with_escapes(tmp_path, weights, capsys):
+    import json
+
+    folder = tmp_path / "imgs" / "1_fake"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(bad_name(folder))
+    code = main(["explain", str(tmp_path / "imgs"), "--detector", "lfm", "--weights", str(weights),
+                 "--output", str(tmp_path / "out"), "--device", "cpu"])
+    assert code == 0
+    document = json.loads((tmp_path / "out" / "explain.json").read_text())
+    [record] = document["images"]
+    assert record["path"].endswith("1_fake/bad\\xff\\xfename.png")
+    assert (tmp_path / "out" / record["panel"]).is_file()
+
+
+@linux_only
+@pytest.mark.slow  # two child processes scoring a small suite
+def test_run_with_calibration_and_data_check_skip_fifos_and_device_links(tmp_path, weights):
+    import pandas as pd
+
+    suite = write_suite(tmp_path / "s", {"gen": 3}, size=(24, 24))
+    os.mkfifo(suite / "gen" / "1_fake" / "pipe.png")
+    (suite / "gen" / "0_real" / "zero.png").symlink_to("/dev/zero")
+    calibration = write_suite(tmp_path / "cal", {"gen": 3}, size=(24, 24), seed=1)
+    os.mkfifo(calibration / "gen" / "0_real" / "pipe.png")
+    results = tmp_path / "r"
+    done = run_bench(["run", "--detector", "lfm", "--suite", str(suite), "--calibrate-on", str(calibration),
+                      "--weights", str(weights), "--output", str(results), "--workers", "0", "--json", "-q"],
+                     timeout=240)
+    assert done.returncode == 0, done.stderr
+    [folder] = (results / "runs").iterdir()
+    skipped = pd.read_csv(folder / "skipped.csv").set_index("path")["reason"].to_dict()
+    assert skipped == {
+        "s/gen/0_real/zero.png": "not a regular file (a symlink to /dev/zero, a character device); "
+                                 "only regular files are read",
+        "s/gen/1_fake/pipe.png": "not a regular file (a FIFO, a named pipe); only regular files are read",
+    }
+    assert len(pd.read_parquet(folder / "scores.parquet")) == 6
+    checked = run_bench(["data", "check", "--suite", str(suite)], timeout=120)
+    assert checked.returncode == 0, checked.stderr
+    assert "gen/1_fake/pipe.png: not a regular file (a FIFO, a named pipe)" in checked.stdout
+    assert "gen/0_real/zero.png: not a regular file (a symlink to /dev/zero" in checked.stdout
+
+
+@linux_only
+@pytest.mark.slow  # features and a t-SNE of a small suite
+def test_embed_takes_a_file_whose_name_is_not_utf8(tmp_path, weights, capsys):
+    suite = write_suite(tmp_path / "s", {"gen": 3}, size=(24, 24))
+    Image.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(bad_name(suite / "gen" / "1_fake"))
+    code = main(["embed", "--detector", "lfm", "--weights", str(weights), "--suite", str(suite),
+                 "--output", str(tmp_path / "out"), "--results", str(tmp_path / "r"), "--workers", "0", "--json"])
+    assert code == 0
+    import pandas as pd
+
+    points = pd.read_csv(tmp_path / "out" / "points.csv")
+    assert "gen/1_fake/bad\\xff\\xfename.png" in set(points["path"])

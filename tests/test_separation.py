@@ -56,6 +56,16 @@ def test_separation_grows_with_the_gap():
     assert high.silhouette > 0.4 and high.knn_accuracy == 1.0
 
 
+def test_a_small_generator_records_the_k_and_folds_it_used():
+    x, y = _blobs(3, 6, 1.0)
+    x, y = np.vstack([x, x[:1] + 0.5]), np.append(y, 0)  # 4 real, 3 fake
+    found = separation(x, y, seed=1)
+    # 3 folds (the smaller class); the smallest training split holds 7 - ceil(7 / 3) = 4 images
+    assert (found.folds, found.knn_k) == (3, 4)
+    assert found.knn_accuracy == pytest.approx(_knn_by_hand(x, y, 4, 3, 1), abs=1e-12)
+    assert found.as_dict()["knn_k"] == 4
+
+
 def test_too_few_images_give_none_not_a_crash():
     found = separation(np.zeros((3, 4)) + np.arange(3)[:, None], np.array([0, 0, 1]))
     assert found.silhouette is None and found.knn_accuracy is None

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.engine.files import file_problem, path_text
 from bench.engine.suites import README_DATA_SECTION
 from bench.errors import BenchError
 from bench.outputs.textable import format_table
@@ -59,11 +60,6 @@ class GeneratorReport:
         return f"one class only: no usable {'real' if not self.usable_real else 'fake'} image"
 
 
-def show_path(path: Path) -> str:
-    # undecodable bytes in a file name must not crash the report
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 def _default_specs(data_root: Path) -> list[tuple[str, bool]]:
     from bench.engine.suites import PAPER_SUITES, SUITES
 
@@ -75,7 +71,7 @@ def _default_specs(data_root: Path) -> list[tuple[str, bool]]:
 def requested_suites(specs: list[str] | None, data_root: Path) -> list:
     """[(ResolvedSuite, named explicitly?)] in the order asked, each suite once; no specs: the paper suites
     and the demo and training sets present."""
-    from bench.engine.suites import GROUPS, resolve_suites
+    from bench.engine.suites import GROUPS, distinct_names, resolve_suites
 
     if not specs:
         pairs = _default_specs(data_root)
@@ -87,7 +83,8 @@ def requested_suites(specs: list[str] | None, data_root: Path) -> list:
         for resolved in resolve_suites(token, data_root):
             previous = chosen.get(resolved.root)
             chosen[resolved.root] = (resolved, explicit or (previous is not None and previous[1]))
-    return list(chosen.values())
+    named = distinct_names([resolved for resolved, _ in chosen.values()])  # as `bench run` names them
+    return [(resolved, explicit) for resolved, (_, explicit) in zip(named, chosen.values())]
 
 
 def check_files(generators, resize: int | None, full: bool, workers: int, label: str, *, min_side: int = 2,
@@ -139,11 +136,16 @@ def _mask_problem(image: Path, mask: Path) -> str | None:
     """Why a fake's mask cannot be used with it (unreadable, or not the image's size); None if it can."""
     from PIL import Image
 
+    if file_problem(image) is not None:
+        return None  # the image itself is reported as unusable
     try:
         with Image.open(image) as img:
             image_size = img.size
     except (OSError, ValueError, SyntaxError):
         return None  # the image itself is reported as unusable
+    problem = file_problem(mask)
+    if problem is not None:
+        return f"unreadable mask ({problem})"
     try:
         with Image.open(mask) as img:
             mask_size = img.size
@@ -217,14 +219,14 @@ def count_lines(resolved, generators) -> tuple[list[str], bool]:
     if missing:
         matches = False
         lines.append(f"listed but not on disk: {len(set(missing))} file(s) (not scored)")
-        lines += [f"  {show_path(_relative(path, resolved.root))}" for path in sorted(set(missing))[:SHOWN_PER_SUITE]]
+        lines += [f"  {path_text(_relative(path, resolved.root))}" for path in sorted(set(missing))[:SHOWN_PER_SUITE]]
         if len(set(missing)) > SHOWN_PER_SUITE:
             lines.append(f"  ... and {len(set(missing)) - SHOWN_PER_SUITE} more")
     extra = unlisted_images(resolved.root, suite, generators)
     if extra:
         matches = False
         lines.append(f"on disk but not listed: {len(extra)} image file(s) (not scored)")
-        lines += [f"  {show_path(_relative(path, resolved.root))}" for path in extra[:SHOWN_PER_SUITE]]
+        lines += [f"  {path_text(_relative(path, resolved.root))}" for path in extra[:SHOWN_PER_SUITE]]
         if len(extra) > SHOWN_PER_SUITE:
             lines.append(f"  ... and {len(extra) - SHOWN_PER_SUITE} more")
     return lines, matches
@@ -244,7 +246,14 @@ def report_suite_counts(resolved, full: bool, workers: int,
                         limits: Limits | None = None) -> tuple[bool, list[str], bool]:
     """(usable?, report lines, counts as published?) for one suite."""
     from bench.engine.decode import default_max_pixels
-    from bench.engine.suites import EXPECTED_LAYOUT, discover, layout_of, missing_generators
+    from bench.engine.suites import (
+        EXPECTED_LAYOUT,
+        discover,
+        layout_of,
+        left_out_sentence,
+        missing_generators,
+        scored_generators,
+    )
 
     limits = limits or Limits("lfm", default_max_pixels())
 
@@ -252,10 +261,10 @@ def report_suite_counts(resolved, full: bool, workers: int,
     head = f"## {suite.name}" + (f" ({', '.join(suite.aliases)})" if suite.aliases else "") + f": {suite.title}"
     if not resolved.exists:
         return False, [
-            head, f"MISSING: expected at {show_path(resolved.root)}",
+            head, f"MISSING: expected at {path_text(resolved.root)}",
             f"published at {suite.source}", f"how to get it: {README_DATA_SECTION}",
         ], True
-    lines = [head, f"found at {show_path(resolved.root)}; {suite.split} split, {_protocol(suite)}"]
+    lines = [head, f"found at {path_text(resolved.root)}; {suite.split} split, {_protocol(suite)}"]
     generators = discover(resolved.root, suite)  # a layout that does not match is exit 2 naming file and line
     layout = layout_of(resolved.root, suite)
     if layout.name != "generator-folders":
@@ -275,8 +284,10 @@ def report_suite_counts(resolved, full: bool, workers: int,
         lines.append(f"native-size limits: at least {native['min_side']} px a side ({limits.detector}), "
                      f"at most {shown_limit}")
     reports = check_files(generators, suite.resize, full, workers, suite.name, **native)
+    scored, left_out = scored_generators(suite, generators)
+    unscored = {g.name for g in left_out}
     rows = [
-        [r.name + (" (extra)" if r.extra else ""), r.n_real, r.n_fake, r.bad_real + r.bad_fake,
+        [r.name + (" (not scored)" if r.name in unscored else " (extra)" if r.extra else ""), r.n_real, r.n_fake, r.bad_real + r.bad_fake,
          len(r.bad) - r.bad_real - r.bad_fake, r.problem()]
         for r in reports
     ]
@@ -287,14 +298,16 @@ def report_suite_counts(resolved, full: bool, workers: int,
     if absent:
         lines.append(f"missing generators (listed columns not on disk): {', '.join(absent)}")
     extras = [r.name for r in reports if r.extra]
-    if extras:
+    if left_out:  # a paper suite: as `bench run` says it, in its words
+        lines.append(f"NOT SCORED by bench run: {left_out_sentence(suite, left_out)}")
+    elif extras:
         lines.append(f"extra generators (not columns of this suite; evaluated after them): {', '.join(extras)}")
     bad = [(path, reason) for r in reports for path, reason in r.bad]
     if bad:
         lines.append(f"unusable files: {len(bad)}")
         for path, reason in bad[:SHOWN_PER_SUITE]:
             shown = path.relative_to(resolved.root) if path.is_relative_to(resolved.root) else path
-            lines.append(f"  {show_path(shown)}: {reason}")
+            lines.append(f"  {path_text(shown)}: {reason}")
         if len(bad) > SHOWN_PER_SUITE:
             lines.append(f"  ... and {len(bad) - SHOWN_PER_SUITE} more")
     with_masks = [r for r in reports if r.has_masks]
@@ -305,13 +318,17 @@ def report_suite_counts(resolved, full: bool, workers: int,
             lines.append(f"missing or mismatched masks: {len(bad_masks)}")
             for path, reason in bad_masks[:SHOWN_PER_SUITE]:
                 shown = path.relative_to(resolved.root) if path.is_relative_to(resolved.root) else path
-                lines.append(f"  {show_path(shown)}: {reason}")
+                lines.append(f"  {path_text(shown)}: {reason}")
             if len(bad_masks) > SHOWN_PER_SUITE:
                 lines.append(f"  ... and {len(bad_masks) - SHOWN_PER_SUITE} more")
     counted, as_published = count_lines(resolved, generators)
     lines += counted
-    usable = any(r.usable for r in reports)
-    if not usable:
+    scored_names = {g.name for g in scored}
+    usable = any(r.usable for r in reports if r.name in scored_names)
+    if not scored:
+        lines.append(f"UNUSABLE: bench run would score nothing here: none of its generators is a column of the "
+                     f"paper's {suite.name} table")
+    elif not usable:
         lines.append("UNUSABLE: no generator has both usable real and usable fake images")
     absent_columns = missing_generators(suite, generators)
     if absent_columns:
@@ -325,7 +342,7 @@ def report_suite_counts(resolved, full: bool, workers: int,
                      "the suite until they are renamed; names are case-sensitive):")
         for path, meant in misnamed[:SHOWN_PER_SUITE]:
             shown = path.relative_to(resolved.root) if path.is_relative_to(resolved.root) else path
-            lines.append(f"  {show_path(shown)}: did you mean {meant}?")
+            lines.append(f"  {path_text(shown)}: did you mean {meant}?")
     return usable, lines, as_published
 
 

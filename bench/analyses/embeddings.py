@@ -91,7 +91,7 @@ def _caption(numbers) -> str:
     if numbers.silhouette is not None:
         parts.append(f"silhouette {numbers.silhouette:.2f}")
     if numbers.knn_accuracy is not None:
-        parts.append(f"10-NN {100 * numbers.knn_accuracy:.1f}%")
+        parts.append(f"{numbers.knn_k}-NN {100 * numbers.knn_accuracy:.1f}% ({numbers.folds}-fold)")
     return ", ".join(parts)
 
 
@@ -107,10 +107,11 @@ def embed(detectors: str, suites: str, *, output: str | Path, generators: str | 
 
     from bench.engine.config import EvalConfig
     from bench.engine.evaluation import select_suites, weights_per_detector
-    from bench.engine.store import ResultsStore, atomic_write_json, json_safe
+    from bench.engine.store import ResultsStore, atomic_write_json, json_safe, require_writable_folder
     from bench.outputs.drawing import save, tsne_grid
     from detectors import get_detectors, load_detector
 
+    output = require_writable_folder(output, "embeddings")  # before the features are computed
     config = EvalConfig(data_root=data_root, output=results, device=device, batch_size=batch_size,
                         workers=workers, limit=limit, fresh=fresh)
     selection = select_suites(suites, data_root, weights)
@@ -140,8 +141,6 @@ def embed(detectors: str, suites: str, *, output: str | Path, generators: str | 
         records.append({"detector": embedding.detector, "suite": embedding.suite, "generator": embedding.generator,
                         "skipped": embedding.skipped, **numbers.as_dict()})
     projected = time.perf_counter() - started - extracted
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
     names = [item.detector.name for item in loaded]
     note = selection.note if selection.demo else None
     figure = tsne_grid(panels, rows, names, title=note and "synthetic demo data, not the paper's suites")
@@ -152,7 +151,9 @@ def embed(detectors: str, suites: str, *, output: str | Path, generators: str | 
                                            "feature_layer": item.detector.feature_layer} for item in loaded},
         "suites": selection.names, "demo": selection.demo, "note": note, "seed": seed,
         "method": {"silhouette": "sklearn silhouette_score, Euclidean, original feature space",
-                   "knn": "10-NN accuracy, stratified 5-fold CV (shuffled with the seed), original feature space",
+                   "knn": "k-NN accuracy, stratified cross-validation (shuffled with the seed), original feature "
+                          "space; k = 10 and 5 folds unless a generator is too small (then each result's knn_k "
+                          "and folds say what was used)",
                    "tsne": "sklearn TSNE(init='pca', learning_rate='auto'), PCA to 50 dims first when D > 50"},
         "seconds": {"features": round(extracted, 2), "tsne_and_numbers": round(projected, 2)},
         "results": records,

@@ -20,6 +20,7 @@ import torch
 
 from bench.engine.cam import class_activation_maps
 from bench.engine.decode import DecodeSpec, UnusableImage
+from bench.engine.files import path_text
 from bench.engine.map_metrics import energy_in_mask, pointing_hit
 from bench.engine.metrics import probability
 from bench.engine.suites import LABEL_FOLDERS, mask_path
@@ -157,18 +158,17 @@ def explain_files(
     from bench.engine.evaluation import collect_images, weights_per_detector
     from bench.engine.inference import pick_device
     from bench.engine.protocol import protocol_resize
-    from bench.engine.store import atomic_write_json, json_safe
+    from bench.engine.store import atomic_write_json, json_safe, require_writable_folder
     from bench.outputs.drawing import Verdict, cam_panel, overlay, save
     from detectors import get_detectors, load_detector
 
+    output = require_writable_folder(output, "explanations")  # before any model is loaded
     files = collect_images(paths)
     named = get_detectors(detectors)
     loaded = [load_detector(d, w) for d, w in zip(named, weights_per_detector(weights, named))]
     names = [item.detector.name for item in loaded]
     display = {item.detector.name: item.detector.display_name for item in loaded}
     torch_device = pick_device(device)
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
     folders = image_folder_names(files)
     records, explanations = [], []
     stream = explain_images(loaded, files, resize=protocol_resize(protocol), method=method, target=target,
@@ -176,7 +176,7 @@ def explain_files(
     for folder_name, explanation in zip(folders, stream):
         folder = output / folder_name
         folder.mkdir(parents=True, exist_ok=True)
-        record = {"path": str(explanation.path), "folder": folder_name, "truth": explanation.truth,
+        record = {"path": path_text(explanation.path), "folder": folder_name, "truth": explanation.truth,
                   "detectors": {}, "skipped": explanation.reasons}
         for name, found in explanation.maps.items():
             np.save(folder / f"{name}.npy", found.cam)
@@ -196,7 +196,7 @@ def explain_files(
             verdicts = [Verdict(display[n], explanation.maps[n].prob) for n in shown]
             figure = cam_panel(first.pixels, [overlay(explanation.maps[n].pixels, explanation.maps[n].cam)
                                               for n in shown], explanation.truth, verdicts,
-                               title=f"{explanation.path.name} - {method}, {protocol}")
+                               title=f"{path_text(explanation.path.name)} - {method}, {protocol}")
             save(figure, folder / "panel.png")
             record["panel"] = f"{folder_name}/panel.png"
         records.append(record)

@@ -222,6 +222,16 @@ def validate_baseline(baseline, path: Path) -> None:
             raise BenchError(f"{where}: field {name!r} must be {meaning}; found {json.dumps(value)[:80]}")
 
 
+def expected_values(baseline: dict) -> int:
+    """How many values a baseline expects (metrics, localisation metrics, per-image logits; an expected
+    null counts: it checks that the value is undefined)."""
+    def leaves(block) -> int:
+        return sum(leaves(v) for v in block.values()) if isinstance(block, dict) else 1
+
+    keys = ("expected",) if baseline["kind"] == "logits" else ("expected", "expected_localisation", "expected_logits")
+    return sum(leaves(baseline.get(key) or {}) for key in keys)
+
+
 def missing_generators(baseline: dict, fresh: dict) -> list[str]:
     """`suite/generator` of each expected generator that the fresh metrics do not have: its folder is
     not on disk (missing data, not a change of the code's results)."""
@@ -270,7 +280,8 @@ def _close(expected, got, tolerance: float) -> bool:
 
 def compare_metrics(baseline: dict, fresh: dict) -> tuple[list[Difference], int]:
     """Every expected metric vs the fresh metrics.json; tolerances in points, values as fractions.
-    A baseline without `expected` values compares nothing (`--update` fills them)."""
+    A baseline without `expected` values compares nothing: `check_baselines` refuses it (exit 2) unless
+    `--update` is filling it."""
     default = float(baseline.get("tolerance", DEFAULT_TOLERANCE_POINTS))
     per_metric = {k: float(v) for k, v in baseline.get("metric_tolerances", {}).items()}
     differences, compared = [], 0
@@ -551,7 +562,13 @@ def check_baselines(baselines: list[str] | None = None, *, tolerance: float | No
         baseline = load_baseline(path)
         if tolerance is not None:
             baseline = {**baseline, "tolerance": tolerance, "metric_tolerances": {}}
-        outcome = run_baseline(path, baseline, store, options, root, update=update)
+        if not update and not expected_values(baseline):
+            # `"expected": {}` would pass while checking nothing
+            outcome = CheckOutcome(path, "error", "the baseline expects no value (its expected block is empty), so "
+                                                  "it would pass while checking nothing; fill it with `bench check "
+                                                  f"--update --baseline {path}` and review the values it writes")
+        else:
+            outcome = run_baseline(path, baseline, store, options, root, update=update)
         if update and outcome.fresh is not None:
             original = load_baseline(path)
             new = updated_baseline(original, outcome)

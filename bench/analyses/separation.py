@@ -6,7 +6,9 @@ with Euclidean distances and no rescaling, so they describe what the head sees r
   the classes form tighter, better separated groups;
 - k-NN accuracy (k = 10, uniform weights): stratified 5-fold cross-validation, shuffled with the seed;
   each fold's images are classified by their 10 nearest neighbours among the other four folds, and the
-  mean and standard deviation over the folds are reported. 0.5 = chance on balanced data.
+  mean and standard deviation over the folds are reported. 0.5 = chance on balanced data. On a small
+  generator the folds drop to the smaller class's size and k to the smallest training split; the k and
+  folds actually used are recorded beside each accuracy (`knn_k`, `folds`) and printed with it.
 The t-SNE (scikit-learn, PCA initialisation, automatic learning rate, fixed seed) follows a PCA to 50
 dimensions when the features have more, as is customary and as scikit-learn's documentation advises.
 """
@@ -31,6 +33,9 @@ class Separation:
     knn_accuracy: float | None
     knn_accuracy_std: float | None
     folds: int
+    """The folds the k-NN accuracy was cross-validated over: FOLDS, fewer when a class has fewer images."""
+    knn_k: int | None = None
+    """The neighbours each image was classified by: KNN_K, fewer when the training folds are smaller."""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -50,14 +55,15 @@ def separation(features: np.ndarray, labels: np.ndarray, *, k: int = KNN_K, fold
     smaller = min(n_real, n_fake)
     silhouette = float(silhouette_score(features, labels, metric="euclidean")) if smaller >= 2 else None
     folds = min(folds, smaller)
-    knn = knn_std = None
+    knn = knn_std = used_k = None
     if folds >= 2:
         training_size = len(labels) - int(np.ceil(len(labels) / folds))
-        classifier = KNeighborsClassifier(n_neighbors=min(k, training_size))
+        used_k = min(k, training_size)
+        classifier = KNeighborsClassifier(n_neighbors=used_k)
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
         scores = cross_val_score(classifier, features, labels, cv=splitter, scoring="accuracy")
         knn, knn_std = float(scores.mean()), float(scores.std())
-    return Separation(n_real, n_fake, int(features.shape[1]), silhouette, knn, knn_std, folds)
+    return Separation(n_real, n_fake, int(features.shape[1]), silhouette, knn, knn_std, folds, used_k)
 
 
 TSNE_THREADS = 1

@@ -187,7 +187,7 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
     from bench.engine import evaluation
     from bench.engine.config import EvalConfig
     from bench.engine.store import atomic_write_json, json_safe
-    from bench.engine.suites import PAPER_SUITES, discover
+    from bench.engine.suites import discover, scored_generators
 
     config = config or EvalConfig()
     selection = suites if isinstance(suites, evaluation.SuiteSelection) else evaluation.select_suites(suites, config.data_root, config.weights)
@@ -198,9 +198,7 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
               for name, chosen in zip(names, evaluation.weights_per_detector(config.weights, names))]
     levels = level_specs(grids)
     # as the runner: a paper suite's extra generators (not columns of its table) are not scored
-    n_generators = sum(
-        sum(not (g.extra and r.suite.name in PAPER_SUITES) for g in discover(r.root, r.suite)) for r in selection.suites
-    )
+    n_generators = sum(len(scored_generators(r.suite, discover(r.root, r.suite))[0]) for r in selection.suites)
     result = SweepResult(
         detectors=[item.detector.name for item in loaded],
         labels={item.detector.name: f"{item.detector.display_name} ({item.weights.label})" for item in loaded},

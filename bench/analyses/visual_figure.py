@@ -169,7 +169,7 @@ def draw_visual(loaded, explanations, tsne_panels, mode, method, note, demo):
         if numbers.silhouette is not None:
             caption.append(f"silhouette {numbers.silhouette:.2f}")
         if numbers.knn_accuracy is not None:
-            caption.append(f"10-NN {100 * numbers.knn_accuracy:.0f}%")
+            caption.append(f"{numbers.knn_k}-NN {100 * numbers.knn_accuracy:.0f}% ({numbers.folds}-fold)")
         draw_tsne(ax, points, labels, title=", ".join(caption), legend=r == 0 and c == len(names) - 1)
         if c == len(names) - 1:
             ax.yaxis.set_label_position("right")
@@ -178,8 +178,8 @@ def draw_visual(loaded, explanations, tsne_panels, mode, method, note, demo):
             ax.set_xlabel(f"TSNE-x1\n{display[name]}", fontsize=10)
     right.suptitle("t-SNE of the pooled features", fontsize=12)
     footer.text(0.01, 0.75, "Grad-CAM frames: solid red = true fake, dashed gold = true real; a red caption = a wrong "
-                "prediction (p = the detector's probability of fake). t-SNE captions: silhouette and 10-NN accuracy "
-                "(5-fold) in the original feature space.", fontsize=8, color="dimgray", va="center")
+                "prediction (p = the detector's probability of fake). t-SNE captions: silhouette and k-NN accuracy "
+                "(k and folds as used) in the original feature space.", fontsize=8, color="dimgray", va="center")
     footer.text(0.01, 0.25, note, fontsize=8, color="darkred" if demo else "dimgray", va="center")
     return figure
 

@@ -3,8 +3,8 @@ from fake.
 
 Each detector's feature is the vector its head reads (its declared `feature_layer`), computed under the
 suite's protocol by the same scoring loop as `bench run` and cached like scores. Per (detector,
-generator): the silhouette score and the 10-NN real/fake accuracy (stratified 5-fold cross-validation)
-in the original feature space, and a t-SNE (PCA to 50 dimensions first when larger; fixed --seed).
+generator): the silhouette score and the 10-NN real/fake accuracy (stratified 5-fold cross-validation;
+fewer neighbours and folds on a small generator, printed and recorded as used) in the original feature space, and a t-SNE (PCA to 50 dimensions first when larger; fixed --seed).
 Written under --output: `tsne.png` (rows: generators, columns: detectors), `points.csv` (the t-SNE
 coordinates of every image) and `embed.json` (the numbers and settings).
 """
@@ -58,7 +58,8 @@ def print_table(records: list[dict]) -> None:
 
     rows = [[r["detector"], f"{r['suite']}/{r['generator']}", str(r["n_real"]), str(r["n_fake"]), str(r["dim"]),
              "-" if r["silhouette"] is None else f"{r['silhouette']:.3f}",
-             "-" if r["knn_accuracy"] is None else f"{100 * r['knn_accuracy']:.1f} +- {100 * r['knn_accuracy_std']:.1f}"]
+             "-" if r["knn_accuracy"] is None else f"{100 * r['knn_accuracy']:.1f} +- {100 * r['knn_accuracy_std']:.1f}",
+             "-" if r["knn_accuracy"] is None else f"{r['knn_k']}-NN, {r['folds']}-fold"]
             for r in records]
-    print(format_table(["detector", "generator", "real", "fake", "dim", "silhouette", "10-NN acc % (5-fold)"], rows,
-                       [False, False, True, True, True, True, True]))
+    print(format_table(["detector", "generator", "real", "fake", "dim", "silhouette", "k-NN acc %", "k-NN used"],
+                       rows, [False, False, True, True, True, True, True, False]))

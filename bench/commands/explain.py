@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from bench import api
 
     def print_skip(path, detector, reason) -> None:
-        print(f"skipped {path} for {detector}: {reason}", file=sys.stderr)
+        print(f"skipped {api.show_path(path)} for {detector}: {reason}", file=sys.stderr)
 
     document = api.explain(args.paths, args.detector, weights=args.weights, output=args.output,
                            method=args.method, target=args.target, protocol=args.protocol, device=args.device,

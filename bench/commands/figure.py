@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     print(document["note"])
     for record in document["tsne"]:
         print(f"{record['detector']:>6} {record['suite']}/{record['generator']}: silhouette "
-              f"{record['silhouette']:.3f}, 10-NN accuracy {100 * record['knn_accuracy']:.1f}%")
+              f"{record['silhouette']:.3f}, {record['knn_k']}-NN accuracy {100 * record['knn_accuracy']:.1f}% "
+              f"({record['folds']}-fold)")
     print(f"wrote {files[0]}, {files[1]} and {files[2]}")
     return 0

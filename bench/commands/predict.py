@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     result = api.predict(args.detector, args.paths, weights=args.weights, protocol=args.protocol,
                          device=args.device, batch_size=args.batch_size)
     for path, reason in result.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        print(f"skipped {api.show_path(path)}: {reason}", file=sys.stderr)
     if args.json:
         for p in result.predictions:
             print(json.dumps({"path": p.path, "logit": p.logit, "prob": p.prob}))
@@ -48,6 +48,8 @@ def print_table(result) -> None:
     loaded = result.detector
     print(f"# {loaded.detector.display_name} with weights {loaded.weights.label} "
           f"(sha256 {loaded.weights.sha256[:12]}), protocol {result.protocol}")
-    rows = [[p.path, f"{p.logit:.4f}", f"{p.prob:.4f}", p.verdict, "cropped to even size" if p.cropped else ""]
+    from bench.api import show_path
+
+    rows = [[show_path(p.path), f"{p.logit:.4f}", f"{p.prob:.4f}", p.verdict, "cropped to even size" if p.cropped else ""]
             for p in result.predictions]
     print(format_table(["path", "logit", "prob", "verdict", "note"], rows, [False, True, True, False, False]))

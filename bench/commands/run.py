@@ -16,17 +16,39 @@ import sys
 from bench.api import EvalConfig
 
 
+class GivenOnce(argparse.Action):
+    """A value option given twice is a usage error (exit 2), not the last one silently winning: with
+    fifty `--perturb` flags only the last was applied. `hint` says what to do instead."""
+
+    def __init__(self, *args, hint: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.hint = hint
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        given = namespace.__dict__.setdefault("_given_once", {})
+        if self.dest in given:
+            hint = f"; {self.hint}" if self.hint else ""
+            parser.error(f"{option_string} given twice ({given[self.dest]!r}, then {values!r}): give it once{hint}")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
 def add_evaluation_arguments(parser: argparse.ArgumentParser, verb: str = "run") -> None:
     """The options of an evaluation, built from EvalConfig's declared flags (bench.engine.config.Flag) for
-    the verbs that evaluate (`bench run`, `bench sweep`); `config_from_args` maps them back."""
-    parser.add_argument("--detector", required=True, help="NAME[,NAME...] (see `bench list detectors`)")
-    parser.add_argument("--suite", default="all", help="NAME|GROUP|PATH[,...] (default: all; demo if none is present)")
+    the verbs that evaluate (`bench run`, `bench sweep`); `config_from_args` maps them back. A value option
+    may be given once (GivenOnce)."""
+    several = "several go in one comma list"
+    parser.add_argument("--detector", required=True, action=GivenOnce, hint=f"{several} (--detector lfm,npr)",
+                        help="NAME[,NAME...] (see `bench list detectors`)")
+    parser.add_argument("--suite", default="all", action=GivenOnce, hint=f"{several} (--suite gangen,ufd)",
+                        help="NAME|GROUP|PATH[,...] (default: all; demo if none is present)")
     for item in dataclasses.fields(EvalConfig):
         flag = item.metadata.get("flag")
         if flag is None or verb not in flag.verbs:
             continue
         extra = {"action": flag.action} if flag.action else {
-            "type": flag.type, "choices": flag.choices, "metavar": flag.metavar}
+            "type": flag.type, "choices": flag.choices, "metavar": flag.metavar, "action": GivenOnce,
+            "hint": flag.repeat_hint}
         parser.add_argument(flag.name, dest=item.name, default=item.default, help=flag.help,
                             **{k: v for k, v in extra.items() if v is not None})
 

@@ -32,6 +32,9 @@ class Flag:
     """`store_true` / `store_false` for switches."""
     verbs: tuple[str, ...] = ("run", "sweep")
     """The verbs that offer the flag (`bench sweep` reports each level at 0.5 and has its own --perturb)."""
+    repeat_hint: str = ""
+    """Said when the flag is given twice, which is refused (exit 2) rather than keeping the last value:
+    what to do instead (e.g. `bench sweep` for several perturbations)."""
 
 
 def option(default, flag: Flag | None = None):
@@ -98,7 +101,9 @@ class EvalConfig:
     under "localisation"; not computed under a perturbation (the maps would need the perturbed masks)."""
     perturbation: str | None = option(None, Flag(
         "--perturb", "perturb every image (real and fake) before the protocol, e.g. jpeg:q=75, blur:sigma=2, "
-        "reencode:jpeg:q=95 (see `bench list perturbations`)", metavar="SPEC", verbs=RUN_ONLY))
+        "reencode:jpeg:q=95 (see `bench list perturbations`)", metavar="SPEC", verbs=RUN_ONLY,
+        repeat_hint="bench run applies one perturbation; `bench sweep --perturb` (repeatable) scores several "
+                    "levels or families, e.g. --perturb jpeg:q=90,70 --perturb blur:sigma=1,2"))
     """A perturbation spec (`bench.engine.perturb`, e.g. ``jpeg:q=75``) applied to every decoded image, real and
     fake, before the protocol; stored in its canonical spelling (every parameter), which the cache key
     and run.json record."""

@@ -20,6 +20,9 @@ Decisions, each matching what the official code gets:
   native-size crop, seeded by the image's path relative to its suite (``key``).
 - A crop policy (`bench.engine.protocol`: ``center-crop``, ``multicrop``) takes S x S crops at native
   resolution; with several crops the pixels are [N, 3, S, S] and the scoring loop averages the N logits.
+  One that enlarges the image (``resize:scale=20``) is held to the pixel limit below as well, from the
+  header's size: the image is skipped ("too large after resize:...") before any pixel is decoded, whatever
+  the protocol, when the enlarged size is over the limit and over the file's.
 - Native size also has limits of its own: an image with a side under what the model can take
   (`DecodeSpec.min_side`, from `model_min_side`: about 24 px for LFM) is skipped as "too small for the
   model", and one with more pixels than `DecodeSpec.max_pixels` (default `NATIVE_MAX_PIXELS`, 4096 x 4096;
@@ -199,6 +202,21 @@ def _check_limits(size: tuple[int, int], frames: int, resize: int | None, center
         )
 
 
+def _check_perturbed_size(size: tuple[int, int], perturbation: Perturbation, max_pixels: int | None) -> None:
+    """A perturbation that enlarges the image (`resize:scale=20`) is held to the pixel limit too, judged
+    from the header before anything is decoded: the native-size limit applies to what the model sees, and
+    under any protocol no perturbation may allocate an image larger than both the file and the limit."""
+    if max_pixels is None:
+        return
+    width, height = perturbation.largest_size(size)
+    if width * height > max_pixels and width * height > size[0] * size[1]:
+        raise UnusableImage(
+            f"too large after {perturbation.spec} ({size[0]}x{size[1]} would become {width}x{height} = "
+            f"{width * height / 1e6:.3g} MP > limit {max_pixels / 1e6:.3g} MP); raise the limit with "
+            "$BENCH_MAX_PIXELS (a number of pixels, WxH, or none)"
+        )
+
+
 def _check_min_side(size: tuple[int, int], min_side: int, original: tuple[int, int]) -> None:
     if min(size) < min_side:
         raise UnusableImage(f"too small for the model ({original[0]}x{original[1]}; "
@@ -366,6 +384,8 @@ def decode_image(
     _check_not_empty(path)
     with unusable_reasons(), Image.open(path) as img:
         _check_limits(img.size, _frames(img), resize, center_crop, max_pixels, crop)
+        if perturbation is not None:
+            _check_perturbed_size(img.size, perturbation, max_pixels)
         with _truncated_images(load_truncated):
             img.load()  # decode now: a damaged file must fail here, not later inside a batch
         original_size = img.size

@@ -34,6 +34,7 @@ from bench.engine.runner import (
     DetectorRun,
     assemble_run,
     min_side_for,
+    require_scored_images,
     score_suites,
     write_failure,
     write_run,
@@ -296,9 +297,12 @@ def evaluate(
         if error.errno not in WRITE_ERRNOS:
             raise
         raise write_failure(error, store.root / "cache") from error
+    assembled_runs = [assemble_run(run, selection.suites, config, selection.data_root, started_at, selection.note)
+                      for run in runs]
+    for assembled in assembled_runs:  # before any folder is written: no finished run holds an empty suite
+        require_scored_images(assembled)
     results: dict[str, DetectorResult] = {}
-    for run in runs:
-        assembled = assemble_run(run, selection.suites, config, selection.data_root, started_at, selection.note)
+    for run, assembled in zip(runs, assembled_runs):
         folder = write_run(assembled, store) if config.write_run and procs.is_main else None
         results[run.name] = DetectorResult(
             detector=run.name, display_name=run.loaded.detector.display_name, weights=run.loaded.weights.label,
@@ -380,14 +384,16 @@ class PredictResult:
 
 
 def collect_images(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given (any extension: the decoder decides), folders searched recursively for images."""
+    """Files as given (any extension: the decoder decides), folders searched recursively for images. Entries
+    that are not regular files (a FIFO, a link to a device or a dangling one) are kept: the decoder skips
+    them with the reason (`bench.engine.files.file_problem`) instead of their vanishing from the listing."""
     paths = [str(p) for p in paths]
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
-        elif path.is_file():
+            found.extend(sorted(p for p in path.rglob("*") if not p.is_dir() and p.suffix.lower() in IMAGE_EXTENSIONS))
+        elif path.exists() or path.is_symlink():
             found.append(path)
         else:
             raise BenchError(f"{raw} does not exist")

@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -72,6 +73,32 @@ def register(name: str) -> Callable[[type[Perturbation]], type[Perturbation]]:
     return wrap
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The values a numeric parameter may take: finite, within [low, high] (an end may be open or absent).
+    Declared per perturbation (`Perturbation.bounds`) and checked when the perturbation is built, so a bad
+    level is exit 2 before any image is decoded (a sweep builds all its levels first)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    why: str = ""
+    """Why the range stops there, said with the refusal."""
+
+    def text(self) -> str:
+        low = "-inf" if self.low is None else _format_value(self.low)
+        high = "inf" if self.high is None else _format_value(self.high)
+        return f"{'(' if self.low_open or self.low is None else '['}{low}, {high}{')' if self.high_open or self.high is None else ']'}"
+
+    def admits(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
+
+
 def _format_value(value: object) -> str:
     if isinstance(value, bool):
         return str(int(value))
@@ -88,6 +115,41 @@ class Perturbation:
     positional: ClassVar[str | None] = None
     """The field written as a bare ``:ARG`` (reencode's format, chain's name), if any."""
     random: ClassVar[bool] = False
+    bounds: ClassVar[dict[str, Bound]] = {}
+    """Parameter -> the values it may take; every numeric parameter is also required to be finite."""
+    max_scale: ClassVar[float] = 1.0
+    """The most a perturbation can enlarge an image's side (`output_size` gives the exact size)."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            bound = self.bounds.get(f.name, Bound())
+            if not bound.admits(value):
+                why = f" ({bound.why})" if bound.why else ""
+                raise BenchError(f"{self.name}: {f.name} must be a finite number in {bound.text()}, not "
+                                 f"{_format_value(value)}{why}")
+        self.check_values()
+
+    def check_values(self) -> None:
+        """Checks of non-numeric parameters (a choice among names); BenchError when wrong."""
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The (width, height) this perturbation makes of an image of `size`, computed without touching
+        pixels."""
+        return size
+
+    def largest_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The largest (width, height) it allocates on the way (a resize there and back passes through the
+        scaled size): the decoder checks it against the pixel limit before any pixel is touched."""
+        return self.output_size(size)
+
+    @property
+    def enlarges(self) -> bool:
+        """Whether it can make an image larger than it was (then the pixel limit applies to the result)."""
+        width, height = self.largest_size((1000, 1000))
+        return width * height > 1000 * 1000
 
     def __call__(self, img: Image.Image, key: str = "") -> Image.Image:
         """The perturbed copy of an RGB image; ``key`` (the image's relative path) seeds any randomness."""
@@ -143,9 +205,7 @@ class Jpeg(Perturbation):
     """JPEG at quality q with PIL's encoder (4:2:0), re-decoded by PIL."""
 
     q: int = 75
-
-    def __post_init__(self) -> None:
-        _check(1 <= self.q <= 100, f"jpeg: q must be in 1..100, not {self.q}")
+    bounds: ClassVar[dict[str, Bound]] = {"q": Bound(1, 100)}
 
     def apply(self, img: Image.Image, key: str) -> Image.Image:
         return _roundtrip(img, format="JPEG", quality=self.q)
@@ -157,9 +217,7 @@ class JpegCv2(Perturbation):
     """JPEG at quality q with OpenCV's encoder and decoder."""
 
     q: int = 75
-
-    def __post_init__(self) -> None:
-        _check(1 <= self.q <= 100, f"jpeg-cv2: q must be in 1..100, not {self.q}")
+    bounds: ClassVar[dict[str, Bound]] = {"q": Bound(1, 100)}
 
     def encode(self, img: Image.Image) -> bytes:
         """The JPEG file OpenCV writes (exposed so that tests can read its quantisation tables)."""
@@ -185,12 +243,18 @@ class Webp(Perturbation):
     """Lossy WebP at quality q (PIL), re-decoded."""
 
     q: int = 80
-
-    def __post_init__(self) -> None:
-        _check(1 <= self.q <= 100, f"webp: q must be in 1..100, not {self.q}")
+    bounds: ClassVar[dict[str, Bound]] = {"q": Bound(1, 100)}
 
     def apply(self, img: Image.Image, key: str) -> Image.Image:
         return _roundtrip(img, format="WEBP", quality=self.q)
+
+
+MAX_BLUR_SIGMA = 20.0
+"""The widest blur (UnivFD's and CNNDetection's grids stop at sigma 4). Its time grows with sigma: the
+kernel has 2*int(4*sigma+0.5)+1 taps a side; scipy's gaussian_filter on a 512x512 RGB float image took
+0.2 s at sigma 4, 0.9 s at 20, 42 s at 1000 and 340 s at 10000 (2 shared cores, loaded)."""
+MAX_RESIZE_SCALE = 100.0
+"""The largest resize factor; an enlarged image must also stay under the pixel limit (`output_size`)."""
 
 
 def blur_radius(sigma: float, truncate: float = 4.0) -> int:
@@ -204,9 +268,9 @@ class Blur(Perturbation):
     """Gaussian blur per channel (scipy gaussian_filter, truncate 4: 2*int(4*sigma+0.5)+1 taps)."""
 
     sigma: float = 1.0
-
-    def __post_init__(self) -> None:
-        _check(self.sigma >= 0, f"blur: sigma must be >= 0, not {self.sigma}")
+    bounds: ClassVar[dict[str, Bound]] = {"sigma": Bound(0, MAX_BLUR_SIGMA, why=(
+        "the kernel has 2*int(4*sigma+0.5)+1 taps a side, so the time grows with sigma: about 40 s per "
+        "512x512 image at sigma 1000; the field's grids stop at 4"))}
 
     def apply(self, img: Image.Image, key: str) -> Image.Image:
         if self.sigma == 0:
@@ -223,6 +287,7 @@ def _scaled(size: tuple[int, int], factor: float) -> tuple[int, int]:
     return max(1, round(size[0] * factor)), max(1, round(size[1] * factor))
 
 
+
 @register("resize")
 @dataclass(frozen=True)
 class Resize(Perturbation):
@@ -231,10 +296,18 @@ class Resize(Perturbation):
     scale: float = 0.5
     back: bool = False
     interp: str = "bilinear"
+    bounds: ClassVar[dict[str, Bound]] = {"scale": Bound(0, MAX_RESIZE_SCALE, low_open=True)}
+    max_scale: ClassVar[float] = MAX_RESIZE_SCALE
 
-    def __post_init__(self) -> None:
-        _check(self.scale > 0, f"resize: scale must be > 0, not {self.scale}")
+    def check_values(self) -> None:
         _check(self.interp in PIL_FILTERS, f"resize: interp must be one of {', '.join(PIL_FILTERS)}, not {self.interp!r}")
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return size if self.back else _scaled(size, self.scale)
+
+    def largest_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        # with back=1 the image passes through the scaled size on its way back
+        return max(size, _scaled(size, self.scale), key=lambda s: s[0] * s[1])
 
     def apply(self, img: Image.Image, key: str) -> Image.Image:
         out = img.resize(_scaled(img.size, self.scale), PIL_FILTERS[self.interp])
@@ -250,9 +323,10 @@ class Crop(Perturbation):
     """Centred crop keeping the fraction keep of each side."""
 
     keep: float = 0.8
+    bounds: ClassVar[dict[str, Bound]] = {"keep": Bound(0, 1, low_open=True)}
 
-    def __post_init__(self) -> None:
-        _check(0 < self.keep <= 1, f"crop: keep must be in (0, 1], not {self.keep}")
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return _scaled(size, self.keep)
 
     def apply(self, img: Image.Image, key: str) -> Image.Image:
         width, height = _scaled(img.size, self.keep)
@@ -270,9 +344,7 @@ class Noise(Perturbation):
 
     std: float = 10.0
     random: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        _check(self.std >= 0, f"noise: std must be >= 0, not {self.std}")
+    bounds: ClassVar[dict[str, Bound]] = {"std": Bound(0, 255, why="on the 0-255 scale; more saturates every pixel")}
 
     def apply(self, img: Image.Image, key: str) -> Image.Image:
         array = np.asarray(img, dtype=np.float32)
@@ -297,10 +369,10 @@ class Reencode(Perturbation):
     format: str = "jpeg"
     q: int = 95
     positional: ClassVar[str] = "format"
+    bounds: ClassVar[dict[str, Bound]] = {"q": Bound(1, 100)}
 
-    def __post_init__(self) -> None:
+    def check_values(self) -> None:
         _check(self.format in ("jpeg", "png"), f"reencode: format must be jpeg or png, not {self.format!r}")
-        _check(1 <= self.q <= 100, f"reencode: q must be in 1..100, not {self.q}")
 
     @property
     def spec(self) -> str:
@@ -340,9 +412,11 @@ class Fit(Perturbation):
     """Downscale so that the long side is at most side px (bicubic), never enlarge: a platform's cap."""
 
     side: int = 1080
+    bounds: ClassVar[dict[str, Bound]] = {"side": Bound(1)}
 
-    def __post_init__(self) -> None:
-        _check(self.side >= 1, f"fit: side must be >= 1, not {self.side}")
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        longest = max(size)
+        return size if longest <= self.side else _scaled(size, self.side / longest)
 
     def apply(self, img: Image.Image, key: str) -> Image.Image:
         longest = max(img.size)
@@ -363,8 +437,20 @@ class Chain(Perturbation):
     chain: str = "social"
     positional: ClassVar[str] = "chain"
 
-    def __post_init__(self) -> None:
+    def check_values(self) -> None:
         _check(self.chain in CHAINS, f"chain: unknown chain {self.chain!r}; known: {', '.join(CHAINS)}")
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        for step in self.steps:
+            size = step.output_size(size)
+        return size
+
+    def largest_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        largest = size
+        for step in self.steps:
+            largest = max(largest, step.largest_size(size), key=lambda s: s[0] * s[1])
+            size = step.output_size(size)
+        return largest
 
     @property
     def steps(self) -> list[Perturbation]:
@@ -513,7 +599,9 @@ def describe() -> list[list[str]]:
     """[name, parameters with defaults, what it does, default sweep grid] per registered perturbation."""
     rows = []
     for name, cls in sorted(REGISTRY.items()):
-        params = ", ".join(f"{f.name}={_format_value(f.default)}" for f in dataclasses.fields(cls))
+        params = ", ".join(f"{f.name}={_format_value(f.default)}"
+                           + (f" in {cls.bounds[f.name].text()}" if f.name in cls.bounds else "")
+                           for f in dataclasses.fields(cls))
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         if name == "chain":
             doc = f"A named fixed pipeline: {', '.join(CHAINS)} (below)"

@@ -30,6 +30,10 @@ class NewerSchemaError(BenchError):
     """A run folder written by a newer lfm-bench than this one."""
 
 
+class UnfinishedRunError(BenchError):
+    """A run folder whose run.json says it is not finished (running, or failed): not a result, not damage."""
+
+
 def _read_json(path: Path) -> dict:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
@@ -92,7 +96,7 @@ def read_run(folder: str | Path) -> FinishedRun:
     info = _read_json(folder / "run.json")
     check_version(info, folder / "run.json")
     if info.get("status") != "finished":
-        raise BenchError(f"{folder} is not a finished run (status {info.get('status')!r})")
+        raise UnfinishedRunError(f"{folder} is not a finished run (status {info.get('status')!r})")
     if "detector" not in info:
         raise BenchError(f"{folder / 'run.json'} names no detector")
     metrics = _read_json(folder / "metrics.json")
@@ -101,17 +105,23 @@ def read_run(folder: str | Path) -> FinishedRun:
     return FinishedRun(folder, info, metrics)
 
 
-def finished_runs(root: str | Path) -> list[FinishedRun]:
-    """Every finished run under `root/runs`, oldest first. Unfinished or damaged folders are passed over
-    (a run in progress is not a result); a folder from a newer schema is refused."""
+def finished_runs(root: str | Path, unreadable: list[tuple[Path, str]] | None = None) -> list[FinishedRun]:
+    """Every finished run under `root/runs`, oldest first. Unfinished folders are passed over (a run in
+    progress is not a result); damaged ones (a truncated metrics.json, a run.json that is not JSON) too,
+    each added to `unreadable` as (folder, why) so that the caller can say so; a folder from a newer schema
+    is refused."""
     runs = []
     for run_json in sorted(Path(root, "runs").glob("*/run.json")):
         try:
             runs.append(read_run(run_json.parent))
-        except NewerSchemaError:
+        except (NewerSchemaError, KeyboardInterrupt):
             raise
-        except BenchError as error:
+        except UnfinishedRunError as error:
             log.debug("not a finished run: %s", error)
+        except BenchError as error:
+            log.debug("unreadable run folder: %s", error)
+            if unreadable is not None:
+                unreadable.append((run_json.parent, str(error)))
     runs.sort(key=lambda run: (run.finished_at, run.run_id))
     return runs
 
@@ -152,3 +162,48 @@ def list_runs(root: str | Path | None = None) -> list[dict]:
     from bench import settings
 
     return [run_summary(run) for run in finished_runs(root if root is not None else settings.results_root())]
+
+
+def consistency_problems(run: FinishedRun) -> list[str]:
+    """Where a finished run's files disagree with each other: scores.parquet's rows against run.json's
+    counts (`n_images`, `n_skipped` against skipped.csv) and against metrics.json's `n_real`/`n_fake` per
+    generator, and the suites each names. Empty when they agree; counts a file does not record (an older
+    run) are not compared. A renderer shows a run only when this is empty: a scores file that lost rows
+    beside complete tables would draw curves of other images than the tables count."""
+    info, metrics = run.info, run.metrics
+    problems = []
+    try:
+        scores = run.scores
+    except (OSError, ValueError) as error:
+        return [f"scores.parquet cannot be read ({error})"]
+    missing = [c for c in ("suite", "generator", "label") if c not in scores.columns]
+    if missing:
+        return [f"scores.parquet has no column {', '.join(missing)}"]
+    metric_suites = metrics.get("suites") or {}
+    named = list(info.get("suites") or [])
+    if named and set(named) != set(metric_suites):
+        problems.append(f"run.json names the suites {', '.join(named)}, metrics.json {', '.join(metric_suites) or 'none'}")
+    per_suite = scores.groupby("suite").size()
+    for suite, count in (info.get("n_images") or {}).items():
+        if int(per_suite.get(suite, 0)) != count:
+            problems.append(f"{suite}: run.json counts {count} scored images, scores.parquet holds "
+                            f"{int(per_suite.get(suite, 0))} rows")
+    unexpected = sorted(set(per_suite.index) - set(metric_suites))
+    if unexpected:
+        problems.append(f"scores.parquet holds rows of {', '.join(map(str, unexpected))}, which metrics.json does not have")
+    per_class = scores.groupby(["suite", "generator", "label"]).size()
+    for suite, block in metric_suites.items():
+        for generator, values in ((block or {}).get("generators") or {}).items():
+            for label, key in ((0, "n_real"), (1, "n_fake")):
+                if key in values and int(per_class.get((suite, generator, label), 0)) != values[key]:
+                    problems.append(f"{suite}/{generator}: metrics.json has {key} {values[key]}, scores.parquet "
+                                    f"{int(per_class.get((suite, generator, label), 0))} rows")
+    if "n_skipped" in info and (run.folder / "skipped.csv").is_file():
+        try:
+            listed = len(run.skipped)
+        except (OSError, ValueError) as error:
+            problems.append(f"skipped.csv cannot be read ({error})")
+        else:
+            if listed != info["n_skipped"]:
+                problems.append(f"run.json counts {info['n_skipped']} skipped files, skipped.csv lists {listed}")
+    return problems

@@ -32,6 +32,7 @@ from bench.engine import distributed
 from bench.engine.align import RAW, Alignment, alignment_for
 from bench.engine.config import EvalConfig
 from bench.engine.decode import DecodeSpec, default_max_pixels, model_min_side
+from bench.engine.files import relative_text
 from bench.engine.inference import prepare_scorer
 from bench.engine.metrics import (
     DEFAULT_PROB_PRECISION,
@@ -58,11 +59,12 @@ from bench.engine.store import (
     work_key,
 )
 from bench.engine.suites import (
-    PAPER_SUITES,
     GeneratorFiles,
     ResolvedSuite,
     check_layout,
     discover,
+    left_out_sentence,
+    require_scored_generators,
     suite_resolution,
     univfd_sample,
 )
@@ -103,6 +105,8 @@ class DetectorRun:
     forward pass as its logit) in a `features` column; such units are cached apart, under FEATURE_CACHE."""
     alignments: dict[tuple[str, str], dict] = field(default_factory=dict)
     """What the alignment did per (suite, generator) (`Alignment.describe`), when there is one."""
+    not_scored: dict[str, list[str]] = field(default_factory=dict)
+    """Suite -> generators on disk that are not scored (a paper suite's folders that are not its columns)."""
 
     @property
     def name(self) -> str:
@@ -114,10 +118,11 @@ class DetectorRun:
 
 
 def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | None = None,
-                only=None) -> list[WorkUnit]:
+                only=None, not_scored: dict[str, list[str]] | None = None) -> list[WorkUnit]:
     """The units of work: one per (suite, generator), with its file list (the first `limit` of each class,
     or UnivFD's seeded `sample`, when asked); `only`: these generator names (an unknown one is an error
-    naming those available)."""
+    naming those available). `not_scored` collects, per suite, the generators a paper suite leaves out
+    (`bench.engine.suites.scored_generators`)."""
     units = []
     for resolved in suites:
         generators = discover(resolved.root, resolved.suite)
@@ -127,15 +132,14 @@ def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | No
         if missing:
             log.warning("%s: %d listed file(s) are not on disk and are not scored (`bench data check --suite %s` "
                         "names them)", resolved.suite.name, missing, resolved.suite.name)
-        extra = [g.name for g in generators if g.extra]
-        if extra and (resolved.suite.name in PAPER_SUITES or resolved.suite.group == "wild"):
-            # e.g. CNNDetection's test download has crn, imle, san, ... beside the paper's 8 columns. The
-            # official test.py would score every folder it finds; the harness scores only the paper's
-            # columns, because those are what the paper's means are taken over
-            log.info("note: %s: not scoring %s (not columns of its published table)",
-                     resolved.suite.name, ", ".join(extra))
-            generators = [g for g in generators if not g.extra]
-        for generator in generators:
+        # a paper (or in-the-wild) suite scores its published columns only; none of them: exit 2
+        scored = require_scored_generators(resolved.root, resolved.suite, generators)
+        left_out = [g for g in generators if g not in scored]
+        if left_out:
+            log.warning("%s", left_out_sentence(resolved.suite, left_out))
+            if not_scored is not None:
+                not_scored[resolved.suite.name] = [g.name for g in left_out]
+        for generator in scored:
             real, fake = generator.real, generator.fake
             if limit is not None:
                 real, fake = real[:limit], fake[:limit]
@@ -145,7 +149,7 @@ def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | No
                 if drawn.note:
                     log.warning("--sample %d: %s", sample, drawn.note)
             items = [(p, 0) for p in real] + [(p, 1) for p in fake]
-            relative = [p.relative_to(resolved.root).as_posix() for p, _ in items]
+            relative = [relative_text(p, resolved.root) for p, _ in items]  # text even for non-UTF-8 names
             # keyed by the bytes: a file replaced by other content of the same size is scored again
             digests = file_digests([p for p, _ in items])
             fingerprint = content_fingerprint([(rel, label, p) for rel, (p, label) in zip(relative, items)],
@@ -197,6 +201,8 @@ def unit_key_fields(unit: WorkUnit, loaded: LoadedDetector, config: EvalConfig, 
         "decode": spec.key_fields(),
         "normalize": {"mean": list(loaded.preprocessing.mean), "std": list(loaded.preprocessing.std)},
         "perturbation": config.perturbation,
+        # an enlarging perturbation is held to the pixel limit since issue 21: its older entries are not reused
+        **({"limit_after_perturbation": True} if spec.perturbation is not None and spec.perturbation.enlarges else {}),
         "truncated_images": config.truncated,
         "files": unit.fingerprint,
         # only when aligned: a raw unit's key is the one written before alignment existed
@@ -354,7 +360,10 @@ def score_suites(
     """Fill every DetectorRun's frames with the scores (and, for feature runs, the feature vectors) of every
     (suite, generator), from the cache where its key matches, else through the one scoring loop
     (bench.engine.scoring). `generators`: only these generators."""
-    units = build_units(suites, config.limit, config.sample, generators)
+    not_scored: dict[str, list[str]] = {}
+    units = build_units(suites, config.limit, config.sample, generators, not_scored)
+    for run in detector_runs:
+        run.not_scored = not_scored
     scorers: dict[str, Scorer] = {}
     indexes = ImageIndexes(store)
     for unit in units:
@@ -661,6 +670,7 @@ def run_info(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConfig, 
         "resolution_choice": config.resolution,
         "truncated_images": config.truncated,
         "limit_per_class": config.limit,
+        "generators_not_scored": run.not_scored,  # a paper suite's folders that are not its table's columns
         "sample_per_class": config.sample,
         "package_version": bench.__version__,
         "git_commit": git_commit(),
@@ -781,6 +791,27 @@ def run_name(info: dict, stamp: str) -> str:
         on = str(info["calibration"].get("on"))
         parts.append(f"cal-{Path(on).name if '/' in on else on}")
     return "-".join(_slug(part) for part in parts if _slug(part))[:120]
+
+
+def require_scored_images(assembled: AssembledRun) -> None:
+    """BenchError (exit 2) when a suite of the run has no scored image (every file unusable): its metrics
+    would all be undefined, and a run folder saying "n=0" would look finished. The message gives the
+    commonest reasons; the scores of the other suites stay in the cache, so a rerun reuses them."""
+    info, skipped = assembled.info, assembled.skipped
+    empty = [suite for suite in info["suites"] if not info["n_images"].get(suite)]
+    if not empty:
+        return
+    parts = []
+    for suite in empty:
+        rows = skipped[skipped["suite"] == suite]
+        counts = rows["reason"].value_counts()
+        reasons = "; ".join(f"{n} x {reason} (e.g. {rows[rows['reason'] == reason]['path'].iloc[0]})"
+                            for reason, n in counts.head(3).items())
+        more = f"; and {len(counts) - 3} other reasons" if len(counts) > 3 else ""
+        parts.append(f"{suite} ({info['suite_roots'][suite]}): none of its {len(rows)} files could be scored: "
+                     f"{reasons}{more}")
+    raise BenchError(f"{info['detector']}: nothing was scored on {', '.join(empty)}, so no result was written. "
+                     + " | ".join(parts) + ". See `bench data check --suite ...` for every file's reason.")
 
 
 def write_run(assembled: AssembledRun, store: ResultsStore) -> Path:

@@ -43,6 +43,8 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
 
+from bench.engine.files import file_problem, path_text
+
 logger = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ["suite", "generator", "path", "label", "logit", "prob"]
@@ -141,8 +143,12 @@ _HASH_CHUNK = 1 << 20
 
 def file_digest(path: str | os.PathLike) -> str:
     """BLAKE2b (16-byte digest) of a file's bytes, or `unreadable:<reason>` for a file that cannot be read
-    (a broken symlink, a loop, no permission): the decoder skips such files with a reason, and the key
-    changes when they become readable."""
+    (a broken symlink, a loop, no permission) or is not a regular file (a FIFO, whose open would wait
+    forever; a link to /dev/zero, whose read never ends: `bench.engine.files.file_problem`): the decoder
+    skips such files with a reason, and the key changes when they become readable."""
+    problem = file_problem(path)
+    if problem is not None:
+        return f"unreadable:{problem}"
     digest = hashlib.blake2b(digest_size=16)
     try:
         with open(path, "rb") as f:
@@ -163,12 +169,14 @@ def file_digests(paths: Sequence[str | os.PathLike], workers: int | None = None)
 def content_fingerprint(items: Sequence[tuple[str, int, str | os.PathLike]], workers: int | None = None,
                         digests: Sequence[str] | None = None) -> str:
     """Hash of (relative path, label, hash of the bytes) of every file of a unit of work: any change of
-    content, name or label gives another key. `digests`: the files' `file_digests`, when already known."""
+    content, name or label gives another key. `digests`: the files' `file_digests`, when already known.
+    Relative paths are text as `bench.engine.files.path_text` writes them (a name that is not valid UTF-8
+    keeps its bytes as backslash escapes), so every name hashes."""
     if digests is None:
         digests = file_digests([path for _, _, path in items], workers)
     digest = hashlib.sha256()
     for (rel, label, _), file_hash in zip(items, digests, strict=True):
-        digest.update(f"{rel}\t{label}\t{file_hash}\n".encode())
+        digest.update(f"{path_text(rel)}\t{label}\t{file_hash}\n".encode())
     return digest.hexdigest()[:24]
 
 
@@ -347,6 +355,40 @@ class ImageIndex:
         return pd.concat(frames, ignore_index=True).drop_duplicates(["digest", "path"], keep="first")
 
 
+def require_writable_folder(folder: str | os.PathLike, what: str = "output") -> Path:
+    """The folder, created if need be, after a test write in it; BenchError (exit 2) naming it when it
+    cannot be written (a file in the way, no permission, a full disk). Every verb that writes checks its
+    output this way before its work (`bench run`'s results root, report, table, explain, embed)."""
+    from bench.errors import BenchError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise BenchError(f"cannot write {what} under {folder}: it is a file, not a folder; choose another --output")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(handle)
+        os.unlink(temp)
+    except OSError as error:
+        raise BenchError(f"cannot write {what} under {folder} ({error.strerror or error}); choose another "
+                         "--output or fix its permissions or free space") from error
+    return folder
+
+
+def require_writable_file(path: str | os.PathLike, what: str = "output") -> Path:
+    """A file path that can be written (replaced, if it exists): not a folder, its folder writable
+    (`require_writable_folder`); BenchError (exit 2) naming it otherwise."""
+    from bench.errors import BenchError
+
+    path = Path(path)
+    if path.is_dir():
+        raise BenchError(f"--output {path} is a folder; give a file name for the {what}")
+    if path.exists() and not path.is_file():
+        raise BenchError(f"--output {path} is not a regular file; give another file name for the {what}")
+    require_writable_folder(path.parent, what)
+    return path
+
+
 class ResultsStore:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_results_root()
@@ -358,17 +400,8 @@ class ResultsStore:
     def require_writable(self, runs: bool = True) -> None:
         """BenchError (exit 2) naming the folder when results cannot be written under the root (a file in
         the way, no permission, a full disk): checked before any scoring, so no work is lost to it."""
-        from bench.errors import BenchError
-
         for folder in (self.root, self.root / "cache", *([self.runs_dir] if runs else [])):
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                handle, temp = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-                os.close(handle)
-                os.unlink(temp)
-            except OSError as error:
-                raise BenchError(f"cannot write results under {folder} ({error.strerror or error}); "
-                                 "choose another --output or fix its permissions or free space") from error
+            require_writable_folder(folder, "results")
 
     def cache_entry(self, key: str, folder: str = "cache") -> CacheEntry:
         """The unit of work `key` under `<root>/<folder>/` (`cache`: logits; `feature-cache`: logits with

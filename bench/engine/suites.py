@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import csv
 import difflib
+import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +53,8 @@ LABEL_FOLDERS = {"0_real": 0, "1_fake": 1}
 MASK_FOLDER = "1_fake_masks"
 """Beside `1_fake`: the ground-truth forgery mask of each fake (see the module docstring)."""
 SKIPPED_FOLDERS = {"__MACOSX"}  # macOS zip debris: mirrors the tree with `._*` resource-fork files
+
+log = logging.getLogger(__name__)
 
 NPR_SOURCE = "https://github.com/chuangchuangtan/NPR-DeepfakeDetection (README: test set downloads)"
 
@@ -91,6 +95,8 @@ class Suite:
     silently shorter mean."""
     group: str | None = None
     """A group the suite belongs to besides `all` (the in-the-wild sets: `wild`)."""
+    paper: bool = False
+    """One of the paper's test suites: only its table's columns are scored (`scored_generators`)."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,8 @@ def meant_label_folder(name: str) -> str | None:
 
 
 def _suite(name: str, alias: str, folder: str, generators: str, resize: int | None, title: str, source: str) -> Suite:
-    return Suite(name, (alias,), f"Generalization_Test/{folder}", tuple(generators.split()), resize, title, source)
+    return Suite(name, (alias,), f"Generalization_Test/{folder}", tuple(generators.split()), resize, title, source,
+                 paper=True)
 
 
 _PAPER = [
@@ -402,7 +409,49 @@ def resolve_suites(spec: str, data_root: Path) -> list[ResolvedSuite]:
                 raise BenchError(f"--suite {token}: no such folder")
             else:
                 raise UnknownNameError("suite", token, known_names())
-    return resolved
+    return distinct_names(resolved)
+
+
+def distinct_names(resolved: list[ResolvedSuite]) -> list[ResolvedSuite]:
+    """The suites with names that tell them apart: two folders of the same name (`--suite a/good,b/good`)
+    would be merged into one suite by name (scores, metrics and run.json are keyed by it), losing one's
+    images. Each of them is named after as many of its parent folders as it takes (`a-good`, `b-good`);
+    run.json's `suite_roots` records which folder each name is."""
+    by_name: dict[str, list[int]] = {}
+    for index, item in enumerate(resolved):
+        by_name.setdefault(item.suite.name, []).append(index)
+    names = [item.suite.name for item in resolved]
+    for name, indices in by_name.items():
+        if len(indices) < 2:
+            continue
+        # the folders above the one the name comes from (a labels CSV's suite is named after the file)
+        parents = [[_name_part(p) for p in (r.root.parts[:-1] if r.root.name == name else r.root.parts) if _name_part(p)]
+                   for r in (resolved[i] for i in indices)]
+        labels = [str(i) for i in range(1, len(indices) + 1)]  # folders that differ in no parent name
+        for depth in range(1, max(len(p) for p in parents) + 1):
+            tried = ["-".join(p[-depth:]) for p in parents]
+            if len(set(tried)) == len(tried):
+                labels = tried
+                break
+        for index, label in zip(indices, labels):
+            names[index] = f"{label}-{name}"
+        log.info("suites %s share the name %s: named %s", ", ".join(str(resolved[i].root) for i in indices), name,
+                 ", ".join(names[i] for i in indices))
+    taken: set[str] = set()
+    renamed = []
+    for item, name in zip(resolved, names):
+        unique, count = name, 1
+        while unique in taken:  # a folder that is already called `a-good` beside a renamed one
+            count += 1
+            unique = f"{name}-{count}"
+        taken.add(unique)
+        renamed.append(item if unique == item.suite.name else replace(item, suite=replace(item.suite, name=unique)))
+    return renamed
+
+
+def _name_part(folder: str) -> str:
+    """A folder name as part of a suite name (file-name safe: the run id joins suite names)."""
+    return re.sub(r"[^A-Za-z0-9._]+", "_", folder).strip("_")
 
 
 def resolve_suites_building_demo(spec: str, data_root: Path, *, quiet: bool = False) -> list[ResolvedSuite]:
@@ -1001,6 +1050,37 @@ def discover(root: Path, suite: Suite | None = None, *, extras: bool | None = No
     if extras is None:
         extras = not suite.listed_only
     return layout_of(root, suite).generators(root, suite, extras)
+
+
+def scored_generators(suite: Suite, generators: list[GeneratorFiles]) -> tuple[list[GeneratorFiles], list[GeneratorFiles]]:
+    """(scored, left out) of a suite's generators, the one rule `bench run`, `bench sweep` and `bench data
+    check` share. A paper suite scores its table's columns only, because those are what the paper's means
+    are taken over (CNNDetection's test download has crn, imle, san, ... beside the 8 columns of
+    ForenSynths; its own test.py would score every folder), and so does an in-the-wild set (its published
+    table's); any other suite scores every generator, its listed ones first."""
+    if not (suite.paper or suite.group == "wild"):
+        return list(generators), []
+    return [g for g in generators if not g.extra], [g for g in generators if g.extra]
+
+
+def left_out_sentence(suite: Suite, left_out: list[GeneratorFiles]) -> str:
+    """What `bench run` says (and `bench data check` repeats) of a paper suite's generators it does not score."""
+    names = ", ".join(g.name for g in left_out)
+    table = "the paper's table" if suite.paper else "its published table"
+    return (f"{suite.name}: not scoring {names}: not columns of {table} ({', '.join(suite.generators)}), "
+            "over which its means are taken")
+
+
+def require_scored_generators(root: Path, suite: Suite, generators: list[GeneratorFiles]) -> list[GeneratorFiles]:
+    """The generators `bench run` scores; BenchError (exit 2) when that leaves none (a folder under a
+    paper suite's name whose generators are none of the paper's columns)."""
+    scored, left_out = scored_generators(suite, generators)
+    if left_out and not scored:
+        raise BenchError(
+            f"{left_out_sentence(suite, left_out)}, so nothing would be scored under {root}. Name the generator "
+            f"folders as the paper's columns, or evaluate them as a suite of their own from a folder not called "
+            f"{root.name} (a folder named after a paper suite is that suite, with its columns and protocol).")
+    return scored
 
 
 def missing_generators(suite: Suite, generators: list[GeneratorFiles]) -> list[str]:

@@ -19,7 +19,7 @@ import jinja2
 
 import bench
 from bench.engine.metrics import CALIBRATED_KEYS, METRICS, TIE_NOTE_PREFIX
-from bench.engine.store import atomic_write_bytes
+from bench.engine.store import atomic_write_bytes, require_writable_file
 from bench.engine.suites import WILD_SUITES
 from bench.outputs.html_report import charts
 from bench.outputs.html_report.extras import folder_kind, read_extra
@@ -273,7 +273,13 @@ def _environment() -> jinja2.Environment:
 def render_report(folders: list[str | Path], title: str | None = None) -> str:
     """The HTML text of the report on these run folders (in this order)."""
     runs, extras, audits = [], [], []
+    unique: dict[Path, Path] = {}
     for folder in map(Path, folders):
+        if folder.resolve() in unique:  # the same run twice would be two columns of one run
+            log.warning("%s is given twice (as %s): shown once", folder, unique[folder.resolve()])
+            continue
+        unique[folder.resolve()] = folder
+    for folder in unique.values():
         kind = folder_kind(folder)
         if kind in (None, "run"):
             runs.append(read_report_run(folder))  # says what is wrong when it is not a run folder
@@ -305,7 +311,7 @@ def render_report(folders: list[str | Path], title: str | None = None) -> str:
 
 
 def write_report(folders: list[str | Path], output: str | Path, title: str | None = None) -> Path:
-    output = Path(output)
+    output = require_writable_file(output, "report")  # before reading anything, as bench run checks its output
     html = render_report(folders, title)
     atomic_write_bytes(output, html.encode("utf-8"))
     log.debug("wrote %s (%.1f MB)", output, output.stat().st_size / 1e6)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.engine.results import read_run
+from bench.engine.results import consistency_problems, read_run
 from bench.errors import BenchError
 
 RUN_FILES = ("run.json", "metrics.json", "scores.parquet")
@@ -60,6 +60,12 @@ def read_report_run(folder: str | Path) -> ReportRun:
             "folders with sweep.json, `bench explain` folders with explain.json, and folders of PNG figures)"
         )
     finished = read_run(folder)  # unfinished runs and newer schema versions are refused there
+    problems = consistency_problems(finished)
+    if problems:
+        raise BenchError(f"{folder}: its files disagree, so it is not rendered: {'; '.join(problems[:5])}"
+                         + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+                         + ". The folder was changed after `bench run` wrote it; rerun the evaluation (its cached "
+                           "scores are reused) for a consistent folder")
     try:
         scores = finished.scores
     except (OSError, ValueError) as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.engine.store import require_writable_file, require_writable_folder
 from bench.engine.suites import DEMO_FOR_GROUP, GROUPS, PAPER_SUITES, SUITES
 from bench.errors import BenchError, UnknownNameError
 from bench.outputs.tables.assemble import Table, build_table
@@ -132,14 +133,24 @@ def paper_tables(suite: str | None = None, *, results: str | Path | None = None,
         return selection
     # the paper's tables are on the files as published, each suite under its own protocol: aligned runs and
     # runs under another resolution policy are rows of the wild tables and the report, not of these
-    models = [] if paper else [m for m in reproduced_models(root) if m.align == "raw" and m.resolution is None]
+    unreadable: list[tuple[Path, str]] = []
+    models = [] if paper else [m for m in reproduced_models(root, unreadable=unreadable)
+                               if m.align == "raw" and m.resolution is None]
+    damaged = ""
+    if unreadable:  # said, not passed over: a truncated metrics.json is not "no runs"
+        shown = "; ".join(f"{folder}: {why}" for folder, why in unreadable[:3])
+        more = f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+        damaged = f"{len(unreadable)} run folder(s) could not be read and are left out ({shown}{more})"
     note = None
     if not paper and not models:
-        message = (f"no finished runs under {root / 'runs'}; "
-                   "evaluate with `bench run` or point --results at a results folder")
+        message = (f"no readable finished run under {root / 'runs'}: {damaged}" if damaged else
+                   f"no finished runs under {root / 'runs'}; evaluate with `bench run` or point --results at a "
+                   "results folder")
         if compare:
             raise BenchError(f"nothing to compare: {message}.")
         note = f"{message}; showing the reported rows only."
+    elif damaged:
+        note = damaged
     suite = suite or "all"
     keys = ALL_TABLES if every else tables_for_suite(suite)
     tables = [build_table(key, models, compare=compare) for key in keys]
@@ -178,8 +189,7 @@ def write_paper_tables(selection: PaperTables, output: str | Path, fmt: str | No
     """Write the tables: a file, or a folder that gets `<table>.<ext>`; with fmt None (every table), each
     table in both formats into the folder."""
     if fmt is None:
-        folder = Path(output)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = require_writable_folder(output, "tables")
         paths = []
         for key, table in zip(selection.keys, selection.tables):
             for each in FORMATS:
@@ -190,7 +200,7 @@ def write_paper_tables(selection: PaperTables, output: str | Path, fmt: str | No
     path = Path(output)
     if path.is_dir() or str(output).endswith(("/", "\\")):
         name = selection.keys[0] if len(selection.keys) == 1 else (suite or "all")
-        path = path / f"{name}.{EXTENSIONS[fmt]}"
-    path.parent.mkdir(parents=True, exist_ok=True)
+        path = require_writable_folder(path, "tables") / f"{name}.{EXTENSIONS[fmt]}"
+    require_writable_file(path, "table")
     path.write_text(selection.text(fmt), encoding="utf-8")
     return [path]

@@ -124,14 +124,16 @@ def load_profile(root: Path, detector: str) -> tuple[dict | None, Path]:
     return (_read_json(path) if path.is_file() else None), path
 
 
-def reproduced_models(root: str | Path | None = None, only=None) -> list[ReproducedModel]:
+def reproduced_models(root: str | Path | None = None, only=None,
+                      unreadable: list[tuple[Path, str]] | None = None) -> list[ReproducedModel]:
     """The latest finished result per detector, weights and suite, grouped by (detector, weights, protocol,
     alignment, resolution policy).
     `only(suite_result)`: keep only the suite results it accepts (e.g. one folder's, for `bench table
-    --suite PATH`), so that a later run on another folder of the same name does not hide it."""
+    --suite PATH`), so that a later run on another folder of the same name does not hide it. Run folders
+    that cannot be read are left out, each added to `unreadable` as (folder, why)."""
     root = Path(root) if root is not None else default_results_root()
     models: dict[tuple[str, str, str], ReproducedModel] = {}
-    for run in finished_runs(root):
+    for run in finished_runs(root, unreadable):
         info, metrics = run.info, run.metrics
         if info.get("perturbation"):
             continue

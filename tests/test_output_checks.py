@@ -1,0 +1,112 @@
+"""Verbs that write or read result folders say what is wrong instead of a traceback or a wrong reason (issue
+21, Reliability): one output check shared by run, report, table, explain and embed; a run folder whose files
+disagree is not rendered; the same run twice is shown once; an unreadable run is named by `bench table`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pandas as pd
+import pytest
+from test_report import make_run
+
+from bench.cli import main
+from bench.engine.results import consistency_problems, read_run
+
+GENERATORS = ["progan", "biggan"]
+
+
+@pytest.fixture
+def run_folder(tmp_path):
+    return make_run(tmp_path / "results" / "runs" / "r1", "lfm", "forensynths", GENERATORS, seed=0, n=12)
+
+
+def test_a_consistent_run_has_no_problem(run_folder):
+    assert consistency_problems(read_run(run_folder)) == []
+
+
+def test_report_refuses_a_run_whose_scores_lost_rows(tmp_path, run_folder, capsys):
+    scores = pd.read_parquet(run_folder / "scores.parquet")
+    kept = scores.drop(scores.index[(scores["generator"] == "biggan") & (scores["label"] == 1)][:7])
+    kept.to_parquet(run_folder / "scores.parquet", index=False)
+    assert main(["report", str(run_folder), "--output", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "its files disagree, so it is not rendered" in err
+    assert "forensynths: run.json counts 48 scored images, scores.parquet holds 41 rows" in err
+    assert "forensynths/biggan: metrics.json has n_fake 12, scores.parquet 5 rows" in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_refuses_a_run_whose_skipped_list_disagrees(tmp_path, run_folder, capsys):
+    info = json.loads((run_folder / "run.json").read_text())
+    (run_folder / "run.json").write_text(json.dumps({**info, "n_skipped": 3}))
+    assert main(["report", str(run_folder), "--output", str(tmp_path / "r.html")]) == 2
+    assert "run.json counts 3 skipped files, skipped.csv lists 0" in capsys.readouterr().err
+
+
+def test_report_of_the_same_run_twice_shows_it_once(tmp_path, run_folder, capsys):
+    alias = tmp_path / "alias"
+    alias.symlink_to(run_folder)
+    out = tmp_path / "twice.html"
+    assert main(["report", str(run_folder), str(alias), "--output", str(out)]) == 0
+    assert f"{alias} is given twice (as {run_folder}): shown once" in capsys.readouterr().err
+    page = out.read_text()
+    # two runs would be told apart by folder name ("LFM (r1)", "LFM (alias)"); one run is just "LFM"
+    assert "LFM (r1)" not in page and "(alias)" not in page and str(alias) not in page
+
+
+@pytest.mark.parametrize("verb", ["report", "table", "explain", "embed"])
+def test_an_output_under_a_file_is_exit_2_before_any_work(tmp_path, run_folder, capsys, verb):
+    blocker = tmp_path / "file"
+    blocker.write_text("in the way")
+    target = str(blocker / "out.html")
+    argv = {
+        "report": ["report", str(run_folder), "--output", target],
+        "table": ["table", "--results", str(tmp_path / "results"), "--output", str(blocker / "t.md")],
+        "explain": ["explain", str(run_folder), "--detector", "lfm", "--output", str(blocker / "x")],
+        "embed": ["embed", "--detector", "lfm", "--suite", "demo", "--output", str(blocker / "x")],
+    }[verb]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and str(blocker) in err and "Traceback" not in err
+
+
+def test_report_output_that_is_a_folder_is_exit_2(tmp_path, run_folder, capsys):
+    (tmp_path / "out").mkdir()
+    assert main(["report", str(run_folder), "--output", str(tmp_path / "out")]) == 2
+    assert "is a folder; give a file name for the report" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="permissions do not bind root")
+@pytest.mark.parametrize("verb", ["report", "table"])
+def test_a_read_only_output_folder_is_exit_2(tmp_path, run_folder, capsys, verb):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        argv = (["report", str(run_folder), "--output", str(locked / "r.html")] if verb == "report" else
+                ["table", "--results", str(tmp_path / "results"), "--output", str(locked / "t.md")])
+        assert main(argv) == 2
+        assert "Permission denied" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o755)
+
+
+def test_table_names_an_unreadable_run_instead_of_saying_there_is_none(tmp_path, run_folder, capsys):
+    metrics = run_folder / "metrics.json"
+    metrics.write_text(metrics.read_text()[:60])  # truncated
+    assert main(["table", "--results", str(tmp_path / "results")]) == 0
+    err = capsys.readouterr().err
+    assert "no finished runs" not in err
+    assert f"1 run folder(s) could not be read and are left out ({run_folder}: cannot read {metrics}" in err
+
+
+def test_table_still_shows_readable_runs_and_names_the_unreadable_one(tmp_path, run_folder, capsys):
+    broken = shutil.copytree(run_folder, run_folder.parent / "r2")
+    (broken / "run.json").write_text("{")
+    assert main(["table", "--results", str(tmp_path / "results"), "--suite", "forensynths"]) == 0
+    captured = capsys.readouterr()
+    assert f"could not be read and are left out ({broken}: cannot read {broken / 'run.json'}" in captured.err
+    assert "LFM" in captured.out  # the readable run's row
