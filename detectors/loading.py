@@ -43,7 +43,8 @@ class LoadedDetector:
     def preprocessing(self) -> Preprocessing:
         """What scoring, training, explanations and profiling feed this model: the weights' own
         preprocessing where the weights entry declares one, else the detector's."""
-        return self.weights.preprocessing or self.detector.preprocessing
+        own = None if self.weights is None else self.weights.preprocessing  # no weights: a model built in code
+        return own or self.detector.preprocessing
 
 
 def weights_name_for(detector: Detector, spec: str) -> str:

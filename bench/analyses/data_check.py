@@ -38,6 +38,8 @@ class GeneratorReport:
     has_masks: bool = False
     n_masks: int = 0
     bad_masks: list[tuple[Path, str]] = field(default_factory=list)
+    odd_masks: list[tuple[Path, str]] = field(default_factory=list)
+    """Masks that are usable but not 0/255 grey (0/1, colour, other levels, all zero), with what they hold."""
     """Fakes of a generator that carries masks whose mask is missing or does not fit the image."""
 
     @property
@@ -101,9 +103,9 @@ def check_files(generators, resize: int | None, full: bool, workers: int, label:
             return error.reason
         return None
 
-    def check_mask(path: Path, mask: Path | None) -> str | None:
+    def check_mask(path: Path, mask: Path | None) -> tuple[str | None, str | None]:
         if mask is None:
-            return "no mask"
+            return "no mask", None
         return _mask_problem(path, mask)
 
     reports = []
@@ -125,35 +127,45 @@ def check_files(generators, resize: int | None, full: bool, workers: int, label:
             if g.has_masks:
                 report.has_masks, report.n_masks = True, len(g.masks)
                 masks = [g.masks.get(path) for path in g.fake]
-                for path, reason in zip(g.fake, pool.map(check_mask, g.fake, masks), strict=True):
+                for path, (reason, kind) in zip(g.fake, pool.map(check_mask, g.fake, masks), strict=True):
                     if reason is not None:
                         report.bad_masks.append((path, reason))
+                    elif kind != "0/255":
+                        report.odd_masks.append((g.masks[path], kind))
             reports.append(report)
     return reports
 
 
-def _mask_problem(image: Path, mask: Path) -> str | None:
-    """Why a fake's mask cannot be used with it (unreadable, or not the image's size); None if it can."""
+def _mask_problem(image: Path, mask: Path) -> tuple[str | None, str | None]:
+    """(why a fake's mask cannot be used with it, what a usable mask holds): a problem is an unreadable mask
+    or one not of the image's size; the kind is a key of `bench.engine.decode.MASK_KINDS`, read by the
+    binarisation rule `bench run` uses (`read_mask`)."""
     from PIL import Image
 
+    from bench.engine.decode import UnusableImage, read_mask
+
     if file_problem(image) is not None:
-        return None  # the image itself is reported as unusable
+        return None, None  # the image itself is reported as unusable
     try:
         with Image.open(image) as img:
             image_size = img.size
-    except (OSError, ValueError, SyntaxError):
-        return None  # the image itself is reported as unusable
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None, None  # the image itself is reported as unusable
     problem = file_problem(mask)
     if problem is not None:
-        return f"unreadable mask ({problem})"
+        return f"unreadable mask ({problem})", None
     try:
         with Image.open(mask) as img:
             mask_size = img.size
-    except (OSError, ValueError, SyntaxError) as error:
-        return f"unreadable mask ({type(error).__name__})"
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        return f"unreadable mask ({type(error).__name__})", None
     if mask_size != image_size:
-        return f"mask is {mask_size[0]}x{mask_size[1]}, the image {image_size[0]}x{image_size[1]}"
-    return None
+        return f"mask is {mask_size[0]}x{mask_size[1]}, the image {image_size[0]}x{image_size[1]}", None
+    try:
+        _, kind = read_mask(mask, image_size)
+    except UnusableImage as error:
+        return f"unreadable mask ({error.reason})", None
+    return None, kind
 
 
 def _protocol(suite) -> str:
@@ -245,7 +257,7 @@ def report_suite(resolved, full: bool, workers: int, limits: Limits | None = Non
 def report_suite_counts(resolved, full: bool, workers: int,
                         limits: Limits | None = None) -> tuple[bool, list[str], bool]:
     """(usable?, report lines, counts as published?) for one suite."""
-    from bench.engine.decode import default_max_pixels
+    from bench.engine.decode import MASK_KINDS, default_max_pixels
     from bench.engine.suites import (
         EXPECTED_LAYOUT,
         discover,
@@ -321,6 +333,15 @@ def report_suite_counts(resolved, full: bool, workers: int,
                 lines.append(f"  {path_text(shown)}: {reason}")
             if len(bad_masks) > SHOWN_PER_SUITE:
                 lines.append(f"  ... and {len(bad_masks) - SHOWN_PER_SUITE} more")
+        odd = [(path, kind) for r in with_masks for path, kind in r.odd_masks]
+        if odd:
+            lines.append(f"WARNING: {len(odd)} mask(s) are not 0/255 grey; `bench run` reads them by the rule in "
+                         "docs/conventions.md (Forgery masks):")
+            for path, kind in odd[:SHOWN_PER_SUITE]:
+                shown = path.relative_to(resolved.root) if path.is_relative_to(resolved.root) else path
+                lines.append(f"  {path_text(shown)}: {MASK_KINDS[kind]}")
+            if len(odd) > SHOWN_PER_SUITE:
+                lines.append(f"  ... and {len(odd) - SHOWN_PER_SUITE} more")
     counted, as_published = count_lines(resolved, generators)
     lines += counted
     scored_names = {g.name for g in scored}

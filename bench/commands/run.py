@@ -176,7 +176,9 @@ def render_localisation(blocks: dict[str, dict]) -> str:
     for suite, block in blocks.items():
         rows = [[name, *(pct(m[k]) for k in LOCALISATION_METRICS), m["n_masks"]]
                 for name, m in [*block["generators"].items(), ("mean", block["mean"])]]
-        lines += ["", f"### {suite}: localisation against the forgery masks ({block['source']})",
+        under = f", under {block['perturbation']}" if block.get("perturbation") else ""
+        lines += ["", f"### {suite}: localisation against the forgery masks ({block['source']}{under})",
                   format_table(["generator", *(DISPLAY[k] for k in LOCALISATION_METRICS), "n masks"], rows,
                                [False, True, True, True, True, True])]
+        lines += [f"note: {note}" for note in block.get("mask_notes") or []]
     return "\n".join(lines)

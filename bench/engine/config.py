@@ -98,7 +98,7 @@ class EvalConfig:
         "--no-localisation", "skip the localisation metrics on suites with forgery masks (bench.engine.localisation)",
         action="store_false", verbs=RUN_ONLY))
     """Localisation metrics (bench.engine.localisation) on suites with forgery masks, stored in metrics.json
-    under "localisation"; not computed under a perturbation (the maps would need the perturbed masks)."""
+    under "localisation"; under a perturbation too, each mask carried through the perturbation's geometry."""
     perturbation: str | None = option(None, Flag(
         "--perturb", "perturb every image (real and fake) before the protocol, e.g. jpeg:q=75, blur:sigma=2, "
         "reencode:jpeg:q=95 (see `bench list perturbations`)", metavar="SPEC", verbs=RUN_ONLY,

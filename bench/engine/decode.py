@@ -352,6 +352,11 @@ class DecodeSpec:
         `decode_mask`."""
         return decode_mask(path, image_size, self.resize, self.even_crop, self.center_crop, self.perturbation)
 
+    def decode_mask_kind(self, path: str | os.PathLike, image_size: tuple[int, int]) -> tuple[torch.Tensor, str]:
+        """`decode_mask` with what the file held (a key of MASK_KINDS), for the callers that warn about it."""
+        binary, kind = read_mask(path, image_size)
+        return mask_geometry(binary, self.resize, self.even_crop, self.center_crop, self.perturbation), kind
+
 
 def _center_crop(img: Image.Image, size: int) -> Image.Image:
     """torchvision's CenterCrop on a PIL image: the same offsets (rounded), padding with black when the
@@ -458,7 +463,58 @@ def _geometry(img: Image.Image, resize: int | None, even_crop: bool, interpolati
 
 
 MASK_THRESHOLD = 127
-"""A mask pixel above this (after PIL's convert("L")) is forged."""
+"""A mask pixel above this is forged (`binarise_mask`: in its brightest channel; 0/1 masks are read apart)."""
+
+MASK_KINDS = {
+    "0/255": "0/255 grey",
+    "0/1": "valued 0/1 (read as forged where 1, as a 0/255 mask is where 255)",
+    "empty": "all zero (no forged pixel: its pixel AUC is undefined and its energy and pointing 0)",
+    "colour": "in colour (read as forged where its brightest channel is above 127)",
+    "levels": "grey levels other than 0 and 255 (read as forged above 127)",
+}
+"""What a mask file held (`binarise_mask`), in words; all but 0/255 grey are warned about."""
+
+
+def binarise_mask(img: Image.Image) -> tuple[np.ndarray, str]:
+    """(forged: bool [H, W], kind) of a mask image, by the rule docs/conventions.md states:
+
+    - the value of a pixel is its brightest channel (colour masks, palettes and alpha-free RGB alike: a red
+      region on black is forged, where `convert("L")` would read pure red as 76 and drop it); 16-bit and
+      float greys are read as PIL's `convert("L")` gives them;
+    - a mask whose values are only 0 and 1 is a 0/1 mask: forged where 1 (the same region as the 0/255
+      mask it stands for);
+    - any other mask is forged where the value is above MASK_THRESHOLD (127).
+    `kind` (a key of MASK_KINDS) says which case it was, and "empty" when no pixel is forged."""
+    if img.mode in ("RGB", "RGBA", "RGBX", "P", "PA", "LA", "CMYK", "YCbCr", "LAB", "HSV"):
+        rgb = np.asarray(img.convert("RGB"))
+        values = rgb.max(axis=2)
+        colour = bool((rgb != rgb[:, :, :1]).any())
+    else:
+        values = np.asarray(img.convert("L"))
+        colour = False
+    top = int(values.max()) if values.size else 0
+    if top == 0:
+        return np.zeros(values.shape, dtype=bool), "empty"
+    if top == 1:
+        return values == 1, "0/1"
+    forged = values > MASK_THRESHOLD
+    if not forged.any():
+        return forged, "empty"
+    if colour:
+        return forged, "colour"
+    return forged, "0/255" if bool(((values == 0) | (values == 255)).all()) else "levels"
+
+
+def read_mask(path: str | os.PathLike, image_size: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """A mask file -> (forged: bool [H, W] at the file's size, kind); raises UnusableImage for a file that
+    cannot be read (only regular files are) or whose size is not its image's."""
+    path = Path(path)
+    _check_not_empty(path)
+    with unusable_reasons(), Image.open(path) as img:
+        img.load()
+        if img.size != tuple(image_size):
+            raise UnusableImage(f"mask is {img.size[0]}x{img.size[1]}, its image {image_size[0]}x{image_size[1]}")
+        return binarise_mask(img)
 
 
 def decode_mask(path: str | os.PathLike | None, image_size: tuple[int, int], resize: int | None,
@@ -470,18 +526,20 @@ def decode_mask(path: str | os.PathLike | None, image_size: tuple[int, int], res
     a mask) gives all zeros. The mask is binarised first and resized with NEAREST, so it stays binary;
     the even crop and the centre crop are the image's. Raises UnusableImage for an unreadable mask or one
     whose size is not the image's. A perturbation's change of geometry (resize, crop) is applied to the
-    mask too."""
+    mask too. Binarised by `binarise_mask`'s rule."""
     if path is None:
-        mask = Image.new("L", image_size, 0)
+        binary = np.zeros((image_size[1], image_size[0]), dtype=bool)
     else:
-        path = Path(path)
-        _check_not_empty(path)
-        with unusable_reasons(), Image.open(path) as img:
-            img.load()
-            if img.size != tuple(image_size):
-                raise UnusableImage(f"mask is {img.size[0]}x{img.size[1]}, its image {image_size[0]}x{image_size[1]}")
-            binary = np.asarray(img.convert("L")) > MASK_THRESHOLD
-        mask = Image.fromarray(binary.astype(np.uint8) * 255)
+        binary, _ = read_mask(path, image_size)
+    return mask_geometry(binary, resize, even_crop, center_crop, perturbation)
+
+
+def mask_geometry(binary: np.ndarray, resize: int | None, even_crop: bool = True, center_crop: int | None = None,
+                  perturbation: Perturbation | None = None) -> torch.Tensor:
+    """A binarised mask (bool [H, W] at its file's size) through its image's geometry: the perturbation's
+    (`warp_mask`), then the protocol's resize or even crop and centre crop, with NEAREST so that it stays
+    binary."""
+    mask = Image.fromarray(np.asarray(binary, dtype=np.uint8) * 255)
     if perturbation is not None:
         mask = perturbation.warp_mask(mask)
     mask, _ = _geometry(mask, resize, even_crop, "nearest", center_crop)

@@ -17,8 +17,10 @@ scaled per image by pytorch-grad-cam. So the IoU threshold means "probability of
 LAE and "at least half the map's maximum" for Grad-CAM; the other three metrics do not depend on the
 map's scale.
 
-Images are decoded exactly as scoring decodes them (DecodeSpec.for_detector) and masks follow the same
-geometry (DecodeSpec.decode_mask).
+Images are decoded exactly as scoring decodes them (DecodeSpec.for_detector, the run's perturbation
+included) and masks follow the same geometry (DecodeSpec.decode_mask: a perturbation's resize or crop
+too). Masks are binarised by one rule (bench.engine.decode.binarise_mask, docs/conventions.md); masks that
+are not 0/255 grey are warned about and noted in the block's `mask_notes`.
 """
 
 from __future__ import annotations
@@ -116,15 +118,23 @@ class MapMaker:
 
 
 def localise_suite(loaded, root: Path, suite, *, device: torch.device | str = "cpu", limit: int | None = None,
-                   progress: bool = True, own_protocol: bool = False, sample: int | None = None) -> dict | None:
+                   progress: bool = True, own_protocol: bool = False, sample: int | None = None,
+                   perturbation=None) -> dict | None:
     """Localisation metrics of one detector on one suite: {"generators": {name: summary}, "mean": summary,
-    "source": ..., "iou_threshold": ...}; None when no generator of the suite carries masks."""
+    "source": ..., "iou_threshold": ..., "perturbation": ..., "mask_notes": [...]}; None when no generator
+    of the suite carries masks. Images are decoded as scoring decoded them, under the run's perturbation
+    too (seeded by the same relative path), and each mask follows its image's geometry (`warp_mask`).
+    Masks that are not 0/255 grey (0/1, colour, other levels, all zero) are read by `binarise_mask`'s rule
+    and warned about; the warnings are kept in `mask_notes`."""
     from tqdm import tqdm
 
-    from bench.engine.decode import DecodeSpec, UnusableImage
-    from bench.engine.suites import discover, univfd_sample
+    from bench.engine.decode import MASK_KINDS, DecodeSpec, UnusableImage
+    from bench.engine.files import relative_text
+    from bench.engine.perturb import parse
+    from bench.engine.suites import discover, scored_generators, univfd_sample
 
-    generators = [g for g in discover(root, suite) if g.has_masks and g.masks]
+    scored, _ = scored_generators(suite, discover(root, suite))  # the generators the run scored
+    generators = [g for g in scored if g.has_masks and g.masks]
     if sample is not None:  # the fakes the scores were computed on (`EvalConfig.sample`)
         for generator in generators:
             drawn = set(univfd_sample(generator, sample).fake)
@@ -132,34 +142,47 @@ def localise_suite(loaded, root: Path, suite, *, device: torch.device | str = "c
     if not generators:
         return None
     maps = MapMaker(loaded, device)
-    spec = DecodeSpec.for_detector(suite.resize, loaded.detector.preprocessing, own_protocol=own_protocol)
+    perturbation = parse(perturbation)
+    spec = DecodeSpec.for_detector(suite.resize, loaded.preprocessing, own_protocol=own_protocol,
+                                   perturbation=perturbation)
     per_generator: dict[str, dict] = {}
+    notes: list[str] = []
     total = sum(min(len(g.masks), limit or len(g.masks)) for g in generators)
     with tqdm(total=total, desc=f"{loaded.detector.name} localisation", unit="img", leave=False, file=sys.stderr,
               disable=not progress or None) as bar:
         for generator in generators:
             rows = []
+            kinds: dict[str, list[str]] = {}
             for path in [p for p in generator.fake if p in generator.masks][:limit]:
                 bar.update(1)
                 try:
-                    decoded = spec.decode(path)
-                    mask = spec.decode_mask(generator.masks[path], decoded.original_size).numpy()
+                    decoded = spec.decode(path, relative_text(path, root))
+                    mask, kind = spec.decode_mask_kind(generator.masks[path], decoded.original_size)
                 except UnusableImage as error:
                     log.warning("%s: left out of localisation: %s", path, error.reason)
                     continue
-                rows.append(image_scores(maps(decoded.pixels), mask))
+                kinds.setdefault(kind, []).append(relative_text(generator.masks[path], root))
+                rows.append(image_scores(maps(decoded.pixels), mask.numpy()))
+            for kind, paths in kinds.items():
+                if kind != "0/255":
+                    note = (f"{suite.name}/{generator.name}: {len(paths)} of {len(rows)} masks are {MASK_KINDS[kind]}, "
+                            f"e.g. {paths[0]}")
+                    log.warning("%s", note)
+                    notes.append(note)
             per_generator[generator.name] = summarise(rows)
     return {"generators": per_generator, "mean": mean_over_generators(per_generator), "source": maps.source,
-            "iou_threshold": IOU_THRESHOLD}
+            "iou_threshold": IOU_THRESHOLD, "perturbation": None if perturbation is None else perturbation.spec,
+            "mask_notes": notes}
 
 
 def localise_run(loaded, suites, *, device: torch.device | str = "cpu", limit: int | None = None,
-                 progress: bool = True, own_protocol: bool = False, sample: int | None = None) -> dict[str, dict]:
+                 progress: bool = True, own_protocol: bool = False, sample: int | None = None,
+                 perturbation=None) -> dict[str, dict]:
     """Suite name -> `localise_suite` block, for the resolved suites that carry masks."""
     blocks = {}
     for resolved in suites:
         block = localise_suite(loaded, resolved.root, resolved.suite, device=device, limit=limit, progress=progress,
-                               own_protocol=own_protocol, sample=sample)
+                               own_protocol=own_protocol, sample=sample, perturbation=perturbation)
         if block is not None:
             blocks[resolved.suite.name] = block
     return blocks

@@ -735,13 +735,15 @@ def assemble_run(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConf
         log.warning("%s: float32 ties move AP by more than 0.1 point on %d generator(s); the paper's AP is kept "
                     "and AP from the exact order is written beside it (metrics.json: ap_exact, notes). %s",
                     run.name, len(tied), tied[0] + (f" (and {len(tied) - 1} more)" if len(tied) > 1 else ""))
-    # the maps need the masks through the same transforms: not under a perturbation, an alignment (the masks
-    # are not re-encoded) or a resolution policy other than the suites' own (crops)
-    if config.localisation and config.perturbation is None and config.align == RAW and config.resolution is None:
+    # the maps need the masks through the same transforms: under a perturbation its geometry carries them
+    # along (warp_mask); not under an alignment (the masks are not re-encoded) or a resolution policy other
+    # than the suites' own (crops)
+    if config.localisation and config.align == RAW and config.resolution is None:
         from bench.engine.localisation import localise_run
 
         blocks = localise_run(run.loaded, suites, device=config.device, limit=config.limit, sample=config.sample,
-                              progress=config.progress, own_protocol=config.protocol == "own")
+                              progress=config.progress, own_protocol=config.protocol == "own",
+                              perturbation=config.perturbation)
         if blocks:
             metrics["localisation"] = blocks
     info = run_info(run, suites, config, data_root, started_at, note)

@@ -8,8 +8,8 @@ generator, named after the folder.
 
 Forgery masks (optional): a `1_fake_masks` folder beside a `1_fake` folder holds one mask per fake image,
 at the same relative path with the extension `.png` (`gen/1_fake/a/x.jpg` -> `gen/1_fake_masks/a/x.png`).
-A mask is a greyscale (or any-mode) PNG of the image's size; pixels above 127 after `convert("L")` are
-forged. Real images have no mask: theirs is all zero. `discover` lists the masks it finds per generator;
+A mask is a greyscale (or any-mode) PNG of the image's size, binarised by one rule
+(`bench.engine.decode.binarise_mask`: the brightest channel above 127, or 1 in a 0/1 mask). Real images have no mask: theirs is all zero. `discover` lists the masks it finds per generator;
 `bench data check` reports fakes without one and masks whose size differs from their image.
 
 `--suite` takes a name or alias, a group, a comma list of those, or a PATH. Names win over paths: a
