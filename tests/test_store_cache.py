@@ -4,6 +4,7 @@ and damaged cache files discarded with a warning and recomputed rather than fail
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -127,3 +128,65 @@ def test_a_lock_held_by_a_killed_process_is_free(tmp_path):
     with entry.locked():
         pass
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("where", ["entry folder is a file", "scores are a folder", "a part is a folder",
+                                   "the lock is a folder"])
+def test_a_cache_entry_of_the_wrong_kind_is_removed_and_recomputed(tmp_path, caplog, where):
+    """Issue 21: a folder where the cache keeps a file (or the reverse) was a traceback on the next run."""
+    import shutil
+
+    entry = ResultsStore(tmp_path).cache_entry("k")
+    entry.ensure({"k": 1})
+    entry.finish(ROWS)
+    if where == "entry folder is a file":
+        shutil.rmtree(entry.folder)
+        entry.folder.write_text("not a folder")
+    elif where == "scores are a folder":
+        entry.final_path.unlink()
+        (entry.final_path / "inside").mkdir(parents=True)
+    elif where == "a part is a folder":
+        entry.final_path.unlink()
+        (entry.folder / "part-r0-000000.parquet").mkdir()
+    else:
+        entry.lock_path.mkdir()
+    with caplog.at_level(logging.WARNING, logger="bench.engine.store"):
+        cached = entry.read_complete(list(ROWS["path"]))
+        with entry.locked():  # what a run does next: take the lock, read the parts, score, finish
+            entry.ensure({"k": 1})
+            assert entry.read_partial().empty
+            entry.append_part(ROWS)
+            entry.finish(entry.read_partial())
+    if where == "the lock is a folder":  # the scores themselves were fine: reused
+        pd.testing.assert_frame_equal(cached, ROWS)
+    else:
+        assert cached is None
+    assert "the score cache keeps a" in caplog.text and "removed it" in caplog.text
+    pd.testing.assert_frame_equal(entry.read_complete(list(ROWS["path"])), ROWS)
+
+
+def test_bench_run_recomputes_an_entry_replaced_by_a_folder(tmp_path, capsys):
+    import shutil
+
+    import torch
+    from tests_support import write_suite
+
+    from bench.cli import main
+    from detectors import export_state_dict, get_detector
+
+    torch.manual_seed(3)
+    detector = get_detector("lfm")
+    weights = tmp_path / "w.pth"
+    torch.save(export_state_dict(detector.build(), detector), weights)
+    suite = write_suite(tmp_path / "s", {"gen": 2}, size=(24, 24))
+    argv = ["run", "--detector", "lfm", "--suite", str(suite), "--weights", str(weights), "--output",
+            str(tmp_path / "r"), "--workers", "0", "--json"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    [entry] = [p for p in (tmp_path / "r" / "cache").iterdir() if p.is_dir()]
+    shutil.rmtree(entry)
+    entry.write_text("in the way")
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == first
+    assert f"the score cache keeps a folder at {entry}" in captured.err

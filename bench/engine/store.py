@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -180,6 +181,14 @@ def content_fingerprint(items: Sequence[tuple[str, int, str | os.PathLike]], wor
     return digest.hexdigest()[:24]
 
 
+def _remove(path: Path) -> None:
+    """A file, a link or a whole folder: gone (the cache's own damaged entries only)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 class DamagedCacheFile(Exception):
     """A cached part or scores file that cannot be used; the message says why."""
 
@@ -216,13 +225,35 @@ class CacheEntry:
         return self.folder.with_name(self.folder.name + ".lock")
 
     def is_complete(self) -> bool:
+        self.heal()
         return self.final_path.is_file()
 
     def _discard(self, path: Path, why: str) -> None:
         logger.warning("discarding the damaged cache file %s (%s); its scores are computed again", path, why)
-        path.unlink(missing_ok=True)
+        _remove(path)
+
+    def heal(self) -> None:
+        """Remove (with a warning) what stands where the cache keeps a file or a folder but is the other kind:
+        the entry's folder replaced by a file, its scores, key or part files or its lock replaced by folders.
+        Their scores are computed again, instead of a traceback from writing or reading them. A cache root
+        that is a file is exit 2 (`ResultsStore.require_writable` says so before any work)."""
+        wrong = []
+        if self.folder.exists() and not self.folder.is_dir():
+            wrong.append(self.folder)
+        if self.lock_path.is_dir() and not self.lock_path.is_symlink():
+            wrong.append(self.lock_path)
+        if self.folder.is_dir():
+            files = [self.final_path, self.folder / "key.json", *self.folder.glob("part-*.parquet")]
+            wrong += [path for path in files if path.exists() and not path.is_file()]
+        for path in wrong:
+            expected = "a folder" if path == self.folder else "a file"
+            lost = "" if path == self.lock_path else ", so the scores it held are computed again"
+            logger.warning("the score cache keeps %s at %s but found something else there; removed it%s",
+                           expected, path, lost)
+            _remove(path)
 
     def ensure(self, key_fields: dict) -> None:
+        self.heal()
         self.folder.mkdir(parents=True, exist_ok=True)
         key_file = self.folder / "key.json"
         if not key_file.exists():
@@ -234,6 +265,7 @@ class CacheEntry:
     def read_partial(self) -> pd.DataFrame:
         """Rows already scored by an interrupted run (deduplicated by path, first wins). Damaged parts are
         discarded (with a warning): their images are scored again."""
+        self.heal()
         frames = []
         for part in self.parts():
             try:
@@ -288,6 +320,7 @@ class CacheEntry:
     def locked(self, on_wait=None) -> Iterator[None]:
         """Hold the entry's lock (see the module docstring). `on_wait(entry)` is called once when another
         process holds it, before waiting for it."""
+        self.heal()
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.lock_path)
         try:
