@@ -91,7 +91,11 @@ def test_run_records_the_sample_and_a_sample_that_keeps_every_file_reuses_the_sc
     assert main([*common, "--sample", "3"]) == 0
     assert main([*common]) == 0
     assert main([*common, "--sample", "100"]) == 0  # 7 and 8 images: the fallback 100 keeps all of them
-    runs = sorted((tmp_path / "results" / "runs").iterdir())
+    # The three runs can start within one second, so their time prefixes may tie: order them by the
+    # suffix each run name carries for its sample rather than by name.
+    by_suffix = {run.name.rsplit("-", 1)[-1]: run for run in (tmp_path / "results" / "runs").iterdir()}
+    assert len(by_suffix) == 3, sorted(by_suffix)
+    runs = [by_suffix["sample3"], by_suffix["gangen"], by_suffix["sample100"]]
     infos = [json.loads((run / "run.json").read_text()) for run in runs]
     assert [info["sample_per_class"] for info in infos] == [3, None, 100]
     import pandas as pd
