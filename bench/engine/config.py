@@ -5,7 +5,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from bench.engine.calibration import CALIBRATION_METHODS
+from bench.engine.calibration_quality import DEFAULT_BINS
 from bench.engine.metrics import CALIBRATION_RULES, PROB_PRECISIONS
+from bench.engine.uncertainty import (
+    DEFAULT_LEVEL,
+    DEFAULT_METHOD,
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    METHODS,
+    UncertaintyOptions,
+    check_options,
+)
 from bench.errors import BenchError
 
 PROTOCOL_CHOICES = ("paper", "own")
@@ -128,6 +139,26 @@ class EvalConfig:
         "--calibrate-rule", "real95 (default): the threshold that keeps 95%% of its real images real; "
         "eer: its equal-error point", choices=CALIBRATION_RULES, verbs=RUN_ONLY))
     """How: `real95` (keep 95% of its real images real) or `eer` (its equal-error point)."""
+    calibrate_method: str = option("threshold", Flag(
+        "--calibrate-method", "with --calibrate-on: threshold (default: a decision threshold by --calibrate-rule), "
+        "or a probability map fitted on the set: temperature, platt or isotonic (bench/engine/calibration.py)",
+        choices=CALIBRATION_METHODS, verbs=RUN_ONLY))
+    """`threshold` (a decision threshold only) or a probability map (`temperature`, `platt`, `isotonic`)
+    whose calibrated metrics and calibration quality are reported beside the raw ones."""
+    ece_bins: int = option(DEFAULT_BINS, Flag(
+        "--ece-bins", f"equal-width bins of the expected calibration error and reliability diagram (default "
+        f"{DEFAULT_BINS})", type=int, verbs=RUN_ONLY))
+    """Bins of the expected calibration error (bench.engine.calibration_quality)."""
+    ci_level: float = option(DEFAULT_LEVEL, Flag(
+        "--ci-level", f"confidence level of every metric's interval (default {DEFAULT_LEVEL})", type=float))
+    """Confidence level of the bootstrap intervals (bench.engine.uncertainty)."""
+    ci_resamples: int = option(DEFAULT_RESAMPLES, Flag(
+        "--ci-resamples", f"bootstrap resamples per generator (default {DEFAULT_RESAMPLES}, at least 100)", type=int))
+    ci_method: str = option(DEFAULT_METHOD, Flag(
+        "--ci-method", "percentile (default) or bca (bias-corrected and accelerated)", choices=METHODS))
+    ci_seed: int = option(DEFAULT_SEED, Flag("--ci-seed", f"seed of the resampling (default {DEFAULT_SEED})", type=int))
+    intervals: bool = option(True)
+    """Compute the intervals (False: values only, e.g. for a calibration set's scores)."""
     progress: bool = option(True)
     """Progress bars on stderr (the CLI's `-q` turns them off)."""
     write_run: bool = option(True)
@@ -155,6 +186,17 @@ class EvalConfig:
             problems.append(f"prob_precision must be one of {', '.join(PROB_PRECISIONS)}")
         if self.calibrate_rule not in CALIBRATION_RULES:
             problems.append(f"calibrate_rule must be one of {', '.join(CALIBRATION_RULES)}")
+        if self.calibrate_method not in CALIBRATION_METHODS:
+            problems.append(f"--calibrate-method must be one of {', '.join(CALIBRATION_METHODS)}")
+        if self.calibrate_method != "threshold" and self.calibrate_on is None:
+            problems.append(f"--calibrate-method {self.calibrate_method} needs --calibrate-on SET (the images "
+                            "to fit the map on)")
+        if isinstance(self.ece_bins, bool) or not isinstance(self.ece_bins, int) or not 1 <= self.ece_bins <= 1000:
+            problems.append(f"--ece-bins must be a whole number from 1 to 1000; got {self.ece_bins!r}")
+        try:
+            check_options(self.ci_level, self.ci_resamples, self.ci_method, self.ci_seed)
+        except BenchError as error:
+            problems.append(str(error))
         if problems:
             raise BenchError("; ".join(problems))
         from bench.engine.align import parse_policies
@@ -176,6 +218,10 @@ class EvalConfig:
     @property
     def align_policies(self) -> tuple[str, ...]:
         return tuple(self.align.split(","))
+
+    @property
+    def uncertainty(self) -> UncertaintyOptions:
+        return UncertaintyOptions(self.ci_level, self.ci_resamples, self.ci_method, self.ci_seed)
 
     @property
     def load_truncated(self) -> bool:

@@ -348,13 +348,14 @@ def _calibrate(loaded: list[LoadedDetector], config: EvalConfig, evaluated: Suit
             f"--calibrate-on {spec}: {', '.join(sorted(map(str, overlap)))} is also being evaluated; choose the "
             "threshold on other images (a validation split such as progan4-val or demo-val)"
         )
-    inner = dataclasses.replace(config, calibrate_on=None, write_run=False, localisation=False)
+    inner = dataclasses.replace(config, calibrate_on=None, calibrate_method="threshold", write_run=False,
+                                localisation=False, intervals=False)
     result = evaluate(list(loaded), selection, config=inner)
     note = calibration_domain_note(selection, evaluated)
     if note:
         log.warning("--calibrate-on %s: %s", spec, note)
-    return {name: dataclasses.replace(fit_calibration(name, run.scores, config.calibrate_rule, spec, selection.names),
-                                      note=note)
+    return {name: dataclasses.replace(fit_calibration(name, run.scores, config.calibrate_rule, spec, selection.names,
+                                                      config.calibrate_method), note=note)
             for name, run in result.runs.items()}
 
 

@@ -30,6 +30,7 @@ import bench
 from bench import settings
 from bench.engine import distributed
 from bench.engine.align import RAW, Alignment, alignment_for
+from bench.engine.calibration_quality import DEFAULT_BINS, mean_quality, quality, reliability, sigmoid
 from bench.engine.config import EvalConfig
 from bench.engine.decode import DecodeSpec, default_max_pixels, model_min_side
 from bench.engine.files import relative_text
@@ -68,6 +69,7 @@ from bench.engine.suites import (
     suite_resolution,
     univfd_sample,
 )
+from bench.engine.uncertainty import attach_intervals, attach_spread, bootstrap_run
 from bench.errors import BenchError
 from detectors import LoadedDetector
 from detectors.layers import logits_and_features
@@ -556,10 +558,37 @@ def _row(suite: str, generator: str, unit: WorkUnit, index: int, logit: float | 
     return row
 
 
+def _quality(rows: pd.DataFrame, bins: int, calibration) -> dict:
+    """The calibration quality of a generator's logits (and of the calibration map's log-odds)."""
+    labels, logits = rows["label"].to_numpy(), rows["logit"].to_numpy(dtype="float64")
+    block = {"calibration_quality": quality(labels, logits, bins)}
+    if calibration is not None and calibration.has_map:
+        block["calibration_quality_cal"] = quality(labels, calibration.log_odds(logits), bins)
+    return block
+
+
+def _reliability(rows: pd.DataFrame, bins: int, calibration) -> dict:
+    """Reliability-diagram bins of a set of images (raw, and after the calibration map)."""
+    labels, logits = rows["label"].to_numpy(), rows["logit"].to_numpy(dtype="float64")
+    block = {"reliability": reliability(labels, sigmoid(logits), bins)}
+    if calibration is not None and calibration.has_map:
+        block["reliability_cal"] = reliability(labels, sigmoid(calibration.log_odds(logits)), bins)
+    return block
+
+
+def _mean_quality(per_generator: list[dict]) -> dict:
+    block = {"calibration_quality": mean_quality([m.get("calibration_quality") for m in per_generator])}
+    if any("calibration_quality_cal" in m for m in per_generator):
+        block["calibration_quality_cal"] = mean_quality([m.get("calibration_quality_cal") for m in per_generator])
+    return block
+
+
 def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: dict[str, list[str]], *,
-                prob_precision: str = DEFAULT_PROB_PRECISION, calibration=None) -> dict:
+                prob_precision: str = DEFAULT_PROB_PRECISION, calibration=None, ece_bins: int = DEFAULT_BINS) -> dict:
     """metrics.json content: per generator, per suite mean, overall mean over all generators, from the
-    stored logits (bench.engine.metrics), with the probability precision and any calibrated threshold recorded."""
+    stored logits (bench.engine.metrics), with the probability precision and any calibrated threshold recorded;
+    the calibration quality per generator and mean (`calibration_quality`, bench.engine.calibration_quality)
+    and the reliability bins per suite and over the run (`reliability`)."""
     calibrated = None if calibration is None else calibration.threshold_logit
     suites = {}
     every_generator = []
@@ -569,22 +598,25 @@ def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: d
             rows = scores[(scores["suite"] == suite) & (scores["generator"] == generator)]
             per_generator[generator] = metrics_from_scores(rows, prob_precision=prob_precision,
                                                            calibrated_logit=calibrated)
+            per_generator[generator].update(_quality(rows, ece_bins, calibration))
         every_generator.extend(per_generator.values())
         mean = mean_metrics(list(per_generator.values()))
+        mean.update(_mean_quality(list(per_generator.values())))
         in_suite = scores[scores["suite"] == suite]
         _count_distinct(mean, in_suite)
         shared = _shared_real_count(in_suite)
         if shared:
             mean["notes"].append(f"{shared} real images are shared by several generators (one pool of reals): each "
                                  "generator's metrics compare its fakes with them, and n_real counts them once")
-        suites[suite] = {"generators": per_generator, "mean": mean}
+        suites[suite] = {"generators": per_generator, "mean": mean, **_reliability(in_suite, ece_bins, calibration)}
     overall = mean_metrics(every_generator)
+    overall.update(_mean_quality(every_generator))
     _count_distinct(overall, scores[scores["suite"].isin(suite_order)])
     return {"schema_version": SCHEMA_VERSION, "prob_precision": prob_precision,
             "exact_order_metrics": list(EXACT_ORDER_KEYS),
             "calibration": None if calibration is None else calibration.describe(),
             "notes": [*caveats(suites), *([calibration.note] if calibration is not None and calibration.note else [])],
-            "suites": suites, "mean": overall}
+            "suites": suites, "mean": overall, **_reliability(scores, ece_bins, calibration)}
 
 
 def caveats(suites: dict) -> list[str]:
@@ -729,12 +761,18 @@ def assemble_run(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConf
     cropped = cropped_record(usable)
     generator_order = {s: [g for (suite, g) in run.frames if suite == s] for s in suite_names}
     metrics = metrics_for(usable, suite_names, generator_order, prob_precision=config.prob_precision,
-                          calibration=run.calibration)
+                          calibration=run.calibration, ece_bins=config.ece_bins)
     tied = [note for note in metrics["notes"] if "(mean)" not in note.split(":", 1)[0]]
     if tied:
         log.warning("%s: float32 ties move AP by more than 0.1 point on %d generator(s); the paper's AP is kept "
                     "and AP from the exact order is written beside it (metrics.json: ap_exact, notes). %s",
                     run.name, len(tied), tied[0] + (f" (and {len(tied) - 1} more)" if len(tied) > 1 else ""))
+    attach_spread(metrics)
+    if config.intervals:
+        # computed once here from the scores; tables, checks, the report and the API read them from metrics.json
+        boot = bootstrap_run(usable, config.uncertainty, prob_precision=config.prob_precision,
+                             calibrated_logit=None if run.calibration is None else run.calibration.threshold_logit)
+        attach_intervals(metrics, boot.blocks(suite_names, generator_order), config.uncertainty)
     # the maps need the masks through the same transforms: under a perturbation its geometry carries them
     # along (warp_mask); not under an alignment (the masks are not re-encoded) or a resolution policy other
     # than the suites' own (crops)
