@@ -130,8 +130,7 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
     if calibration:
         from bench.api import Calibration
 
-        fields = {k: calibration[k] for k in ("on", "rule", "threshold_logit", "n_real", "n_fake")}
-        lines.append(Calibration(suites=tuple(calibration["suites"]), note=calibration.get("note"), **fields).sentence())
+        lines.append(Calibration.from_description(calibration).sentence())  # the note's WARNING included
     header = ["generator", *(METRICS[name].display for name in columns)]
     right = [False] + [True] * len(columns)
     sources = []
@@ -144,7 +143,7 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
                 cal = f", at the calibrated threshold {METRICS['r_acc'].render(values['r_acc_cal'])}" \
                     if "r_acc_cal" in values else ""
                 sources.append([suite, name, source, values["n_real"], METRICS["r_acc"].render(values["r_acc"]) + cal])
-        lines += ["", f"### {suite}", format_table(header, rows, right)]
+        lines += ["", f"### {suite}", format_table(header, rows, right), *_format_beyond_the_mean(block, metrics)]
     if sources:
         lines += ["", "real images by source folder (real ACC):",
                   format_table(["suite", "generator", "source", "n real", "real ACC"], sources,
@@ -161,6 +160,36 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
     if metrics.get("localisation"):
         lines.append(render_localisation(metrics["localisation"]))
     return "\n".join(lines)
+
+
+def _format_beyond_the_mean(block: dict, metrics: dict) -> list[str]:
+    """Under a suite's table: its mean ACC and AP with their intervals, spread over the generators and
+    worst generator, and the calibration quality (all read from metrics.json)."""
+    from bench.api import CALIBRATION_DISPLAY, METRICS
+
+    lines = []
+    mean, spread = block["mean"], block.get("spread") or {}
+    uncertainty = metrics.get("uncertainty") or {}
+    for key in ("acc", "ap"):
+        text = f"mean {METRICS[key].display} {METRICS[key].render(mean.get(key))}"
+        interval = (mean.get("intervals") or {}).get(key) or {}
+        if interval.get("low") is not None:
+            text += (f" [{METRICS[key].render(interval['low'])}, {METRICS[key].render(interval['high'])}] "
+                     f"({100 * uncertainty['level']:g}% {uncertainty['method']} bootstrap)")
+        elif interval.get("reason"):
+            text += f" (no interval: {interval['reason']})"
+        if key in spread:
+            s = spread[key]
+            text += (f"; sd over {s['generators']} generators {100 * s['std']:.1f}, worst {s['worst']} "
+                     f"{METRICS[key].render(s['worst_value'])}")
+        lines.append(text)
+    for name, label in (("calibration_quality", "calibration"), ("calibration_quality_cal", "after the map")):
+        quality = mean.get(name)
+        if quality:
+            values = "  ".join(f"{CALIBRATION_DISPLAY[k]} {quality[k]:.3f}" for k in CALIBRATION_DISPLAY
+                               if quality.get(k) is not None)
+            lines.append(f"{label} (mean over generators; ECE with {quality['bins']} bins, Cllr in bits): {values}")
+    return lines
 
 
 def render_localisation(blocks: dict[str, dict]) -> str:
