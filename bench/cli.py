@@ -20,6 +20,7 @@ COMMANDS = {
     "profile": "Measure params, MACs/FLOPs, latency, throughput and memory",
     "train": "Train a detector with the paper's recipe",
     "check": "Compare stored or fresh results against committed baselines",
+    "compare": "Paired comparison of two runs on the same images: differences, intervals, tests",
     "data": "Inspect a data root: which suites are there and usable",
     "audit": "Shortcut audit: can file format, JPEG quality or size alone tell real from fake?",
     "sweep": "Robustness sweep: detectors x perturbation levels -> table and plots",

@@ -550,6 +550,8 @@ class RunBootstrap:
 
     options: UncertaintyOptions
     generators: dict[tuple[str, str], GeneratorBootstrap] = field(default_factory=dict)
+    shared_reals: dict[str, int] = field(default_factory=dict)
+    """Per suite: real images that belong to several generators (one pool of reals)."""
 
     def blocks(self, suite_order: Sequence[str], generator_order: dict[str, Sequence[str]]) -> dict:
         """{"suites": {suite: {"generators": {g: entries}, "mean": entries}}, "mean": entries}."""
@@ -558,8 +560,18 @@ class RunBootstrap:
             boots = [self.generators[(suite, g)] for g in generator_order[suite] if (suite, g) in self.generators]
             everything += boots
             suites[suite] = {"generators": {b.key.split("/", 1)[1]: b.entries(self.options) for b in boots},
-                             "mean": mean_entries(boots, self.options)}
-        return {"suites": suites, "mean": mean_entries(everything, self.options)}
+                             "mean": self._shared_note(mean_entries(boots, self.options), [suite])}
+        return {"suites": suites, "mean": self._shared_note(mean_entries(everything, self.options), suite_order)}
+
+    def _shared_note(self, entries: dict, suites: Sequence[str]) -> dict:
+        shared = sum(self.shared_reals.get(s, 0) for s in suites)
+        if shared:
+            for entry in entries.values():
+                if entry.get("low") is not None:
+                    entry["note"] = (f"{shared} real images belong to several generators and are resampled "
+                                     "independently in each: this interval ignores that they are the same images "
+                                     "and is too narrow")
+        return entries
 
 
 def _workers() -> int:
@@ -585,7 +597,12 @@ def bootstrap_run(scores, options: UncertaintyOptions, *, prob_precision: str = 
             done = list(pool.map(one, groups))
     else:
         done = [one(item) for item in groups]
-    return RunBootstrap(options, dict(done))
+    shared = {}
+    if "path" in scores:
+        reals = scores[scores["label"] == 0]
+        per_path = reals.groupby(["suite", "path"])["generator"].nunique()
+        shared = {suite: int(n) for suite, n in (per_path > 1).groupby(level=0).sum().items() if n}
+    return RunBootstrap(options, dict(done), shared)
 
 
 def attach_intervals(metrics: dict, blocks: dict, options: UncertaintyOptions) -> dict:
