@@ -2,8 +2,11 @@
 booktabs LaTeX. Reported numbers come from the package data (bench/outputs/reported); reproduced rows come
 from the latest finished run per detector, weights and suite in the results store, marked apart and
 never ranked with the paper's. `--suite all` is the comparison table over Test Sets 1-5 with FLOPs
-and Params; `--compare` adds reproduced-minus-reported rows; `--all --output DIR` writes every table
-in both formats (`--all --paper --output results/tables` refreshes the committed ones)."""
+and Params; `--compare` adds reproduced-minus-reported rows, each cell marked with where the reported value lies
+against the reproduced 95% interval (inside, above or below, and by how many interval widths); `--ci`
+prints the reproduced values' intervals; `--spread` adds each row's SD over generators and its worst
+generator; `--all --output DIR` writes every table in both formats (`--all --paper --output
+results/tables` refreshes the committed ones)."""
 
 from __future__ import annotations
 
@@ -31,6 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write every table in both formats into the folder given by --output")
     parser.add_argument("--results", metavar="DIR",
                         help="results root to read runs from (default: $BENCH_RESULTS or results)")
+    parser.add_argument("--ci", action="store_true",
+                        help="print each reproduced value's confidence interval (from the run's metrics.json, or "
+                             "computed from its scores.parquet)")
+    parser.add_argument("--ci-style", choices=("pm", "brackets"), default="pm",
+                        help="with --ci: pm (95.1 +- 0.8, half the interval's width; default) or brackets "
+                             "(95.1 [94.3, 95.9])")
+    parser.add_argument("--spread", action="store_true",
+                        help="add each row's standard deviation over generators and its worst generator")
+    parser.add_argument("--ci-level", type=float, default=0.95, help="interval level (default 0.95)")
+    parser.add_argument("--ci-resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--ci-method", choices=("percentile", "bca"), default="percentile",
+                        help="default: percentile")
+    parser.add_argument("--ci-seed", type=int, default=0, help="seed of the resampling (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
             raise BenchError("--all writes every table in both formats; leave out --suite and --format.")
         if not args.output:  # no default: results/tables holds the committed paper-only tables
             raise BenchError("--all needs --output DIR, e.g. `bench table --all --paper --output results/tables`.")
+    options = api.UncertaintyOptions(args.ci_level, args.ci_resamples, args.ci_method, args.ci_seed)  # exit 2 first
     selection = api.paper_tables(args.suite, results=args.results, paper=args.paper, compare=args.compare,
-                                 every=args.every_table, data_root=args.data_root)
+                                 every=args.every_table, data_root=args.data_root,
+                                 ci=args.ci_style if args.ci else None, spread=args.spread, uncertainty=options)
     if selection.note:
         print(f"bench table: {selection.note}", file=sys.stderr)
     if args.every_table:

@@ -715,3 +715,23 @@ def delong(labels, *scores) -> tuple[np.ndarray, np.ndarray]:
     aucs = fake_place.mean(axis=1)
     covariance = np.atleast_2d(np.cov(fake_place)) / n + np.atleast_2d(np.cov(real_place)) / m
     return aucs, covariance
+
+
+def mean_over(parts: Sequence[tuple[str, object, object, str, float | None]], options: UncertaintyOptions,
+              workers: int | None = None) -> dict[str, dict]:
+    """Intervals of the unweighted mean over generators drawn from any runs, e.g. a comparison table's
+    mean over all 38 generators of five test sets from five run folders. `parts`: (key `suite/generator`,
+    labels, logits, prob_precision, calibrated_logit) per generator. Each generator's stream is seeded by
+    its key, so a suite's mean computed here equals the one its run stored under the same options."""
+
+    def one(part):
+        key, labels, logits, precision, calibrated = part
+        return bootstrap_generator(labels, logits, options, key, prob_precision=precision, calibrated_logit=calibrated)
+
+    workers = workers or _workers()
+    if workers > 1 and len(parts) > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            boots = list(pool.map(one, parts))
+    else:
+        boots = [one(part) for part in parts]
+    return mean_entries(boots, options)

@@ -7,15 +7,21 @@ reproduced rows never changes how the paper's block looks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from bench.engine.metrics import METRICS, PAPER_KEYS, TIE_NOTE_PREFIX
+from bench.engine.uncertainty import UncertaintyOptions, mean_over, spread
 from bench.outputs import reported
 from bench.outputs.reported import MEAN, TableSpec
 from bench.outputs.tables.reproduced import ReproducedModel, SuiteResult
 
-HIGHER_IS_BETTER = {**{name: METRICS[name].higher_is_better for name in PAPER_KEYS}, "flops": False, "params": False}
-"""The paper's metric columns as bench.engine.metrics declares them, and the cost columns (fewer is better)."""
+HIGHER_IS_BETTER = {**{name: METRICS[name].higher_is_better for name in PAPER_KEYS}, "flops": False, "params": False,
+                    "sd": False, "worst": True}
+"""The paper's metric columns as bench.engine.metrics declares them, the cost columns (fewer is better), and
+the spread columns (`--spread`: a smaller standard deviation over generators, a higher worst generator)."""
+CI_STYLES = ("pm", "brackets")
+"""How `--ci` prints an interval: `pm` (value +- half its width) or `brackets` (value [low, high])."""
 
 
 INCONSISTENT_MARK = "†"
@@ -33,10 +39,20 @@ def tied(values: dict | None) -> bool:
 @dataclass
 class Cell:
     value: float | None  # None prints as a dash
-    metric: str  # acc, ap, flops or params
+    metric: str  # acc, ap, flops, params, sd or worst
     text: str = ""
     rank: int | None = None  # 1 best, 2 second best within the reported rows
     flag: str = ""  # INCONSISTENT_MARK on a printed value the paper contradicts (and on deltas against it)
+    low: float | None = None
+    """The value's interval (percent), shown with `--ci` (reproduced cells)."""
+    high: float | None = None
+    verdict: str | None = None
+    """On a delta cell (`--compare`): where the reported value lies against the reproduced interval:
+    "inside", "above" or "below"."""
+    widths: float | None = None
+    """How many interval widths beyond the interval's end the reported value lies (above or below)."""
+    label: str = ""
+    """Text beside the value (a worst generator's name)."""
 
 
 @dataclass
@@ -69,6 +85,8 @@ class Table:
     source_note: str | None = None
     """Replaces the "Reported rows: <paper>" line for tables whose rows are not the paper's (sweeps)."""
     generated_by: str = "`bench table`"
+    ci_style: str | None = None
+    """`--ci`: print reproduced cells' intervals (CI_STYLES)."""
 
     @property
     def flagged(self) -> bool:
@@ -95,22 +113,31 @@ def format_value(value: float | None, metric: str, signed: bool = False) -> str:
     return f"{value:{sign}.{digits}f}{unit}"
 
 
-def _metrics(spec: TableSpec) -> list[str]:
+SPREAD = ["sd", "sd", "worst", "worst"]
+"""The cells `--spread` adds to a row: SD over generators (ACC, AP), worst generator (ACC, AP)."""
+
+
+def _metrics(spec: TableSpec, with_spread: bool = False) -> list[str]:
     names = ["acc", "ap"] * (len(spec.columns) + 1)
-    return names + (["flops", "params"] if spec.key == "comparison" else [])
+    return names + (["flops", "params"] if spec.key == "comparison" else []) + (SPREAD if with_spread else [])
 
 
-def _header(spec: TableSpec) -> tuple[list[HeaderGroup], list[str]]:
+def _header(spec: TableSpec, with_spread: bool = False) -> tuple[list[HeaderGroup], list[str]]:
     groups, start = [], 2
     for column in spec.columns:
         label = f"{column.label} {column.reference}".strip()
         groups.append(HeaderGroup(label, 2, start))
         start += 2
     groups.append(HeaderGroup("Mean", 2, start))
+    start += 2
     subheaders = ["ACC", "AP"] * (len(spec.columns) + 1)
     if spec.key == "comparison":
-        groups += [HeaderGroup("FLOPs", 1, start + 2), HeaderGroup("Params", 1, start + 3)]
+        groups += [HeaderGroup("FLOPs", 1, start), HeaderGroup("Params", 1, start + 1)]
         subheaders += ["", ""]
+        start += 2
+    if with_spread:
+        groups += [HeaderGroup("SD over generators", 2, start), HeaderGroup("Worst generator", 2, start + 2)]
+        subheaders += ["ACC", "AP", "ACC", "AP"]
     return groups, subheaders
 
 
@@ -200,6 +227,110 @@ def reproduced_values(spec: TableSpec, model: ReproducedModel) -> tuple[list[flo
     return values, sources
 
 
+def percent_interval(entry: dict | None) -> tuple[float | None, float | None]:
+    if not entry or entry.get("low") is None:
+        return None, None
+    return 100.0 * entry["low"], 100.0 * entry["high"]
+
+
+def _mean_entries(result: SuiteResult, generators: list[str], options: UncertaintyOptions) -> dict:
+    """The intervals of `result`'s mean over `generators`: the run's stored suite mean when it is over exactly
+    these generators, else computed from its scores (bench.engine.uncertainty.mean_over)."""
+    names = [result.generator_name(g) for g in generators]
+    if None in names:
+        return {}
+    if set(names) == set(result.generators) and result.mean_intervals:
+        return result.mean_intervals
+    parts = [result.part(g) for g in generators]
+    return {} if None in parts else mean_over(parts, options)
+
+
+def reproduced_intervals(spec: TableSpec, model: ReproducedModel, options: UncertaintyOptions
+                         ) -> tuple[list[tuple[float | None, float | None]], list[str]]:
+    """(low, high) in percent for each of `reproduced_values`' cells (None where there is none), and the
+    reasons given for the missing ones. Per generator and per suite mean from the run's metrics (stored or
+    computed on demand, see reproduced.with_intervals); a mean over several suites' generators from their
+    scores, each generator resampled independently."""
+    cells: list[tuple[float | None, float | None]] = []
+    reasons: list[str] = []
+
+    def add(entry: dict | None, where: str) -> None:
+        cells.append(percent_interval(entry))
+        if entry and entry.get("reason"):
+            reasons.append(f"{where}: {entry['reason']}")
+
+    if spec.key == "comparison":
+        parts = []
+        for column in spec.columns:
+            result = model.suites.get(column.suite)
+            entries = _mean_entries(result, list(column.generators), options) if result else {}
+            for metric in ("acc", "ap"):
+                add(entries.get(metric), f"{column.label} mean {metric.upper()}")
+            parts += [result.part(g) if result else None for g in column.generators]
+        overall = mean_over(parts, options) if parts and None not in parts else {}
+        for metric in ("acc", "ap"):
+            add(overall.get(metric), f"Mean {metric.upper()}")
+        cells += [(None, None), (None, None)]  # FLOPs, Params
+    else:
+        result = model.suites.get(spec.suite)
+        for column in spec.columns:
+            for metric in ("acc", "ap"):
+                add(result.interval(column.key, metric) if result else None, f"{column.label} {metric.upper()}")
+        entries = _mean_entries(result, [c.key for c in spec.columns], options) if result else {}
+        for metric in ("acc", "ap"):
+            add(entries.get(metric), f"Mean {metric.upper()}")
+    return cells, [f"{model.label}, {reason}" for reason in reasons]
+
+
+def spread_values(per_generator: dict[str, tuple[float | None, float | None]] | None
+                   ) -> tuple[list[float | None], list[str]]:
+    """The four `--spread` cells (SD ACC, SD AP, worst ACC, worst AP) and the worst cells' generator names,
+    from per-generator (ACC, AP) in percent (bench.engine.uncertainty.spread); dashes without values."""
+    if not per_generator:
+        return [None] * 4, [""] * 4
+    sds, worsts, names = [], [], []
+    for i, metric in enumerate(("acc", "ap")):
+        entry = spread({g: v[i] for g, v in per_generator.items()}, METRICS[metric].higher_is_better)
+        sds.append(None if entry is None else entry["std"])
+        worsts.append(None if entry is None else entry["worst_value"])
+        names.append("" if entry is None else entry["worst"])
+    return sds + worsts, ["", "", *names]
+
+
+def _reported_generators(spec: TableSpec, values: list[float | None]) -> dict | None:
+    """A reported row's per-generator (ACC, AP): the per-suite tables' columns (the comparison table's
+    columns are test-set means, not generators)."""
+    if spec.key == "comparison":
+        return None
+    return {c.label: (values[2 * i], values[2 * i + 1]) for i, c in enumerate(spec.columns)}
+
+
+def _reproduced_generators(spec: TableSpec, model: ReproducedModel) -> dict:
+    columns = spec.columns if spec.key == "comparison" else [None]
+    found = {}
+    for column in columns:
+        suite = column.suite if column is not None else spec.suite
+        result = model.suites.get(suite)
+        names = column.generators if column is not None else [c.key for c in spec.columns]
+        labels = names if column is not None else [c.label for c in spec.columns]
+        for name, label in zip(names, labels):
+            found[label] = (result.metric(name, "acc") if result else None, result.metric(name, "ap") if result else None)
+    return found
+
+
+def _verdict(cell: Cell, reported_value: float | None, interval: Cell) -> None:
+    """Where the reported value lies against the reproduced interval, on the delta cell."""
+    if reported_value is None or interval.low is None:
+        return
+    low, high = interval.low, interval.high
+    if low <= reported_value <= high:
+        cell.verdict = "inside"
+        return
+    cell.verdict = "above" if reported_value > high else "below"
+    distance = reported_value - high if reported_value > high else low - reported_value
+    cell.widths = distance / (high - low) if high > low else math.inf
+
+
 def matching_method(spec: TableSpec, model: ReproducedModel) -> str | None:
     """The reported method a reproduced row is compared with: only the row of the method the detector
     reproduces (`Detector.reported_method`, recorded in run.json). Never by weights: an ablation run
@@ -225,8 +356,12 @@ def _rank(rows: list[Row]) -> None:
             cell.rank = position + 1 if position < 2 else None
 
 
-def _cells(values: list[float | None], metrics: list[str], signed: bool = False) -> list[Cell]:
-    return [Cell(v, m, format_value(v, m, signed)) for v, m in zip(values, metrics, strict=True)]
+def _cells(values: list[float | None], metrics: list[str], signed: bool = False,
+           labels: list[str] | None = None) -> list[Cell]:
+    cells = [Cell(v, m, format_value(v, m, signed)) for v, m in zip(values, metrics, strict=True)]
+    for cell, label in zip(cells[len(cells) - len(labels or []):], labels or []):
+        cell.label = label if cell.value is not None else ""
+    return cells
 
 
 def _cell_index(spec: TableSpec, generator: str, metric: str) -> int:
@@ -261,31 +396,57 @@ def _notes(spec: TableSpec) -> list[str]:
     return notes
 
 
-def build_table(key: str, models: list[ReproducedModel] | None = None, compare: bool = False) -> Table:
-    """One paper table; `models` adds reproduced rows, `compare` adds reproduced-minus-reported rows."""
+def build_table(key: str, models: list[ReproducedModel] | None = None, compare: bool = False, *,
+                ci: str | None = None, spread: bool = False, uncertainty: UncertaintyOptions | None = None) -> Table:
+    """One paper table; `models` adds reproduced rows, `compare` adds reproduced-minus-reported rows with a
+    verdict per cell (the reported value inside, above or below the reproduced interval), `ci` prints the
+    reproduced cells' intervals (CI_STYLES), `spread` adds each row's SD over generators and its worst
+    generator. Intervals come from `models` loaded with them (reproduced_models(..., intervals=options))."""
+    if ci is not None and ci not in CI_STYLES:
+        from bench.errors import BenchError
+
+        raise BenchError(f"--ci-style must be one of {', '.join(CI_STYLES)}; got {ci!r}")
+    options = uncertainty or UncertaintyOptions()
     spec = reported.table_spec(key)
-    metrics = _metrics(spec)
-    groups, subheaders = _header(spec)
+    metrics = _metrics(spec, spread)
+    groups, subheaders = _header(spec, spread)
     references = {r.method: r.reference for r in reported.load_rows(key)}
     paper = reported_values(spec)
+    labels = {}
+    if spread:
+        for method, values in paper.items():
+            extra, labels[method] = spread_values(_reported_generators(spec, values))
+            paper[method] = values + extra
     rows = [
-        Row(f"{entry.method} {references[entry.method]}", "reported", _cells(paper[entry.method], metrics), entry.method)
+        Row(f"{entry.method} {references[entry.method]}", "reported",
+            _cells(paper[entry.method], metrics, labels=labels.get(entry.method)), entry.method)
         for entry in spec.methods
     ]
     _rank(rows)
     _flag_inconsistent(spec, rows)
     flags = {row.method: [c.flag for c in row.cells] for row in rows}
-    table = Table(key, spec.title, spec.caption, spec.label, groups, subheaders, rows, notes=_notes(spec))
+    table = Table(key, spec.title, spec.caption, spec.label, groups, subheaders, rows, notes=_notes(spec), ci_style=ci)
     own_protocol = False
+    absent: list[str] = []
+    verdicts = 0
+    intervals_shown = False
     for model in models or []:
         values, sources = reproduced_values(spec, model)
         if all(v is None for v in values):
             continue  # nothing of this table in the store for this model
         own_protocol = own_protocol or model.protocol == "own"
-        cells = _cells(values, metrics)
-        for cell, moved in zip(cells, tie_flags(spec, model), strict=True):
+        extra, spread_labels = spread_values(_reproduced_generators(spec, model)) if spread else ([], [])
+        reproduced_row = Row(model.label, "reproduced", _cells(values + extra, metrics, labels=spread_labels))
+        for cell, moved in zip(reproduced_row.cells, [*tie_flags(spec, model), *[False] * len(extra)], strict=True):
             cell.flag = TIE_MARK if moved and cell.value is not None else ""
-        table.reproduced.append(Row(model.label, "reproduced", cells))
+        if ci or compare:
+            bounds, reasons = reproduced_intervals(spec, model, options)
+            absent += reasons
+            for cell, (low, high) in zip(reproduced_row.cells, bounds):
+                if cell.value is not None:
+                    cell.low, cell.high = low, high
+                    intervals_shown = intervals_shown or low is not None
+        table.reproduced.append(reproduced_row)
         table.sources += sources
         suites = [c.suite for c in spec.columns] if spec.key == "comparison" else [spec.suite]
         table.notes += [f"{model.label}: {note}" for suite in dict.fromkeys(suites)
@@ -297,11 +458,16 @@ def build_table(key: str, models: list[ReproducedModel] | None = None, compare: 
         if method is None:
             table.notes.append(f"{model.label}: no reported row of the same method to compare with.")
             continue
-        deltas = [None if r is None or p is None else r - p for r, p in zip(values, paper[method], strict=True)]
+        deltas = [None if r is None or p is None else r - p
+                  for r, p in zip(values + extra, paper[method], strict=True)]
         label = f"{method} {references[method]}"
         delta_cells = _cells(deltas, metrics, signed=True)
-        for cell, flag in zip(delta_cells, flags[method], strict=True):
+        for cell, flag, reported_value, interval in zip(delta_cells, flags[method], paper[method],
+                                                        reproduced_row.cells, strict=True):
             cell.flag = flag if cell.value is not None else ""
+            if cell.value is not None and cell.metric in PAPER_KEYS:
+                _verdict(cell, reported_value, interval)
+                verdicts += cell.verdict is not None
         table.reproduced.append(Row(label, "delta", delta_cells, method))
     if table.tied:
         table.notes.insert(0, f"{TIE_MARK} AP under the paper's float32 sigmoid, which ties images and so moves it by "
@@ -313,4 +479,25 @@ def build_table(key: str, models: list[ReproducedModel] | None = None, compare: 
             + (", except rows marked 'own protocol': the detector's own paper's test preprocessing "
                "(bench run --protocol own)." if own_protocol else ".")
         )
+    if intervals_shown:
+        table.notes.append(
+            f"Intervals: {100 * options.level:g}% {options.method} bootstrap of the reproduced values "
+            f"({options.resamples} resamples, seed {options.seed}), the images resampled within each generator "
+            "with their real/fake counts kept; a mean resamples each generator independently (bench.engine."
+            "uncertainty)." + (" Shown as value +- half the interval's width." if ci == "pm" else
+                               " Shown as value [low, high]." if ci == "brackets" else ""))
+    if verdicts:
+        table.notes.append(
+            f"Delta rows mark where the reported value lies against the reproduced {100 * options.level:g}% "
+            "interval: a check mark when inside (reproduced within the sampling noise of this test set), an up "
+            "arrow when the reported value lies above it and a down arrow when below, each followed by the "
+            "distance beyond the interval's end in interval widths.")
+    for reason in dict.fromkeys(absent):
+        table.notes.append(f"No interval: {reason}.")
+    if spread:
+        table.notes.append(
+            "SD over generators: the population standard deviation (as numpy's std) of the row's per-generator "
+            "values; Worst generator: the lowest of them, with its name"
+            + ("; reported rows of this table have per-test-set means only, so none." if spec.key == "comparison"
+               else "."))
     return table

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from bench.engine.store import require_writable_file, require_writable_folder
 from bench.engine.suites import DEMO_FOR_GROUP, GROUPS, PAPER_SUITES, SUITES
+from bench.engine.uncertainty import UncertaintyOptions
 from bench.errors import BenchError, UnknownNameError
-from bench.outputs.tables.assemble import Table, build_table
+from bench.outputs.tables.assemble import CI_STYLES, Table, build_table
 from bench.outputs.tables.render import EXTENSIONS, FORMATS, render
 from bench.outputs.tables.reproduced import default_results_root, reproduced_models
 from bench.outputs.tables.suite_table import build_suite_table
@@ -70,7 +71,9 @@ class PaperTables:
         return "\n".join(render(table, fmt) for table in self.tables)
 
 
-def own_suite_tables(suite: str, models: list, root: Path, data_root: str | Path | None = None) -> PaperTables:
+def own_suite_tables(suite: str, models: list, root: Path, data_root: str | Path | None = None, *,
+                     ci: str | None = None, spread: bool = False,
+                     uncertainty: UncertaintyOptions | None = None) -> PaperTables:
     """Tables of suites the paper reports nothing on (bench.outputs.tables.suite_table): a registered suite or
     group (the demo suites), a folder or labels CSV (matched to runs by where their files were and the list
     they were read from), or a suite name as the runs recorded it. Reproduced rows only; a suite no finished
@@ -96,8 +99,9 @@ def own_suite_tables(suite: str, models: list, root: Path, data_root: str | Path
         if name in PAPER_SUITES:
             raise BenchError(f"{name} is one of the paper's suites: use --suite {name} alone for its table")
         if folder is not None:  # this folder's (or list's) runs only, even if a later run had the same name
-            models = reproduced_models(root, only=lambda r, f=folder, li=listing: (r.root, r.listing) == (f, li))
-        table = build_suite_table(name, models, folder)
+            models = reproduced_models(root, only=lambda r, f=folder, li=listing: (r.root, r.listing) == (f, li),
+                                       intervals=uncertainty if ci else None)
+        table = build_suite_table(name, models, folder, ci=ci, spread=spread, uncertainty=uncertainty)
         if not table.reproduced:
             where = f" on {listing or folder}" if folder else ""
             raise BenchError(f"no finished run under {root / 'runs'} covers {name}{where}; evaluate it with "
@@ -107,10 +111,16 @@ def own_suite_tables(suite: str, models: list, root: Path, data_root: str | Path
 
 
 def paper_tables(suite: str | None = None, *, results: str | Path | None = None, paper: bool = False,
-                 compare: bool = False, every: bool = False, data_root: str | Path | None = None) -> PaperTables:
+                 compare: bool = False, every: bool = False, data_root: str | Path | None = None,
+                 ci: str | None = None, spread: bool = False, uncertainty: UncertaintyOptions | None = None
+                 ) -> PaperTables:
     """The paper's tables for `suite` (default: the comparison table over Test Sets 1-5; `every`: all five
     tables), with reproduced rows from the latest finished runs under `results` unless `paper` (reported
-    rows only); `compare` adds reproduced-minus-reported rows and needs a run that covers the suite.
+    rows only); `compare` adds reproduced-minus-reported rows, each cell marked with where the reported value
+    lies against the reproduced interval, and needs a run that covers the suite; `ci` (`pm` or `brackets`)
+    prints the reproduced values' intervals; `spread` adds each row's SD over generators and worst
+    generator. Intervals are read from the runs' metrics.json when stored under `uncertainty` (default: 95%
+    percentile, 2,000 resamples, seed 0), else computed from their scores.parquet (older runs too).
 
     A suite the paper reports nothing on (a folder, a labels CSV, a demo suite, a name the runs recorded)
     gets a table of the same layout with reproduced rows only (`own_suite_tables`). A group (all, gan,
@@ -118,7 +128,13 @@ def paper_tables(suite: str | None = None, *, results: str | Path | None = None,
     a machine without the paper's data), shows the demo suites' tables with a note that says so."""
     if paper and compare:
         raise BenchError("--paper shows the reported rows only, so it cannot --compare; drop one of the two.")
+    if paper and ci:
+        raise BenchError("--paper shows the reported rows only, which have no intervals; drop --ci or --paper.")
+    if ci is not None and ci not in CI_STYLES:
+        raise BenchError(f"--ci-style must be one of {', '.join(CI_STYLES)}; got {ci!r}")
+    uncertainty = uncertainty or UncertaintyOptions()
     root = Path(results) if results else default_results_root()
+    intervals = uncertainty if (ci or compare) else None
     suite_key = (suite or "all").strip().lower()
     if not every and wild_tables_for(suite_key) is not None:
         return _wild_tables(suite_key, tables_for_suite(suite_key), root, paper, compare)
@@ -126,7 +142,8 @@ def paper_tables(suite: str | None = None, *, results: str | Path | None = None,
             and suite.strip().lower() not in ("diffusion1kstep", "testset5"):
         if paper:
             tables_for_suite(suite)  # an unknown name: did-you-mean among the paper's tables
-        selection = own_suite_tables(suite, reproduced_models(root), root, data_root)
+        selection = own_suite_tables(suite, reproduced_models(root, intervals=intervals), root, data_root,
+                                     ci=ci, spread=spread, uncertainty=uncertainty)
         if compare:
             selection.note = (f"--compare: the paper reports no numbers on {', '.join(selection.keys)}, so there are no "
                               "reported rows to subtract; showing the reproduced rows")
@@ -134,7 +151,7 @@ def paper_tables(suite: str | None = None, *, results: str | Path | None = None,
     # the paper's tables are on the files as published, each suite under its own protocol: aligned runs and
     # runs under another resolution policy are rows of the wild tables and the report, not of these
     unreadable: list[tuple[Path, str]] = []
-    models = [] if paper else [m for m in reproduced_models(root, unreadable=unreadable)
+    models = [] if paper else [m for m in reproduced_models(root, unreadable=unreadable, intervals=intervals)
                                if m.align == "raw" and m.resolution is None]
     damaged = ""
     if unreadable:  # said, not passed over: a truncated metrics.json is not "no runs"
@@ -153,12 +170,13 @@ def paper_tables(suite: str | None = None, *, results: str | Path | None = None,
         note = damaged
     suite = suite or "all"
     keys = ALL_TABLES if every else tables_for_suite(suite)
-    tables = [build_table(key, models, compare=compare) for key in keys]
+    tables = [build_table(key, models, compare=compare, ci=ci, spread=spread, uncertainty=uncertainty) for key in keys]
     group = {"comparison": "all"}.get(suite.strip().lower(), suite.strip().lower())
     if not every and models and not any(t.reproduced for t in tables) and group in DEMO_FOR_GROUP:
         demo = GROUPS.get(DEMO_FOR_GROUP[group], [DEMO_FOR_GROUP[group]])
         if any(name in model.suites for model in models for name in demo):
-            selection = own_suite_tables(",".join(n for n in demo if any(n in m.suites for m in models)), models, root)
+            selection = own_suite_tables(",".join(n for n in demo if any(n in m.suites for m in models)), models, root,
+                                         ci=ci, spread=spread, uncertainty=uncertainty)
             selection.note = (f"no finished run under {root / 'runs'} covers the paper's suites of --suite {suite}; "
                               f"showing the demo suites that `bench run --suite {group}` falls back to without the "
                               "paper's data, reproduced rows only (the paper reports no numbers on them"

@@ -37,6 +37,48 @@ def md_escape(text: object) -> str:
     return str(text).replace("|", r"\|").replace("*", r"\*")
 
 
+def _interval_text(cell, style: str | None) -> tuple[str, str] | None:
+    if style is None or cell.low is None:
+        return None
+    if style == "pm":
+        return "pm", f"{(cell.high - cell.low) / 2:.1f}"
+    return "brackets", f"{cell.low:.1f}, {cell.high:.1f}"
+
+
+def ci_markdown(cell, style: str | None) -> str:
+    """`--ci`: ` ± 0.8` or ` [94.3, 95.9]` after a reproduced value."""
+    shown = _interval_text(cell, style)
+    if shown is None:
+        return ""
+    return f" ± {shown[1]}" if shown[0] == "pm" else f" [{shown[1]}]"
+
+
+def ci_latex(cell, style: str | None) -> str:
+    shown = _interval_text(cell, style)
+    if shown is None:
+        return ""
+    return (f"{{\\scriptsize$\\pm${shown[1]}}}" if shown[0] == "pm" else f"{{\\scriptsize\\,[{shown[1]}]}}")
+
+
+def _widths(cell) -> str:
+    return "" if cell.widths is None or cell.widths == float("inf") else f"{cell.widths:.1f}"
+
+
+def verdict_markdown(cell) -> str:
+    """`--compare`: ✓ (the reported value inside the reproduced interval), ↑k or ↓k (above or below it,
+    k interval widths beyond its end)."""
+    if cell.verdict is None:
+        return ""
+    return {"inside": " ✓", "above": f" ↑{_widths(cell)}", "below": f" ↓{_widths(cell)}"}[cell.verdict]
+
+
+def verdict_latex(cell) -> str:
+    if cell.verdict is None:
+        return ""
+    return {"inside": "\\,$\\surd$", "above": f"\\,$\\uparrow${_widths(cell)}",
+            "below": f"\\,$\\downarrow${_widths(cell)}"}[cell.verdict]
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -47,7 +89,8 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined, autoescape=False,
     )
-    env.filters.update(tex=tex_escape, texnum=tex_number, md=md_escape)
+    env.filters.update(tex=tex_escape, texnum=tex_number, md=md_escape, ci_md=ci_markdown, ci_tex=ci_latex,
+                       verdict_md=verdict_markdown, verdict_tex=verdict_latex)
     return env
 
 

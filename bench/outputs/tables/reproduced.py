@@ -8,12 +8,14 @@ tables are on clean images. FLOPs and Params come from `bench profile` (`profile
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.engine.results import finished_runs
+from bench.engine.results import FinishedRun, finished_runs
 from bench.engine.store import file_stem
+from bench.engine.uncertainty import UncertaintyOptions, metrics_with_intervals
 
 
 def default_results_root() -> Path:
@@ -42,15 +44,45 @@ class SuiteResult:
     """Where the suite's files were (run.json's suite_roots): tells apart two folders of the same name."""
     listing: str | None = None
     """The labels CSV the suite was read from (run.json's suite_listings), or None for a folder."""
+    mean_intervals: dict = field(default_factory=dict)
+    """The suite mean's intervals ({metric: {"low", "high"} or {"reason"}}), when asked for."""
+    run: FinishedRun | None = field(default=None, compare=False, repr=False)
+    calibrated_logit: float | None = None
 
-    def metric(self, generator: str, name: str) -> float | None:
-        """`name` of `generator` in percent, or None if the run lacks it (names match case-insensitively)."""
+    def _values(self, generator: str) -> dict | None:
         values = self.generators.get(generator)
         if values is None:
             folded = {g.casefold(): v for g, v in self.generators.items()}
             values = folded.get(generator.casefold())
+        return values
+
+    def generator_name(self, generator: str) -> str | None:
+        """The run's own spelling of a generator name (names match case-insensitively)."""
+        if generator in self.generators:
+            return generator
+        return {g.casefold(): g for g in self.generators}.get(generator.casefold())
+
+    def metric(self, generator: str, name: str) -> float | None:
+        """`name` of `generator` in percent, or None if the run lacks it (names match case-insensitively)."""
+        values = self._values(generator)
         value = None if values is None else values.get(name)
         return None if value is None else 100.0 * float(value)
+
+    def interval(self, generator: str, name: str) -> dict | None:
+        """`name`'s interval entry of `generator` (low/high as fractions, or a reason), or None if the run's
+        metrics carry none."""
+        values = self._values(generator)
+        return None if values is None else (values.get("intervals") or {}).get(name)
+
+    def part(self, generator: str) -> tuple | None:
+        """What bench.engine.uncertainty.mean_over needs of one generator (None without scores)."""
+        name = self.generator_name(generator)
+        if name is None or self.run is None or not (self.run.folder / "scores.parquet").is_file():
+            return None
+        scores = self.run.scores
+        rows = scores[(scores["suite"] == self.suite) & (scores["generator"] == name)]
+        return (f"{self.suite}/{name}", rows["label"].to_numpy(), rows["logit"].to_numpy(dtype="float64"),
+                self.prob_precision, self.calibrated_logit)
 
 
 @dataclass
@@ -124,13 +156,39 @@ def load_profile(root: Path, detector: str) -> tuple[dict | None, Path]:
     return (_read_json(path) if path.is_file() else None), path
 
 
+def _scores_of(run: FinishedRun):
+    return run.scores if (run.folder / "scores.parquet").is_file() else None
+
+
+def with_intervals(models: list[ReproducedModel], options: UncertaintyOptions) -> list[ReproducedModel]:
+    """The models with every suite's per-generator and mean intervals under `options`: read from the run's
+    metrics.json when it stored them with these options, else computed now from its scores.parquet
+    (bench.engine.uncertainty), once per run folder."""
+    by_run: dict[Path, dict] = {}
+    for model in models:
+        for suite, result in list(model.suites.items()):
+            if result.run is None:
+                continue
+            if result.run.folder not in by_run:
+                by_run[result.run.folder] = metrics_with_intervals(result.run.metrics, lambda r=result.run: _scores_of(r),
+                                                                   options)
+            metrics = by_run[result.run.folder]
+            block = (metrics.get("suites") or {}).get(suite) or {}
+            model.suites[suite] = dataclasses.replace(
+                result, generators=block.get("generators") or result.generators,
+                mean_intervals=(block.get("mean") or {}).get("intervals") or {})
+    return models
+
+
 def reproduced_models(root: str | Path | None = None, only=None,
-                      unreadable: list[tuple[Path, str]] | None = None) -> list[ReproducedModel]:
+                      unreadable: list[tuple[Path, str]] | None = None, *,
+                      intervals: UncertaintyOptions | None = None) -> list[ReproducedModel]:
     """The latest finished result per detector, weights and suite, grouped by (detector, weights, protocol,
     alignment, resolution policy).
     `only(suite_result)`: keep only the suite results it accepts (e.g. one folder's, for `bench table
     --suite PATH`), so that a later run on another folder of the same name does not hide it. Run folders
-    that cannot be read are left out, each added to `unreadable` as (folder, why)."""
+    that cannot be read are left out, each added to `unreadable` as (folder, why).
+    `intervals`: every value's interval under those options (see `with_intervals`)."""
     root = Path(root) if root is not None else default_results_root()
     models: dict[tuple[str, str, str], ReproducedModel] = {}
     for run in finished_runs(root, unreadable):
@@ -160,10 +218,13 @@ def reproduced_models(root: str | Path | None = None, only=None,
             generators = (payload or {}).get("generators") or {}
             # runs come oldest first, so a later run of the same suite replaces an earlier one
             notes = tuple(n for n in metrics.get("notes") or [] if n.startswith((f"{suite}/", f"{suite} (mean)")))
+            calibration = metrics.get("calibration") or {}
             result = SuiteResult(
                 suite, info["run_id"], info.get("finished_at") or "", generators, info.get("limit_per_class"),
                 metrics.get("prob_precision") or "float64", (payload or {}).get("mean"), notes,
                 (info.get("suite_roots") or {}).get(suite), (info.get("suite_listings") or {}).get(suite),
+                mean_intervals=((payload or {}).get("mean") or {}).get("intervals") or {}, run=run,
+                calibrated_logit=calibration.get("threshold_logit"),
             )
             if only is None or only(result):
                 model.suites[suite] = result
@@ -173,4 +234,5 @@ def reproduced_models(root: str | Path | None = None, only=None,
             model.reported_method = _registered_reported_method(model.detector)
         model.profile, path = load_profile(root, model.detector)
         model.profile_path = path if model.profile is not None else None
-    return sorted(models.values(), key=lambda m: (m.display_name, m.weights_label))
+    ordered = sorted(models.values(), key=lambda m: (m.display_name, m.weights_label))
+    return ordered if intervals is None else with_intervals(ordered, intervals)
