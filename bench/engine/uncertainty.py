@@ -8,10 +8,13 @@ generator's own resample `b`: generators are resampled independently, a small ge
 own (larger) spread and a large one cannot drown it. ACC@cal holds the calibrated threshold fixed: its
 interval covers the test images' sampling only, not the calibration set's.
 
-How. Each generator's scores are sorted once into groups of equal score (ties stay together, as
-scikit-learn treats them). A resample is a vector of counts per group and class, drawn as random indices
-and counted with one `bincount` for a whole chunk of resamples; from the cumulative counts every metric
-of `bench.engine.metrics` follows with array arithmetic on all resamples of the chunk at once: AP as
+How. Each generator's logits are sorted once into groups of equal logit (ties stay together, as
+scikit-learn treats them); the paper's columns read the run's precision (official float32 probabilities
+tie where logits do not), whose groups are runs of consecutive logit groups, and the other ranking metrics
+the exact order (bench.engine.metrics.EXACT_ORDER_KEYS). A resample is a vector of counts per group and
+class, drawn as random indices and counted with one `bincount` for a whole chunk of resamples; from the
+cumulative counts every metric of `bench.engine.metrics` follows with array arithmetic on all resamples
+of the chunk at once: AP as
 scikit-learn's step-wise sum of precision times the recall step, ROC-AUC as the Mann-Whitney count (ties
 half), EER interpolated between the two ROC points around FPR = FNR, oracle ACC as the best ROC point,
 TPR@FPR at the last ROC point within the FPR budget. Tests compare every metric with scikit-learn and
@@ -131,24 +134,14 @@ class UncertaintyOptions:
 
 
 @dataclass
-class Prepared:
-    """One generator's scores sorted once into groups of equal score (0 = the highest), and where each
-    class's images fall. A resample is a vector of counts per score group for each class: `slots` are the
-    groups that hold images of the class, in score order; the maps tie the two classes' slots together."""
+class Order:
+    """How one ordering of a generator's scores groups them: groups of equal score (0 = the highest), and
+    where each class's slots (the groups that hold images of that class) lie among them."""
 
-    keys: tuple[str, ...]
-    n_real: int
-    n_fake: int
     groups: int
-    real_slot: np.ndarray
-    """Each real image's slot among the groups that hold reals."""
-    fake_slot: np.ndarray
     real_slot_group: np.ndarray
     """Each real slot's group, in score order (descending)."""
     fake_slot_group: np.ndarray
-    real_ok: np.ndarray
-    """Per real slot: 1.0 where a real image of that score is called real (score <= threshold)."""
-    fake_ok: np.ndarray
     reals_to: np.ndarray
     """Per group: how many real slots lie at or above it (an index into the real cumulative counts with a
     leading zero)."""
@@ -156,56 +149,98 @@ class Prepared:
     shared_real: np.ndarray
     """Real and fake slots of the groups holding both classes (ties across the classes)."""
     shared_fake: np.ndarray
+    fakes_above_real: np.ndarray
+    """Per real slot (and one past the last): fake slots strictly above it."""
+
+    @classmethod
+    def of(cls, group: np.ndarray, n_groups: int, real: np.ndarray, fake: np.ndarray
+           ) -> tuple[Order, np.ndarray, np.ndarray]:
+        """The order of images whose group ids are `group`; also each real's and fake's slot."""
+        real_groups, real_slot = np.unique(group[real], return_inverse=True)
+        fake_groups, fake_slot = np.unique(group[fake], return_inverse=True)
+        every = np.arange(n_groups)
+        shared = np.intersect1d(real_groups, fake_groups)
+        fakes_to = np.searchsorted(fake_groups, every, side="right")
+        fakes_above = fakes_to[real_groups] - np.isin(real_groups, fake_groups)
+        order = cls(n_groups, real_groups, fake_groups, np.searchsorted(real_groups, every, side="right"), fakes_to,
+                    np.searchsorted(real_groups, shared), np.searchsorted(fake_groups, shared),
+                    np.append(fakes_above, fake_groups.size))
+        return order, real_slot.reshape(-1), fake_slot.reshape(-1)
+
+
+@dataclass
+class Prepared:
+    """One generator's scores sorted once. Images are grouped by their logit (the exact order, which the
+    metrics of EXACT_ORDER_KEYS read) and a resample is a vector of counts per exact group for each class;
+    the paper's columns read the scores under the run's precision (float32 probabilities tie where logits
+    do not), whose groups are runs of consecutive exact groups, summed from the same counts."""
+
+    keys: tuple[str, ...]
+    n_real: int
+    n_fake: int
+    exact: Order
+    real_slot: np.ndarray
+    """Each real image's slot in the exact order."""
+    fake_slot: np.ndarray
+    real_ok: np.ndarray
+    """Per real slot: 1.0 where a real image of that logit is called real under the precision's threshold."""
+    fake_ok: np.ndarray
+    paper: Order | None = None
+    """The order the paper's AP reads, where its ties merge exact groups (None: the same as `exact`)."""
+    real_merge: np.ndarray | None = None
+    """Where each paper real slot starts among the exact real slots (for np.add.reduceat)."""
+    fake_merge: np.ndarray | None = None
     real_ok_cal: np.ndarray | None = None
     """Per real image: called real at the calibrated threshold (held fixed)."""
     fake_ok_cal: np.ndarray | None = None
     real_direct: bool = False
-    """Image i of the class is in slot i (sorted, no tied scores): draws count without a lookup."""
+    """Image i of the class is in slot i (sorted, no tied logits): draws count without a lookup."""
     fake_direct: bool = False
 
     @property
     def real_slots(self) -> int:
-        return self.real_slot_group.size
+        return self.exact.real_slot_group.size
 
     @property
     def fake_slots(self) -> int:
-        return self.fake_slot_group.size
+        return self.exact.fake_slot_group.size
 
 
 def prepare(labels, logits, *, prob_precision: str = DEFAULT_PROB_PRECISION,
             calibrated_logit: float | None = None, keep_order: bool = False) -> Prepared:
-    """Sort a generator's scores into groups of equal score (the scores the metrics read under the
-    precision: official float32 probabilities or the logits themselves).
+    """Sort a generator's scores into groups of equal logit (the exact order) and of equal score under the
+    precision (the paper's columns: official float32 probabilities or the logits themselves).
 
     Each class's images are put in score order (a resample draws images uniformly, so their order does
-    not matter), which lets a resample without tied scores be counted without a lookup; `keep_order`
+    not matter), which lets a resample without tied logits be counted without a lookup; `keep_order`
     keeps the given order instead, for paired resampling of two runs' scores of the same images."""
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
     logits = np.asarray(logits, dtype=np.float64).reshape(-1)
-    scores, threshold = scores_and_threshold(logits, prob_precision)
     if not keep_order:
-        order = np.argsort(-scores, kind="stable")
-        labels, logits, scores = labels[order], logits[order], scores[order]
-    distinct, group = np.unique(-scores, return_inverse=True)  # ascending -score: group 0 holds the highest
-    values = -distinct
+        order = np.argsort(-logits, kind="stable")
+        labels, logits = labels[order], logits[order]
+    scores, threshold = scores_and_threshold(logits, prob_precision)
     real, fake = labels == 0, labels == 1
-    real_groups, real_slot = np.unique(group[real], return_inverse=True)
-    fake_groups, fake_slot = np.unique(group[fake], return_inverse=True)
-    every = np.arange(values.size)
-    reals_to = np.searchsorted(real_groups, every, side="right")
-    fakes_to = np.searchsorted(fake_groups, every, side="right")
-    shared = np.intersect1d(real_groups, fake_groups)
-    keys = METRIC_KEYS + (CALIBRATED_KEYS if calibrated_logit is not None else ())
-    prepared = Prepared(
-        keys, int(real.sum()), int(fake.sum()), int(values.size), real_slot.reshape(-1), fake_slot.reshape(-1),
-        real_groups, fake_groups, (values[real_groups] <= threshold).astype(np.float64),
-        (values[fake_groups] > threshold).astype(np.float64), reals_to, fakes_to,
-        np.searchsorted(real_groups, shared), np.searchsorted(fake_groups, shared))
+    distinct, group = np.unique(-logits, return_inverse=True)  # ascending -logit: group 0 holds the highest
+    exact, real_slot, fake_slot = Order.of(group.reshape(-1), distinct.size, real, fake)
+    # the precision's score of each exact group (a non-decreasing function of the logit)
+    group_score = np.empty(distinct.size)
+    group_score[group.reshape(-1)] = scores
+    keys = tuple(k for k in INTERVAL_KEYS if k not in CALIBRATED_KEYS or calibrated_logit is not None)
+    prepared = Prepared(keys, int(real.sum()), int(fake.sum()), exact, real_slot, fake_slot,
+                        (group_score[exact.real_slot_group] <= threshold).astype(np.float64),
+                        (group_score[exact.fake_slot_group] > threshold).astype(np.float64))
+    paper_distinct, paper_group = np.unique(-group_score, return_inverse=True)
+    if paper_distinct.size < distinct.size:  # ties under the precision that the logits do not have
+        paper, _, _ = Order.of(paper_group.reshape(-1)[group.reshape(-1)], paper_distinct.size, real, fake)
+        prepared.paper = paper
+        prepared.real_merge = np.flatnonzero(np.r_[True, np.diff(paper_group.reshape(-1)[exact.real_slot_group]) != 0])
+        prepared.fake_merge = np.flatnonzero(np.r_[True, np.diff(paper_group.reshape(-1)[exact.fake_slot_group]) != 0])
     if calibrated_logit is not None:
         prepared.real_ok_cal = logits[real] <= calibrated_logit
         prepared.fake_ok_cal = logits[fake] > calibrated_logit
-    prepared.real_direct = bool(np.array_equal(prepared.real_slot, np.arange(prepared.n_real)))
-    prepared.fake_direct = bool(np.array_equal(prepared.fake_slot, np.arange(prepared.n_fake)))
+    prepared.real_direct = bool(np.array_equal(real_slot, np.arange(prepared.n_real)))
+    prepared.fake_direct = bool(np.array_equal(fake_slot, np.arange(prepared.n_fake)))
     return prepared
 
 
@@ -222,68 +257,93 @@ def _first_at_least(rows: np.ndarray, limits: np.ndarray) -> np.ndarray:
     return np.searchsorted(shifted.ravel(), shift + limits, side="left") - np.arange(count) * width
 
 
+def _cumulative(R: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative counts with a leading zero column: cum_r[:, order.reals_to[g]] = reals scoring >= group g."""
+    cum_r = np.zeros((R.shape[0], R.shape[1] + 1))
+    np.cumsum(R, axis=1, out=cum_r[:, 1:])
+    cum_f = np.zeros((F.shape[0], F.shape[1] + 1))
+    np.cumsum(F, axis=1, out=cum_f[:, 1:])
+    return cum_r, cum_f
+
+
+def _average_precision(order: Order, F: np.ndarray, cum_r: np.ndarray, cum_f: np.ndarray, n_f: np.ndarray,
+                       work: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's AP (sum over thresholds of precision x recall step) for each row; also the reals at or
+    above each fake slot's group (the false positives there)."""
+    tp = cum_f[:, 1:]
+    fp = np.take(cum_r, order.reals_to[order.fake_slot_group], axis=1)
+    work = np.add(tp, fp, out=work)
+    np.maximum(work, 1.0, out=work)  # zero only where F and tp are zero too
+    np.divide(tp, work, out=work)  # precision
+    return np.einsum("ij,ij->i", F, work) / n_f, fp
+
+
 def _fold(prep: Prepared, R: np.ndarray, F: np.ndarray, r_cal: np.ndarray | None = None,
           f_cal: np.ndarray | None = None) -> np.ndarray:
-    """Every metric of each row of counts. R: (rows, real slots) counts of real images per score group
-    that holds reals; F: (rows, fake slots) likewise for fakes (float64); r_cal, f_cal: (rows,) images
-    called right at the calibrated threshold. Returns (rows, len(prep.keys)); NaN where a class is missing."""
+    """Every metric of each row of counts. R: (rows, real slots) counts of real images per exact group that
+    holds reals; F: (rows, fake slots) likewise for fakes (float64); r_cal, f_cal: (rows,) images called
+    right at the calibrated threshold. Returns (rows, len(prep.keys)); NaN where a class is missing."""
     rows = R.shape[0]
     n_r, n_f = R.sum(axis=1), F.sum(axis=1)
     out = np.full((rows, len(prep.keys)), np.nan)
     column = {key: i for i, key in enumerate(prep.keys)}
+
+    def put(key: str, values) -> None:
+        if key in column:
+            out[:, column[key]] = values
+
     r_ok, f_ok = R @ prep.real_ok, F @ prep.fake_ok
     with np.errstate(invalid="ignore", divide="ignore"):
-        out[:, column["acc"]] = (r_ok + f_ok) / (n_r + n_f)
-        out[:, column["r_acc"]] = r_ok / n_r
-        out[:, column["f_acc"]] = f_ok / n_f
+        put("acc", (r_ok + f_ok) / (n_r + n_f))
+        put("r_acc", r_ok / n_r)
+        put("f_acc", f_ok / n_f)
         if r_cal is not None:
-            out[:, column["acc_cal"]] = (r_cal + f_cal) / (n_r + n_f)
-            out[:, column["r_acc_cal"]] = r_cal / n_r
-            out[:, column["f_acc_cal"]] = f_cal / n_f
+            put("acc_cal", (r_cal + f_cal) / (n_r + n_f))
+            put("r_acc_cal", r_cal / n_r)
+            put("f_acc_cal", f_cal / n_f)
     if not (prep.n_real and prep.n_fake):
         return out
-    # cumulative counts with a leading zero: cum_r[:, prep.reals_to[g]] = reals with a score >= group g's
-    cum_r = np.zeros((rows, prep.real_slots + 1))
-    np.cumsum(R, axis=1, out=cum_r[:, 1:])
-    cum_f = np.zeros((rows, prep.fake_slots + 1))
-    np.cumsum(F, axis=1, out=cum_f[:, 1:])
-    tp = cum_f[:, 1:]  # at each fake slot's group: fakes and reals at or above it
-    fp = np.take(cum_r, prep.reals_to[prep.fake_slot_group], axis=1)
-    work = np.add(tp, fp)
-    np.maximum(work, 1.0, out=work)  # zero only where F and tp are zero too
-    np.divide(tp, work, out=work)  # precision
-    out[:, column["ap"]] = np.einsum("ij,ij->i", F, work) / n_f  # sum of precision x recall step
+    order = prep.exact
+    cum_r, cum_f = _cumulative(R, F)
+    work = np.empty_like(F)
+    ap_exact, fp = _average_precision(order, F, cum_r, cum_f, n_f, work)
+    put("ap_exact", ap_exact)
+    if prep.paper is None:
+        put("ap", ap_exact)
+    else:  # the paper's ties merge runs of exact groups: their counts are sums of the exact ones
+        F_paper = np.add.reduceat(F, prep.fake_merge, axis=1)
+        R_paper = np.add.reduceat(R, prep.real_merge, axis=1)
+        put("ap", _average_precision(prep.paper, F_paper, *_cumulative(R_paper, F_paper), n_f)[0])
+    tp = cum_f[:, 1:]
     pairs = n_r * n_f
     # Mann-Whitney: each fake counts the reals strictly below it, and half the reals tied with it
-    ties = np.einsum("ij,ij->i", F[:, prep.shared_fake], R[:, prep.shared_real])
-    out[:, column["auc"]] = (pairs - np.einsum("ij,ij->i", F, fp) + 0.5 * ties) / pairs
+    ties = np.einsum("ij,ij->i", F[:, order.shared_fake], R[:, order.shared_real])
+    put("auc", (pairs - np.einsum("ij,ij->i", F, fp) + 0.5 * ties) / pairs)
     # the best ROC point's accuracy: it lies at a fake slot's group or at the origin (everything real)
     np.subtract(tp, fp, out=work)
-    out[:, column["oracle_acc"]] = (np.maximum(work.max(axis=1), 0.0) + n_r) / (n_r + n_f)
+    put("oracle_acc", (np.maximum(work.max(axis=1), 0.0) + n_r) / (n_r + n_f))
     # TPR@FPR: the ROC points with fpr <= target are those before the first real slot whose cumulative
     # count passes target x n_r; the last of them has the largest tpr
     real_cum = cum_r[:, 1:]
     index = np.arange(rows)
-    fakes_above = np.append(prep.fakes_to[prep.real_slot_group] - np.isin(
-        prep.real_slot_group, prep.fake_slot_group), prep.fake_slots)  # fake slots strictly above each real slot
     for key, target in FPR_TARGETS.items():
         first_over = _first_at_least(real_cum, np.floor((target + 1e-12) * n_r) + 1)
-        out[:, column[key]] = cum_f[index, fakes_above[first_over]] / n_f
+        put(key, cum_f[index, order.fakes_above_real[first_over]] / n_f)
     # EER: along the ROC points, tpr + fpr rises from 0 to 2; find the first point where it reaches 1
     # (FNR <= FPR), in exact integer arithmetic (cum_f n_r + cum_r n_f >= n_r n_f), and interpolate
     # between it and the point before, as bench.engine.metrics.equal_error_rate
     np.multiply(tp, n_r[:, None], out=work)
     work += fp * n_f[:, None]
     first_fake = _first_at_least(work, pairs)
-    at_reals = np.take(cum_f, prep.fakes_to[prep.real_slot_group], axis=1) * n_r[:, None] + real_cum * n_f[:, None]
+    at_reals = np.take(cum_f, order.fakes_to[order.real_slot_group], axis=1) * n_r[:, None] + real_cum * n_f[:, None]
     first_real = _first_at_least(at_reals, pairs)
-    group = np.minimum(np.append(prep.fake_slot_group, prep.groups)[first_fake],
-                       np.append(prep.real_slot_group, prep.groups)[first_real])
-    group = np.minimum(group, prep.groups - 1)  # the last point (everything fake) always qualifies
+    group = np.minimum(np.append(order.fake_slot_group, order.groups)[first_fake],
+                       np.append(order.real_slot_group, order.groups)[first_real])
+    group = np.minimum(group, order.groups - 1)  # the last point (everything fake) always qualifies
 
     def point(g):
         g = np.maximum(g, 0)
-        return cum_r[index, prep.reals_to[g]], cum_f[index, prep.fakes_to[g]]
+        return cum_r[index, order.reals_to[g]], cum_f[index, order.fakes_to[g]]
 
     fp_at, tp_at = point(group)
     fp_before, tp_before = point(group - 1)
@@ -292,7 +352,7 @@ def _fold(prep: Prepared, R: np.ndarray, F: np.ndarray, r_cal: np.ndarray | None
     gap_at = pairs - (tp_at * n_r + fp_at * n_f)  # (FNR - FPR) x n_r n_f: <= 0
     gap_before = pairs - (tp_before * n_r + fp_before * n_f)  # > 0
     step = gap_before / (gap_before - gap_at)
-    out[:, column["eer"]] = (fp_before + step * (fp_at - fp_before)) / n_r
+    put("eer", (fp_before + step * (fp_at - fp_before)) / n_r)
     return out
 
 
