@@ -206,3 +206,29 @@ def test_latex_with_intervals_verdicts_and_spread_compiles(tmp_path):
     result = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_report_shows_intervals_and_calibration_quality_of_an_old_run(tmp_path):
+    """bench report on the pre-intervals fixture: the intervals beside the values and the calibration quality
+    are computed on demand from its scores, and the numbers are metrics.json's / scikit-learn's."""
+    from browser_support import parse_page
+    from sklearn.metrics import brier_score_loss
+
+    from bench.cli import main
+
+    fixture = REPO / "tests" / "fixtures" / "pre_intervals_run"
+    out = tmp_path / "report.html"
+    assert main(["report", str(fixture), "--output", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    page = parse_page(html)
+    run = read_run(fixture)
+    metrics = metrics_with_intervals(run.metrics, lambda: run.scores)
+    entry = metrics["suites"]["demo-gan"]["generators"]["nearest-conv"]["intervals"]["acc"]
+    table = next(t for t in page.tables if t[0][0] == "generator")
+    row = next(r for r in table if r[0] == "nearest-conv")
+    assert row[1] == f"62.5 [{100 * entry['low']:.1f}, {100 * entry['high']:.1f}]"
+    quality = next(t for t in page.tables if t[0][0] == "LFM" and "Brier" in t[0])
+    rows = run.scores[run.scores["generator"] == "nearest-conv"]
+    brier = brier_score_loss(rows["label"], 1 / (1 + np.exp(-rows["logit"].to_numpy())))
+    assert next(r for r in quality if r[0] == "nearest-conv")[quality[0].index("Brier")] == f"{brier:.3f}"
+    assert "Reliability diagrams, one per detector" in html and "whiskers" in html

@@ -48,7 +48,7 @@ def bin_index(probs: np.ndarray, bins: int) -> np.ndarray:
 
 def reliability(labels, probs, bins: int = DEFAULT_BINS) -> dict:
     """Per equal-width bin: how many images, their mean fake-probability and the share that are fake
-    (null for an empty bin)."""
+    (null for an empty bin), and the ECE of the images pooled (the diagram's own number)."""
     labels = np.asarray(labels, dtype=np.float64).reshape(-1)
     probs = np.asarray(probs, dtype=np.float64).reshape(-1)
     index = bin_index(probs, bins)
@@ -58,9 +58,11 @@ def reliability(labels, probs, bins: int = DEFAULT_BINS) -> dict:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_prob = np.where(count > 0, prob_sum / count, np.nan)
         share = np.where(count > 0, fake_sum / count, np.nan)
-    return {"bins": bins, "edges": np.linspace(0.0, 1.0, bins + 1).tolist(), "count": count.astype(int).tolist(),
-            "mean_prob": [None if math.isnan(v) else float(v) for v in mean_prob],
-            "frac_fake": [None if math.isnan(v) else float(v) for v in share]}
+    block = {"bins": bins, "edges": np.linspace(0.0, 1.0, bins + 1).tolist(), "count": count.astype(int).tolist(),
+             "mean_prob": [None if math.isnan(v) else float(v) for v in mean_prob],
+             "frac_fake": [None if math.isnan(v) else float(v) for v in share]}
+    block["ece"] = ece_from_bins(block)
+    return block
 
 
 def ece_from_bins(block: dict) -> float:
@@ -121,3 +123,68 @@ def mean_quality(blocks: Sequence[dict]) -> dict:
         result[key] = float(np.mean(values)) if values else math.nan
     result["bins"] = blocks[0]["bins"]
     return result
+
+
+# ------------------------------------------------------------------------------------------ metrics.json
+
+
+def _labels_logits(rows) -> tuple[np.ndarray, np.ndarray]:
+    return rows["label"].to_numpy(), rows["logit"].to_numpy(dtype=np.float64)
+
+
+def _quality_of(rows, bins: int, calibration) -> dict:
+    labels, logits = _labels_logits(rows)
+    block = {"calibration_quality": quality(labels, logits, bins)}
+    if calibration is not None and calibration.has_map:
+        block["calibration_quality_cal"] = quality(labels, calibration.log_odds(logits), bins)
+    return block
+
+
+def _reliability_of(rows, bins: int, calibration) -> dict:
+    labels, logits = _labels_logits(rows)
+    block = {"reliability": reliability(labels, sigmoid(logits), bins)}
+    if calibration is not None and calibration.has_map:
+        block["reliability_cal"] = reliability(labels, sigmoid(calibration.log_odds(logits)), bins)
+    return block
+
+
+def _mean_of(per_generator: list[dict]) -> dict:
+    block = {"calibration_quality": mean_quality([m.get("calibration_quality") for m in per_generator])}
+    if any("calibration_quality_cal" in m for m in per_generator):
+        block["calibration_quality_cal"] = mean_quality([m.get("calibration_quality_cal") for m in per_generator])
+    return block
+
+
+def attach_quality(metrics: dict, scores, bins: int = DEFAULT_BINS, calibration=None) -> dict:
+    """metrics.json with the calibration quality of every generator (`calibration_quality`, and
+    `calibration_quality_cal` after a fitted map), its means, and the reliability bins of each suite's and
+    the run's images pooled (`reliability`, `reliability_cal`). `scores`: scores.parquet's frame;
+    `calibration`: a bench.engine.calibration.Calibration or None."""
+    every = []
+    for suite, block in metrics["suites"].items():
+        in_suite = scores[scores["suite"] == suite]
+        for generator, values in block["generators"].items():
+            values.update(_quality_of(in_suite[in_suite["generator"] == generator], bins, calibration))
+            every.append(values)
+        block.setdefault("mean", {}).update(_mean_of(list(block["generators"].values())))
+        block.update(_reliability_of(in_suite, bins, calibration))
+    metrics.setdefault("mean", {}).update(_mean_of(every))
+    metrics.update(_reliability_of(scores[scores["suite"].isin(list(metrics["suites"]))], bins, calibration))
+    return metrics
+
+
+def metrics_with_quality(metrics: dict, scores_reader) -> dict:
+    """A run's metrics.json with the calibration quality computed now from its scores where the run was
+    written before it existed (a copy; the folder is not changed)."""
+    import copy
+
+    if "ece" in (metrics.get("reliability") or {}):
+        return metrics
+    scores = scores_reader()
+    if scores is None or len(scores) == 0:
+        return metrics
+    from bench.engine.calibration import Calibration
+
+    recorded = metrics.get("calibration")
+    calibration = Calibration.from_description(recorded) if recorded else None
+    return attach_quality(copy.deepcopy(metrics), scores, DEFAULT_BINS, calibration)

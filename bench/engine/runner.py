@@ -30,7 +30,7 @@ import bench
 from bench import settings
 from bench.engine import distributed
 from bench.engine.align import RAW, Alignment, alignment_for
-from bench.engine.calibration_quality import DEFAULT_BINS, mean_quality, quality, reliability, sigmoid
+from bench.engine.calibration_quality import DEFAULT_BINS, attach_quality
 from bench.engine.config import EvalConfig
 from bench.engine.decode import DecodeSpec, default_max_pixels, model_min_side
 from bench.engine.files import relative_text
@@ -558,31 +558,6 @@ def _row(suite: str, generator: str, unit: WorkUnit, index: int, logit: float | 
     return row
 
 
-def _quality(rows: pd.DataFrame, bins: int, calibration) -> dict:
-    """The calibration quality of a generator's logits (and of the calibration map's log-odds)."""
-    labels, logits = rows["label"].to_numpy(), rows["logit"].to_numpy(dtype="float64")
-    block = {"calibration_quality": quality(labels, logits, bins)}
-    if calibration is not None and calibration.has_map:
-        block["calibration_quality_cal"] = quality(labels, calibration.log_odds(logits), bins)
-    return block
-
-
-def _reliability(rows: pd.DataFrame, bins: int, calibration) -> dict:
-    """Reliability-diagram bins of a set of images (raw, and after the calibration map)."""
-    labels, logits = rows["label"].to_numpy(), rows["logit"].to_numpy(dtype="float64")
-    block = {"reliability": reliability(labels, sigmoid(logits), bins)}
-    if calibration is not None and calibration.has_map:
-        block["reliability_cal"] = reliability(labels, sigmoid(calibration.log_odds(logits)), bins)
-    return block
-
-
-def _mean_quality(per_generator: list[dict]) -> dict:
-    block = {"calibration_quality": mean_quality([m.get("calibration_quality") for m in per_generator])}
-    if any("calibration_quality_cal" in m for m in per_generator):
-        block["calibration_quality_cal"] = mean_quality([m.get("calibration_quality_cal") for m in per_generator])
-    return block
-
-
 def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: dict[str, list[str]], *,
                 prob_precision: str = DEFAULT_PROB_PRECISION, calibration=None, ece_bins: int = DEFAULT_BINS) -> dict:
     """metrics.json content: per generator, per suite mean, overall mean over all generators, from the
@@ -598,25 +573,23 @@ def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: d
             rows = scores[(scores["suite"] == suite) & (scores["generator"] == generator)]
             per_generator[generator] = metrics_from_scores(rows, prob_precision=prob_precision,
                                                            calibrated_logit=calibrated)
-            per_generator[generator].update(_quality(rows, ece_bins, calibration))
         every_generator.extend(per_generator.values())
         mean = mean_metrics(list(per_generator.values()))
-        mean.update(_mean_quality(list(per_generator.values())))
         in_suite = scores[scores["suite"] == suite]
         _count_distinct(mean, in_suite)
         shared = _shared_real_count(in_suite)
         if shared:
             mean["notes"].append(f"{shared} real images are shared by several generators (one pool of reals): each "
                                  "generator's metrics compare its fakes with them, and n_real counts them once")
-        suites[suite] = {"generators": per_generator, "mean": mean, **_reliability(in_suite, ece_bins, calibration)}
+        suites[suite] = {"generators": per_generator, "mean": mean}
     overall = mean_metrics(every_generator)
-    overall.update(_mean_quality(every_generator))
     _count_distinct(overall, scores[scores["suite"].isin(suite_order)])
-    return {"schema_version": SCHEMA_VERSION, "prob_precision": prob_precision,
-            "exact_order_metrics": list(EXACT_ORDER_KEYS),
-            "calibration": None if calibration is None else calibration.describe(),
-            "notes": [*caveats(suites), *([calibration.note] if calibration is not None and calibration.note else [])],
-            "suites": suites, "mean": overall, **_reliability(scores, ece_bins, calibration)}
+    metrics = {"schema_version": SCHEMA_VERSION, "prob_precision": prob_precision,
+               "exact_order_metrics": list(EXACT_ORDER_KEYS),
+               "calibration": None if calibration is None else calibration.describe(),
+               "notes": [*caveats(suites), *([calibration.note] if calibration is not None and calibration.note else [])],
+               "suites": suites, "mean": overall}
+    return attach_quality(metrics, scores, ece_bins, calibration)
 
 
 def caveats(suites: dict) -> list[str]:

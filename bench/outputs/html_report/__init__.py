@@ -49,6 +49,34 @@ class Cell:
     text: str
     best: bool = False
     paper: bool = False
+    interval: str = ""
+    """The value's confidence interval, "[low, high]" in %, from metrics.json."""
+
+
+def interval_text(values: dict, metric: str) -> str:
+    """"[low, high]" (%) of a metric's interval in a metrics.json block, "" where it has none."""
+    entry = (values.get("intervals") or {}).get(metric) or {}
+    if entry.get("low") is None:
+        return ""
+    return f"[{percent(entry['low'])}, {percent(entry['high'])}]"
+
+
+def interval_percent(values: dict, metric: str) -> tuple[float, float] | None:
+    entry = (values.get("intervals") or {}).get(metric) or {}
+    return None if entry.get("low") is None else (100 * entry["low"], 100 * entry["high"])
+
+
+def uncertainty_sentence(runs: list[ReportRun]) -> str:
+    """How the intervals shown were computed (metrics.json's `uncertainty`), once per distinct setting."""
+    settings = {}
+    for run in runs:
+        block = run.metrics.get("uncertainty") or {}
+        if block.get("method"):
+            settings.setdefault((block["method"], block["level"], block["resamples"], block["seed"]), []).append(run.label)
+    parts = [f"{100 * level:g}% {method} bootstrap, {resamples} resamples, seed {seed}"
+             + (f" ({', '.join(labels)})" if len(settings) > 1 else "")
+             for (method, level, resamples, seed), labels in settings.items()]
+    return "; ".join(parts)
 
 
 def tied(values: dict) -> bool:
@@ -79,6 +107,10 @@ class SuiteSection:
     bars: str
     roc: str
     pr: str
+    spread: list[tuple[ReportRun, list[str]]] = field(default_factory=list)
+    """(run, one sentence per metric): mean +- SD over the generators and the worst one."""
+    quality: list[tuple[ReportRun, list[str], list[list[str]]]] = field(default_factory=list)
+    """(run, headers, rows) of the calibration-quality tables."""
     roc_legends: list[tuple[str, str]] = field(default_factory=list)
     pr_legends: list[tuple[str, str]] = field(default_factory=list)
     notes: list[tuple[ReportRun, str]] = field(default_factory=list)
@@ -132,7 +164,8 @@ def _suite_section(suite: str, runs: list[ReportRun]) -> SuiteSection:
             for metric in ("acc", "ap"):
                 value = values.get(metric)
                 star = "*" if metric == "ap" and tied(values) else ""
-                cells.append(Cell(percent(value) + star, best=value is not None and value == best[metric]))
+                cells.append(Cell(percent(value) + star, best=value is not None and value == best[metric],
+                                  interval=interval_text(values, metric)))
             if paper[run.label]:
                 reported_cell = paper[run.label].get(generator, {})
                 for metric in ("acc", "ap"):
@@ -152,12 +185,52 @@ def _suite_section(suite: str, runs: list[ReportRun]) -> SuiteSection:
     pr, pr_legends = charts.curves_figure("pr", suite, generators, present)
     notes = [(run, note) for run in present for note in run.metrics.get("notes") or []
              if note.startswith((f"{suite}/", f"{suite} (mean)"))]
+    errors = {label: {g: {k: interval_percent(v, k) for k in ("acc", "ap")} for g, v in t.items()}
+              for label, t in per_run.items()}
     return SuiteSection(
         name=suite, generators=generators, header=header, rows=rows, details=details,
-        bars=charts.data_uri(charts.bars_figure(suite, generators, present, percent_tables, paper)),
+        bars=charts.data_uri(charts.bars_figure(suite, generators, present, percent_tables, paper, errors)),
+        spread=[(run, _spread_sentences(run.metrics["suites"][suite])) for run in present],
+        quality=[(run, *_quality_table(run.metrics["suites"][suite])) for run in present
+                 if (run.metrics["suites"][suite].get("mean") or {}).get("calibration_quality")],
         roc=charts.data_uri(roc), pr=charts.data_uri(pr), roc_legends=roc_legends, pr_legends=pr_legends,
         notes=notes, runs_missing=[run.label for run in runs if run not in present],
     )
+
+
+def _spread_sentences(block: dict) -> list[str]:
+    """ACC and AP of a suite beyond its mean (metrics.json's `spread`): mean +- SD over the generators and
+    the worst generator."""
+    sentences = []
+    for key in ("acc", "ap"):
+        entry = (block.get("spread") or {}).get(key)
+        mean = (block.get("mean") or {}).get(key)
+        if entry is None or mean is None:
+            continue
+        sentences.append(f"{METRICS[key].display} {percent(mean)} ± {100 * entry['std']:.1f} (SD over "
+                         f"{entry['generators']} generators), worst {entry['worst']} {percent(entry['worst_value'])}")
+    return sentences
+
+
+QUALITY_HEADERS = {"ece": "ECE (%)", "brier": "Brier", "nll": "NLL (nats)", "cllr": "Cllr (bits)"}
+
+
+def _quality_table(block: dict) -> tuple[list[str], list[list[str]]]:
+    """Per generator and mean: ECE (%), Brier, NLL and Cllr, and the same after a fitted calibration map."""
+    names = ["calibration_quality"] + (["calibration_quality_cal"] if "calibration_quality_cal" in
+                                       (block.get("mean") or {}) else [])
+
+    def show(key: str, value) -> str:
+        if value is None or value != value:
+            return "–"
+        return percent(value) if key == "ece" else f"{value:.3f}"
+
+    headers = [f"{QUALITY_HEADERS[k]}{' after map' if name.endswith('_cal') else ''}" for name in names
+               for k in QUALITY_HEADERS]
+    rows = []
+    for generator, values in [*block["generators"].items(), ("mean", block.get("mean") or {})]:
+        rows.append([generator, *(show(k, (values.get(name) or {}).get(k)) for name in names for k in QUALITY_HEADERS)])
+    return headers, rows
 
 
 def _provenance(run: ReportRun) -> list[tuple[str, str]]:
@@ -214,9 +287,13 @@ def _precision(run: ReportRun) -> str:
 
 
 def _calibration(calibration: dict | None) -> str:
-    """The calibrated threshold and where it came from, or "none"."""
+    """The calibrated threshold (or map) and where it came from, or "none"."""
     if not calibration:
         return "none (ACC at the 0.5 threshold only)"
+    if calibration.get("method", "threshold") != "threshold":  # a fitted map: its parameters and source
+        from bench.engine.calibration import Calibration
+
+        return Calibration.from_description(calibration).sentence()
     rule = ("the logit that keeps 95% of its real images real" if calibration.get("rule") == "real95"
             else "its equal-error point")
     return (f"threshold logit {calibration['threshold_logit']:.4g} (prob {calibration['threshold_prob']:.4g}), "
@@ -255,9 +332,11 @@ def _overview(runs: list[ReportRun], suites: list[str]) -> list[tuple[ReportRun,
         cells = []
         for suite in suites:
             mean = run.metrics["suites"].get(suite, {}).get("mean") or {}
-            cells += [percent(mean.get("acc")), percent(mean.get("ap")) + ("*" if tied(mean) else "")]
+            cells += [Cell(percent(mean.get("acc")), interval=interval_text(mean, "acc")),
+                      Cell(percent(mean.get("ap")) + ("*" if tied(mean) else ""), interval=interval_text(mean, "ap"))]
         overall = run.metrics.get("mean") or {}
-        cells += [percent(overall.get("acc")), percent(overall.get("ap")) + ("*" if tied(overall) else "")]
+        cells += [Cell(percent(overall.get("acc")), interval=interval_text(overall, "acc")),
+                  Cell(percent(overall.get("ap")) + ("*" if tied(overall) else ""), interval=interval_text(overall, "ap"))]
         rows.append((run, cells))
     return rows
 
@@ -304,6 +383,9 @@ def render_report(folders: list[str | Path], title: str | None = None) -> str:
         overview=_overview(runs, suites),
         caveats=[(run, note) for run in runs for note in run_notes(run)],
         sections=sections,
+        uncertainty=uncertainty_sentence(runs),
+        reliability=charts.data_uri(charts.reliability_figure(runs)) if runs else None,
+        reliability_legends=charts.reliability_legends(runs),
         extras=extras,
         wild=wild,
         demo=any("demo" in str(run.info.get("note") or "") for run in runs),

@@ -126,11 +126,13 @@ def curves_figure(kind: str, suite: str, generators: list[str], runs: list[Repor
 
 
 def bars_figure(suite: str, generators: list[str], runs: list[ReportRun], metrics: dict[str, dict[str, dict]],
-                paper: dict[str, dict[str, dict]]) -> Figure:
-    """ACC (top) and AP (bottom) per generator and the mean, one bar per run; where the paper reports the
-    same detector's value, a hatched bar of the same colour stands beside the reproduced one.
+                paper: dict[str, dict[str, dict]], errors: dict[str, dict[str, dict]] | None = None) -> Figure:
+    """ACC (top) and AP (bottom) per generator and the mean, one bar per run, with the value's confidence
+    interval as an error bar; where the paper reports the same detector's value, a hatched bar of the same
+    colour stands beside the reproduced one.
 
-    `metrics[run.label][generator]` and `paper[run.label][generator]` hold "acc"/"ap" in percent."""
+    `metrics[run.label][generator]` and `paper[run.label][generator]` hold "acc"/"ap" in percent,
+    `errors[run.label][generator][metric]` the interval (low, high) in percent or None (metrics.json's)."""
     columns = [*generators, "mean"]
     bars = [(run_index, run, source) for run_index, run in enumerate(runs) for source in ("ours", "paper")
             if source == "ours" or paper.get(run.label)]
@@ -150,6 +152,14 @@ def bars_figure(suite: str, generators: list[str], runs: list[ReportRun], metric
                 style = {"facecolor": "white", "edgecolor": colour(run_index), "hatch": "////", "linewidth": 0.8}
             label = run.label if source == "ours" else f"{run.label}, paper"
             ax.bar(x + offset, np.nan_to_num(values, nan=0.0), width * 0.95, label=label, **style)
+            bounds = [(errors or {}).get(run.label, {}).get(c, {}).get(metric) if source == "ours" else None
+                      for c in columns]
+            shown = [i for i, b in enumerate(bounds) if b is not None and not np.isnan(values[i])]
+            if shown:
+                below = [values[i] - bounds[i][0] for i in shown]
+                above = [bounds[i][1] - values[i] for i in shown]
+                ax.errorbar((x + offset)[shown], values[shown], yerr=[below, above], fmt="none", ecolor="#222222",
+                            elinewidth=0.9, capsize=2)
             for xi, value in zip(x + offset, values):
                 if np.isnan(value):
                     ax.text(xi, 1, "n/a", ha="center", va="bottom", fontsize=6, rotation=90, color="#666666")
@@ -160,6 +170,80 @@ def bars_figure(suite: str, generators: list[str], runs: list[ReportRun], metric
         ax.grid(axis="y", alpha=0.25)
         ax.tick_params(labelsize=8)
     axes[1].set_xticks(x, columns, rotation=30 if len(columns) > 6 else 0, ha="right" if len(columns) > 6 else "center")
-    axes[0].set_title(f"{suite}: per generator and mean (dashed: chance)", fontsize=10)
+    bars_note = "; whiskers: confidence interval" if errors else ""
+    axes[0].set_title(f"{suite}: per generator and mean (dashed: chance{bars_note})", fontsize=10)
     axes[0].legend(fontsize=7, ncol=min(len(bars), 4), loc="lower left", framealpha=0.9)
+    return figure
+
+
+SUITE_PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948", "#9c755f")
+
+
+def _reliability_blocks(run: ReportRun) -> list[tuple[str, dict, dict | None]]:
+    """(name, reliability, reliability after the map) per suite of the run, and the run's pooled ones
+    when it has several suites (metrics.json's `reliability` blocks)."""
+    blocks = [(suite, block["reliability"], block.get("reliability_cal"))
+              for suite, block in run.metrics.get("suites", {}).items() if block.get("reliability")]
+    if len(blocks) > 1 and run.metrics.get("reliability"):
+        blocks.append(("all suites", run.metrics["reliability"], run.metrics.get("reliability_cal")))
+    return blocks
+
+
+def reliability_legends(runs: list[ReportRun]) -> list[tuple[str, str]]:
+    """(run label, legend text) of every line of the reliability diagrams, as drawn (the pooled ECE from
+    metrics.json)."""
+    legends = []
+    for run in runs:
+        for name, block, calibrated in _reliability_blocks(run):
+            text = f"{name}: ECE {100 * block['ece']:.1f}%"
+            if calibrated:
+                text += f", after the map {100 * calibrated['ece']:.1f}%"
+            legends.append((run.label, text))
+    return legends
+
+
+def reliability_figure(runs: list[ReportRun]) -> Figure:
+    """One reliability diagram per run: the share of fakes against the mean fake-probability in each of
+    metrics.json's equal-width bins, a line per suite (dashed: after a fitted calibration map), marker
+    areas by the bin's image count; grey bars: the share of the run's images in each bin."""
+    columns = min(len(runs), 3)
+    rows = math.ceil(len(runs) / columns)
+    figure = Figure(figsize=(4.2 * columns, 4.0 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for index, run in enumerate(runs):
+        ax = axes[index // columns][index % columns]
+        blocks = _reliability_blocks(run)
+        pooled = run.metrics.get("reliability")
+        if pooled:
+            share = np.array(pooled["count"], dtype=float) / max(sum(pooled["count"]), 1)
+            edges = np.array(pooled["edges"])
+            ax.bar(edges[:-1], share, width=np.diff(edges), align="edge", color="#e3e6eb", edgecolor="#c9ced8",
+                   linewidth=0.5, label="share of images per bin")
+        ax.plot([0, 1], [0, 1], color="#999999", linewidth=0.8, linestyle="--", label="perfect calibration")
+        for number, (name, block, calibrated) in enumerate(blocks):
+            colour_of = "#222222" if name == "all suites" else SUITE_PALETTE[number % len(SUITE_PALETTE)]
+            for data, style, suffix in ((block, "-", ""), (calibrated, "--", " after the map")):
+                if not data:
+                    continue
+                kept = [i for i, n in enumerate(data["count"]) if n]
+                x = [data["mean_prob"][i] for i in kept]
+                y = [data["frac_fake"][i] for i in kept]
+                sizes = 12 + 60 * np.sqrt(np.array([data["count"][i] for i in kept]) / max(max(data["count"]), 1))
+                ax.plot(x, y, style, color=colour_of, linewidth=1.3,
+                        label=f"{name}{suffix}: ECE {100 * data['ece']:.1f}%")
+                ax.scatter(x, y, s=sizes, color=colour_of, alpha=0.6, linewidths=0)
+        if not blocks:
+            ax.text(0.5, 0.5, "no reliability bins", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.04)
+        ax.set_xlabel("mean predicted fake-probability in the bin", fontsize=8)
+        ax.set_ylabel("share of fakes in the bin", fontsize=8)
+        ax.set_title(run.label, fontsize=10, color=run.colour or "black")
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.25)
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+    for index in range(len(runs), rows * columns):
+        axes[index // columns][index % columns].set_visible(False)
+    figure.suptitle("Reliability: share of fakes against the predicted fake-probability, per equal-width bin",
+                    fontsize=10)
     return figure

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.engine.calibration_quality import metrics_with_quality
 from bench.engine.results import consistency_problems, read_run
+from bench.engine.uncertainty import metrics_with_intervals
 from bench.errors import BenchError
 
 RUN_FILES = ("run.json", "metrics.json", "scores.parquet")
@@ -74,7 +76,10 @@ def read_report_run(folder: str | Path) -> ReportRun:
         skipped = finished.skipped.fillna("").astype(str)
     except (OSError, ValueError, pd.errors.ParserError) as error:
         raise BenchError(f"{folder}/skipped.csv cannot be read ({error})") from error
-    return ReportRun(folder=folder, info=finished.info, metrics=finished.metrics, scores=scores, skipped=skipped)
+    # a run written before intervals and calibration quality existed gets them computed now from its scores
+    # (bench.engine.uncertainty, bench.engine.calibration_quality), as a newer run stores them
+    metrics = metrics_with_quality(metrics_with_intervals(finished.metrics, lambda: scores), lambda: scores)
+    return ReportRun(folder=folder, info=finished.info, metrics=metrics, scores=scores, skipped=skipped)
 
 
 def label_runs(runs: list[ReportRun]) -> None:
