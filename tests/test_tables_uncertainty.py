@@ -232,3 +232,15 @@ def test_report_shows_intervals_and_calibration_quality_of_an_old_run(tmp_path):
     brier = brier_score_loss(rows["label"], 1 / (1 + np.exp(-rows["logit"].to_numpy())))
     assert next(r for r in quality if r[0] == "nearest-conv")[quality[0].index("Brier")] == f"{brier:.3f}"
     assert "Reliability diagrams, one per detector" in html and "whiskers" in html
+
+
+def test_bench_check_shows_whether_a_moved_value_left_its_interval():
+    from bench.analyses.regression import CheckOutcome, compare_metrics, render_differences
+
+    baseline = {"tolerance": 0.1, "expected": {"s": {"g": {"acc": 0.90, "ap": 0.95}}}}
+    fresh = {"suites": {"s": {"generators": {"g": {"acc": 0.92, "ap": 0.99, "intervals": {
+        "acc": {"low": 0.89, "high": 0.95}, "ap": {"low": 0.97, "high": 1.0}}}}, "mean": {}}}}
+    differences, compared = compare_metrics(baseline, fresh)
+    assert compared == 2 and [d.interval for d in differences] == [(0.89, 0.95), (0.97, 1.0)]
+    text = render_differences(CheckOutcome(None, "regression", differences=differences))
+    assert "[89.00, 95.00] expected inside" in text and "[97.00, 100.00] expected outside" in text

@@ -269,7 +269,11 @@ def _pair(suite: str, generator: str, rows: pd.DataFrame, precision: tuple[str, 
         return paired
     key = f"compare/{suite}/{generator}"
     reps_a, reps_b = resample(preps, options.resamples, generator_rng(options.seed, key))
-    paired.replicates = reps_a - reps_b
+    difference = reps_a - reps_b
+    # equal values reached through the two runs' own score groups can differ by a rounding error (1e-16);
+    # a resample where both are perfect is a tie, not a win of one side
+    difference[np.abs(difference) < 1e-12] = 0.0
+    paired.replicates = difference
     if options.method == "bca":
         jack_a = jackknife(preps[0], generator_rng(options.seed, key + "/jackknife"))
         jack_b = jackknife(preps[1], generator_rng(options.seed, key + "/jackknife"))  # the same units
@@ -342,11 +346,17 @@ def compare_runs(run_a: str | Path | FinishedRun, run_b: str | Path | FinishedRu
     precision = (_precision(a), _precision(b))
     rows: list[Row] = []
     every: list[_Paired] = []
-    suites = list(dict.fromkeys(both["suite"]))
+    # in run A's order of suites and generators (the merge sorted the rows)
+    recorded = a.metrics.get("suites") or {}
+    present = set(both["suite"])
+    suites = [s for s in recorded if s in present] + sorted(present - set(recorded))
     for suite_name in suites:
         in_suite = both[both["suite"] == suite_name]
-        pairs = [_pair(suite_name, generator, group, precision, options)
-                 for generator, group in in_suite.groupby("generator", sort=False)]
+        named = list((recorded.get(suite_name) or {}).get("generators") or {})
+        found = set(in_suite["generator"])
+        generators = [g for g in named if g in found] + sorted(found - set(named))
+        pairs = [_pair(suite_name, generator, in_suite[in_suite["generator"] == generator], precision, options)
+                 for generator in generators]
         every += pairs
         for metric in COMPARED:
             rows += [_row(p, metric, options) for p in pairs]

@@ -58,6 +58,9 @@ class Difference:
     expected: float | None
     got: float | None
     tolerance: float
+    interval: tuple[float, float] | None = None
+    """The fresh value's confidence interval (metrics.json's `intervals`), where it has one: a move that
+    stays inside it is within the test set's sampling noise, one far outside it is not."""
 
     @property
     def delta(self) -> float | None:
@@ -293,7 +296,9 @@ def compare_metrics(baseline: dict, fresh: dict) -> tuple[list[Difference], int]
             got_value = None if got is None else got.get(metric)
             compared += 1
             if not _close(value, got_value, tolerance):
-                differences.append(Difference(where, metric, value, got_value, tolerance))
+                bounds = ((got or {}).get("intervals") or {}).get(metric) or {}
+                interval = None if bounds.get("low") is None else (bounds["low"], bounds["high"])
+                differences.append(Difference(where, metric, value, got_value, tolerance, interval))
 
     for suite, block in baseline.get("expected", {}).items():
         if suite == "mean":
@@ -391,10 +396,17 @@ def render_differences(outcome: CheckOutcome) -> str:
     def name(metric: str) -> str:
         return METRICS[metric].display if metric in METRICS else metric
 
+    def noise(d: Difference) -> str:
+        if d.interval is None:
+            return "-"
+        low, high = d.interval
+        inside = d.expected is not None and low <= d.expected <= high
+        return f"[{100 * low:.2f}, {100 * high:.2f}] " + ("expected inside" if inside else "expected outside")
+
     rows = [[d.where, name(d.metric), show(d.expected, d.metric), show(d.got, d.metric), show(d.delta, d.metric),
-             show(d.tolerance, d.metric)] for d in outcome.differences]
-    return format_table(["where", "metric", "expected", "got", "delta", "tolerance"], rows,
-                        [False, False, True, True, True, True])
+             show(d.tolerance, d.metric), noise(d)] for d in outcome.differences]
+    return format_table(["where", "metric", "expected", "got", "delta", "tolerance", "got's 95% CI"], rows,
+                        [False, False, True, True, True, True, False])
 
 
 def _weights_spec(baseline: dict, path: Path) -> str:

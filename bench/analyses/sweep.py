@@ -6,11 +6,13 @@ killed and started again, reuses every generator already scored. The sweep folde
 (``<results>/sweeps/<id>/``) holds:
 
 - ``sweep.json``: detectors, suites, the grids, and per (detector, level) the mean ACC and AP over all
-  generators of the suites (the benchmark's "mean" column) with the run folder they come from;
+  generators of the suites (the benchmark's "mean" column) with their confidence intervals (each level's
+  run's metrics.json) and the run folder they come from;
 - ``robustness.md`` / ``robustness.tex``: one table per perturbation (rows detector, columns clean and each
   level, cells ACC/AP in %) through the paper-table renderer (`bench.outputs.tables.render`);
 - ``robustness.png`` / ``robustness.pdf``: one panel per perturbation, metric vs level, a line per
-  detector (AP solid, ACC dashed), the clean value as a dotted horizontal line.
+  detector (AP solid, ACC dashed) with each level's interval as whiskers, the clean value as a dotted
+  horizontal line.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.engine.metrics import METRICS as METRIC_SET
 from bench.engine.perturb import MILDER_WHEN_LARGER, Grid, Perturbation
 from bench.outputs.tables.assemble import Cell, HeaderGroup, Row, Table, format_value
 
@@ -44,6 +47,12 @@ class SweepResult:
         entry = self.values.get(CLEAN if level is None else level.spec, {}).get(detector)
         value = None if entry is None else entry.get(name)
         return None if value is None or value != value else value  # NaN (undefined) prints as a dash
+
+    def interval(self, detector: str, level: Perturbation | None, name: str) -> tuple[float, float] | None:
+        """The mean's interval (low, high) as the level's run recorded it, or None."""
+        entry = self.values.get(CLEAN if level is None else level.spec, {}).get(detector) or {}
+        bounds = (entry.get("intervals") or {}).get(name) or {}
+        return None if bounds.get("low") is None else (bounds["low"], bounds["high"])
 
     def to_dict(self) -> dict:
         return {
@@ -130,6 +139,13 @@ def plot(result: SweepResult, stem: Path, metrics: tuple[str, ...] = METRICS) ->
                 if points:
                     axis.plot(*zip(*points, strict=True), styles.get(name, "-"), marker="o", markersize=3,
                               color=colour, label=f"{result.labels.get(detector, detector)} {name.upper()}")
+                # each level's confidence interval of the mean, as its run recorded it
+                bars = [(x, y, result.interval(detector, level, name)) for x, y, level in zip(xs, ys, grid.levels)]
+                bars = [(x, y, b) for x, y, b in bars if y is not None and b is not None]
+                if bars:
+                    axis.errorbar([x for x, _, _ in bars], [y for _, y, _ in bars],
+                                  yerr=[[y - 100 * b[0] for _, y, b in bars], [100 * b[1] - y for _, y, b in bars]],
+                                  fmt="none", ecolor=colour, elinewidth=0.8, capsize=2, alpha=0.8)
                 clean = _pct(result.metric(detector, None, name))
                 if clean is not None and name == metrics[-1]:
                     axis.axhline(clean, color=colour, linestyle=":", linewidth=0.8)
@@ -141,11 +157,15 @@ def plot(result: SweepResult, stem: Path, metrics: tuple[str, ...] = METRICS) ->
             axis.set_xticks(xs, [level.spec for level in grid.levels], rotation=20, fontsize=7)
         axis.set_title(grid.family)
         axis.grid(alpha=0.3)
+    whiskers = any(result.interval(d, level, m) for d in result.detectors for g in result.grids
+                   for level in g.levels for m in metrics)
     axes[0][0].set_ylabel("% (dotted: clean " + metrics[-1].upper() + ")")
     handles, labels = axes[0][0].get_legend_handles_labels()
     columns = max(1, min(len(labels), int(width // 2.6)))  # legend entries that fit side by side
-    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
-    figure.tight_layout(rect=(0, 0.05 + 0.045 * -(-len(labels) // columns), 1, 1))
+    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False,
+                  title="whiskers: each level's confidence interval of the mean (its run's metrics.json)"
+                  if whiskers else None, title_fontsize=7)
+    figure.tight_layout(rect=(0, 0.05 + 0.045 * (-(-len(labels) // columns) + whiskers), 1, 1))
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     for path in paths:
         # fixed metadata so that the same numbers give the same files
@@ -212,6 +232,8 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
             run = evaluation.evaluate(loaded, selection, config=dataclasses.replace(config, perturbation=spec))
             result.values[spec or CLEAN] = {
                 name: {"acc": item.metrics["mean"]["acc"], "ap": item.metrics["mean"]["ap"],
+                       "intervals": {k: v for k, v in (item.metrics["mean"].get("intervals") or {}).items()
+                                     if k in METRICS and k in METRIC_SET},
                        "run": None if item.folder is None else str(item.folder)}
                 for name, item in run.runs.items()
             }
