@@ -65,11 +65,6 @@ def table_with_header(page, first_cell: str) -> list[list[str]]:
     return next(t for t in page.tables if t and t[0] and t[0][0] == first_cell)
 
 
-def values_only(table: list[list[str]]) -> list[list[str]]:
-    """The cells without the confidence intervals shown beside the values ("72.5 [62.5, 81.3]" -> "72.5")."""
-    return [[cell.split(" [")[0] for cell in row] for row in table]
-
-
 def expected_pct(scores: pd.DataFrame) -> tuple[str, str]:
     """ACC at prob > 0.5 and scikit-learn's AP, in percent with one decimal: computed here, not by bench."""
     acc = ((scores["prob"] > 0.5).astype(int) == scores["label"]).mean()
@@ -83,7 +78,7 @@ def test_tables_say_what_the_scores_say(tmp_path):
     html, _ = report(tmp_path, a, b)
     page = parse_page(html)
     per_generator = table_with_header(page, "generator")
-    body = {row[0]: row[1:] for row in values_only(per_generator)[2:]}
+    body = {row[0]: row[1:] for row in per_generator[2:]}
     for column, folder in enumerate((a, b)):
         scores = pd.read_parquet(folder / "scores.parquet")
         for generator in ("g1", "g2", "g3"):
@@ -92,7 +87,7 @@ def test_tables_say_what_the_scores_say(tmp_path):
         per = [expected_pct(scores[scores["generator"] == g]) for g in ("g1", "g2", "g3")]
         mean_acc = np.mean([float(p[0]) for p in per])
         assert abs(float(body["mean"][2 * column]) - mean_acc) <= 0.051  # mean of rounded vs rounded mean
-    overview = values_only(table_with_header(page, "detector"))
+    overview = table_with_header(page, "detector")
     assert [row[0] for row in overview[2:]] == ["ALPHA", "BETA"]
     assert overview[2][1:3] == body["mean"][0:2] and overview[3][1:3] == body["mean"][2:4]
 

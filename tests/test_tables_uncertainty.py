@@ -226,7 +226,8 @@ def test_report_shows_intervals_and_calibration_quality_of_an_old_run(tmp_path):
     entry = metrics["suites"]["demo-gan"]["generators"]["nearest-conv"]["intervals"]["acc"]
     table = next(t for t in page.tables if t[0][0] == "generator")
     row = next(r for r in table if r[0] == "nearest-conv")
-    assert row[1] == f"62.5 [{100 * entry['low']:.1f}, {100 * entry['high']:.1f}]"
+    shown = f"[{100 * entry['low']:.1f}, {100 * entry['high']:.1f}]"
+    assert row[1] == "62.5" and f'data-ci="{shown}" title="confidence interval {shown}">62.5<' in html
     quality = next(t for t in page.tables if t[0][0] == "LFM" and "Brier" in t[0])
     rows = run.scores[run.scores["generator"] == "nearest-conv"]
     brier = brier_score_loss(rows["label"], 1 / (1 + np.exp(-rows["logit"].to_numpy())))

@@ -105,7 +105,7 @@ class Comparison:
                   "prob_precision": self.prob_precision[0]},
             "b": {"run": self.b.run_id, "folder": str(self.b.folder), "label": self.label("b"),
                   "prob_precision": self.prob_precision[1]},
-            "uncertainty": {**self.options.describe(), "paired": True, "alpha": self.alpha,
+            "uncertainty": {**self.options.describe(), "paired": True, "alpha": round(self.alpha, 12),
                             "correction": "Holm across the generators, per metric (means not included)"},
             "n_both": self.n_both, "only_a": self.only_a, "only_b": self.only_b,
             "rows": [asdict(row) for row in self.rows],
@@ -387,7 +387,7 @@ def _pct(value: float | None, signed: bool = False) -> str:
 def _p(value: float | None) -> str:
     if value is None:
         return "-"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
+    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
 
 
 def _cells(row: Row) -> list[str]:
@@ -409,7 +409,7 @@ def _notes(comparison: Comparison) -> list[str]:
         f"{comparison.n_both} images scored by both, matched by suite and path; values in %, on those images.",
         f"Intervals: {level} paired {comparison.options.method} bootstrap, {comparison.options.resamples} resamples "
         f"(seed {comparison.options.seed}), stratified by label within each generator. Significant: Holm-corrected "
-        f"p < {comparison.alpha:g} across the generators, per metric; a mean row's own p (not corrected).",
+        f"p < {round(comparison.alpha, 12):g} across the generators, per metric; a mean row's own p (not corrected).",
     ]
     for which, missing in (("A", comparison.only_a), ("B", comparison.only_b)):
         if missing:
