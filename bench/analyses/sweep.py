@@ -142,10 +142,9 @@ def plot(result: SweepResult, stem: Path, metrics: tuple[str, ...] = METRICS) ->
                 # each level's confidence interval of the mean, as its run recorded it
                 bars = [(x, y, result.interval(detector, level, name)) for x, y, level in zip(xs, ys, grid.levels)]
                 bars = [(x, y, b) for x, y, b in bars if y is not None and b is not None]
-                if bars:
-                    axis.errorbar([x for x, _, _ in bars], [y for _, y, _ in bars],
-                                  yerr=[[y - 100 * b[0] for _, y, b in bars], [100 * b[1] - y for _, y, b in bars]],
-                                  fmt="none", ecolor=colour, elinewidth=0.8, capsize=2, alpha=0.8)
+                if bars:  # from low to high, not around the value: a percentile interval need not contain it
+                    axis.vlines([x for x, _, _ in bars], [100 * b[0] for _, _, b in bars],
+                                [100 * b[1] for _, _, b in bars], color=colour, linewidth=0.8, alpha=0.8)
                 clean = _pct(result.metric(detector, None, name))
                 if clean is not None and name == metrics[-1]:
                     axis.axhline(clean, color=colour, linestyle=":", linewidth=0.8)

@@ -498,6 +498,9 @@ def _entry(values: np.ndarray, estimate: float, options: UncertaintyOptions, jac
     if values.min() == values.max():
         entry["note"] = (f"every resample gave {100 * float(values[0]):.1f}%: at a boundary the bootstrap "
                          "sees no spread, which does not mean there is none")
+    elif not low - 1e-12 <= estimate <= high + 1e-12:
+        entry["note"] = ("the value lies outside its interval: the resampled values are biased (e.g. by tied "
+                         "scores), which --ci-method bca corrects for")
     return entry
 
 

@@ -156,10 +156,12 @@ def bars_figure(suite: str, generators: list[str], runs: list[ReportRun], metric
                       for c in columns]
             shown = [i for i, b in enumerate(bounds) if b is not None and not np.isnan(values[i])]
             if shown:
-                below = [values[i] - bounds[i][0] for i in shown]
-                above = [bounds[i][1] - values[i] for i in shown]
-                ax.errorbar((x + offset)[shown], values[shown], yerr=[below, above], fmt="none", ecolor="#222222",
-                            elinewidth=0.9, capsize=2)
+                # drawn from low to high, not around the value: a percentile interval need not contain it
+                centres = (x + offset)[shown]
+                lows, highs = [bounds[i][0] for i in shown], [bounds[i][1] for i in shown]
+                ax.vlines(centres, lows, highs, color="#222222", linewidth=0.9)
+                for ends in (lows, highs):
+                    ax.hlines(ends, centres - width * 0.18, centres + width * 0.18, color="#222222", linewidth=0.9)
             for xi, value in zip(x + offset, values):
                 if np.isnan(value):
                     ax.text(xi, 1, "n/a", ha="center", va="bottom", fontsize=6, rotation=90, color="#666666")
