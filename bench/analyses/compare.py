@@ -91,7 +91,7 @@ class Comparison:
 
     @property
     def alpha(self) -> float:
-        return 1.0 - self.options.level
+        return round(1.0 - self.options.level, 12)  # 0.05, not 0.050000000000000044
 
     def label(self, which: str) -> str:
         run = self.a if which == "a" else self.b
@@ -105,7 +105,7 @@ class Comparison:
                   "prob_precision": self.prob_precision[0]},
             "b": {"run": self.b.run_id, "folder": str(self.b.folder), "label": self.label("b"),
                   "prob_precision": self.prob_precision[1]},
-            "uncertainty": {**self.options.describe(), "paired": True, "alpha": round(self.alpha, 12),
+            "uncertainty": {**self.options.describe(), "paired": True, "alpha": self.alpha,
                             "correction": "Holm across the generators, per metric (means not included)"},
             "n_both": self.n_both, "only_a": self.only_a, "only_b": self.only_b,
             "rows": [asdict(row) for row in self.rows],
@@ -369,7 +369,7 @@ def compare_runs(run_a: str | Path | FinishedRun, run_b: str | Path | FinishedRu
             row.p_holm = adjusted
     for row in rows:
         judged = row.p_holm if row.generator != "mean" else row.p
-        row.significant = None if judged is None else bool(judged < 1.0 - options.level)
+        row.significant = None if judged is None else bool(judged < round(1.0 - options.level, 12))
     order = {m: i for i, m in enumerate(COMPARED)}
     rows.sort(key=lambda r: (suites.index(r.suite) if r.suite in suites else len(suites), order[r.metric]))
     return Comparison(a, b, options, rows, only_a, only_b, int(len(both)), precision)
@@ -384,18 +384,23 @@ def _pct(value: float | None, signed: bool = False) -> str:
     return f"{100 * value + 0.0:{'+' if signed else ''}.1f}"
 
 
-def _p(value: float | None) -> str:
+def _p(value: float | None, alpha: float) -> str:
     if value is None:
         return "-"
-    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+    if value < 0.001:
+        return "<0.001"
+    text = f"{value:.3f}"
+    if (float(text) < alpha) != (value < alpha):  # 0.04998 must not read 0.050 beside "significant: yes"
+        text = f"{value:.4g}"
+    return text
 
 
-def _cells(row: Row) -> list[str]:
+def _cells(row: Row, alpha: float) -> list[str]:
     interval_text = "" if row.low is None else f" [{_pct(row.low, True)}, {_pct(row.high, True)}]"
     significant = {True: "yes", False: "no", None: "-"}[row.significant]
     return [row.suite if row.generator == "mean" and row.suite == "all" else row.generator,
             METRICS[row.metric].display, _pct(row.a), _pct(row.b), _pct(row.difference, True) + interval_text,
-            row.test, _p(row.p), _p(row.p_holm) if row.generator != "mean" else "-", significant,
+            row.test, _p(row.p, alpha), _p(row.p_holm, alpha) if row.generator != "mean" else "-", significant,
             f"{row.n_real}/{row.n_fake}"]
 
 
@@ -409,7 +414,7 @@ def _notes(comparison: Comparison) -> list[str]:
         f"{comparison.n_both} images scored by both, matched by suite and path; values in %, on those images.",
         f"Intervals: {level} paired {comparison.options.method} bootstrap, {comparison.options.resamples} resamples "
         f"(seed {comparison.options.seed}), stratified by label within each generator. Significant: Holm-corrected "
-        f"p < {round(comparison.alpha, 12):g} across the generators, per metric; a mean row's own p (not corrected).",
+        f"p < {comparison.alpha:g} across the generators, per metric; a mean row's own p (not corrected).",
     ]
     for which, missing in (("A", comparison.only_a), ("B", comparison.only_b)):
         if missing:
@@ -428,7 +433,7 @@ def render_markdown(comparison: Comparison) -> str:
         lines += [f"### {title}", "", "| " + " | ".join(HEADER) + " |",
                   "|:---|:---|---:|---:|---:|:---|---:|---:|:---|---:|"]
         for row in rows:
-            cells = [c.replace("|", r"\|") for c in _cells(row)]
+            cells = [c.replace("|", r"\|") for c in _cells(row, comparison.alpha)]
             if row.generator == "mean":
                 cells[0] = f"*{cells[0]}*"
             lines.append("| " + " | ".join(cells) + " |")
@@ -455,7 +460,7 @@ def render_latex(comparison: Comparison) -> str:
         title = "all suites" if suite == "all" else suite
         lines += ["\\midrule", f"\\multicolumn{{{len(HEADER)}}}{{@{{}}l}}{{\\emph{{{tex_escape(title)}}}}} \\\\"]
         for row in (r for r in comparison.rows if r.suite == suite):
-            cells = [tex(c) for c in _cells(row)]
+            cells = [tex(c) for c in _cells(row, comparison.alpha)]
             if row.generator == "mean":
                 cells[0] = f"\\emph{{{cells[0]}}}"
             lines.append(" & ".join(cells) + " \\\\")
