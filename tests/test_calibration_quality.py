@@ -153,4 +153,11 @@ def test_a_map_needs_a_calibration_set_and_not_an_evaluated_one(small_demo, tmp_
     assert "also being evaluated" in capsys.readouterr().err
     assert main([*base, "--suite", "demo-gan", "--ece-bins", "0"]) == 2
     assert "--ece-bins" in capsys.readouterr().err
+    for flag, value, message in (("--ci-resamples", "99", "at least 100"), ("--ci-level", "1.5", "between 0 and 1"),
+                                 ("--ci-seed", "-2", ">= 0")):
+        assert main([*base, "--suite", "demo-gan", flag, value]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # argparse's own exit 2 for a choice it does not know
+        main([*base, "--suite", "demo-gan", "--ci-method", "basic"])
+    assert stopped.value.code == 2
     assert not (tmp_path / "r" / "runs").exists() or not any((tmp_path / "r" / "runs").iterdir())

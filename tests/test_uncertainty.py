@@ -280,3 +280,24 @@ def test_spread_is_the_population_sd_and_the_worst_generator():
     assert U.spread(values) == {"std": pytest.approx(np.std([0.9, 0.7, 0.8])), "worst": "b", "worst_value": 0.7,
                                 "generators": 3}
     assert U.spread({"a": 0.1, "b": 0.3}, higher_is_better=False)["worst"] == "b"  # EER: higher is worse
+
+
+def test_bca_means_and_shared_reals_note():
+    """A suite mean under BCa pools its generators' jackknife values; reals that belong to two generators
+    (one pool of reals) are resampled independently in each, which the mean's intervals say."""
+    rng = np.random.default_rng(9)
+    reals = rng.normal(0, 1.5, 60)
+    frames = []
+    for name, shift in (("a", 1.0), ("b", 2.5)):
+        fakes = rng.normal(shift, 1.5, 60)
+        frames.append(pd.DataFrame({"suite": "s", "generator": name, "label": [0] * 60 + [1] * 60,
+                                    "logit": np.r_[reals, fakes],
+                                    "path": [f"0_real/{i}.png" for i in range(60)] + [f"{name}/1_fake/{i}.png"
+                                                                                      for i in range(60)]}))
+    options = U.UncertaintyOptions(resamples=1000, method="bca")
+    blocks = U.bootstrap_run(pd.concat(frames), options, prob_precision="float64").blocks(["s"], {"s": ["a", "b"]})
+    mean = blocks["suites"]["s"]["mean"]["auc"]
+    estimates = [metrics_from_logits(f["label"], f["logit"], prob_precision="float64")["auc"] for f in frames]
+    assert mean["low"] < np.mean(estimates) < mean["high"]
+    assert "60 real images belong to several generators" in mean["note"]
+    assert "note" not in blocks["suites"]["s"]["generators"]["a"]["auc"]
