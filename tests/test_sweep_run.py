@@ -103,8 +103,11 @@ def test_sweep_writes_table_and_plots_from_the_runs_it_made(suite, tmp_path, cap
         # the sweep's AP is the mean over generators of sklearn's AP on the run's own scores
         aps = [average_precision_score(g["label"], g["prob"]) for _, g in scores.groupby("generator")]
         assert entry["ap"] == pytest.approx(np.mean(aps), abs=1e-9)
-        # the plot's whiskers are the level's run's own intervals (absent here: 3 images per class)
-        assert entry["intervals"] == json.loads((run / "metrics.json").read_text())["mean"]["intervals"]
+        # the plot's whiskers are the level's run's own intervals of the two plotted metrics (absent here, with
+        # their reason: 3 images per class)
+        stored = json.loads((run / "metrics.json").read_text())["mean"]["intervals"]
+        assert entry["intervals"] == {name: stored[name] for name in ("acc", "ap")}
+        assert entry["intervals"]["ap"]["low"] is None and "fewer than" in entry["intervals"]["ap"]["reason"]
     assert "| q=90 ACC | q=90 AP | q=50 ACC | q=50 AP |" in out and "AP change vs clean" in out
     ap50 = 100 * values["jpeg:q=50"]["lfm"]["ap"]
     assert f"{ap50:.1f}" in (folder / "robustness.md").read_text()
