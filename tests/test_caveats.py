@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -115,6 +116,18 @@ def test_report_legends_curves_and_calibration_come_from_metrics_json(tmp_path, 
     assert f"threshold logit {calibration['threshold_logit']:.4g}" in html
     for note in metrics["notes"]:
         assert note.replace("'", "&#39;") in html
+    # the reliability diagram's legend is the ECE of the suite's images pooled, computed here by hand from the
+    # scores with scikit-learn's bins (15 equal-width), and says that it is the pooled one (the tables give the
+    # mean over generators, another number)
+    from sklearn.calibration import calibration_curve
+
+    scores = pd.read_parquet(folder / "scores.parquet")
+    probs = torch.tensor(scores["logit"].to_numpy(), dtype=torch.float64).sigmoid().numpy()
+    share, mean_prob = calibration_curve(scores["label"], probs, n_bins=15, strategy="uniform")
+    counts = np.bincount(np.searchsorted(np.linspace(0, 1, 16)[1:-1], probs), minlength=15)
+    ece = float(np.sum(counts[counts > 0] * np.abs(share - mean_prob)) / len(probs))
+    alt = re.search(r'alt="Reliability diagrams, one per detector: ([^"]*)"', html).group(1)
+    assert f"mine: pooled ECE {100 * ece:.1f}%" in alt, (ece, alt)
 
 
 # ------------------------------------------------------------------------ messages say what is done (item 9)

@@ -197,7 +197,7 @@ def reliability_legends(runs: list[ReportRun]) -> list[tuple[str, str]]:
     legends = []
     for run in runs:
         for name, block, calibrated in _reliability_blocks(run):
-            text = f"{name}: ECE {100 * block['ece']:.1f}%"
+            text = f"{name}: pooled ECE {100 * block['ece']:.1f}%"
             if calibrated:
                 text += f", after the map {100 * calibrated['ece']:.1f}%"
             legends.append((run.label, text))
@@ -232,7 +232,7 @@ def reliability_figure(runs: list[ReportRun]) -> Figure:
                 y = [data["frac_fake"][i] for i in kept]
                 sizes = 12 + 60 * np.sqrt(np.array([data["count"][i] for i in kept]) / max(max(data["count"]), 1))
                 ax.plot(x, y, style, color=colour_of, linewidth=1.3,
-                        label=f"{name}{suffix}: ECE {100 * data['ece']:.1f}%")
+                        label=f"{name}{suffix}: pooled ECE {100 * data['ece']:.1f}%")
                 ax.scatter(x, y, s=sizes, color=colour_of, alpha=0.6, linewidths=0)
         if not blocks:
             ax.text(0.5, 0.5, "no reliability bins", ha="center", va="center", transform=ax.transAxes)
