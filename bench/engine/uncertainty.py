@@ -653,6 +653,16 @@ def _workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def _map_threads(function, items: Sequence, workers: int | None) -> list:
+    """[function(item) for item in items], on `workers` threads (default `_workers()`) when there are
+    several items (numpy releases the GIL in the bootstrap's bincounts and sorts)."""
+    workers = workers or _workers()
+    if workers > 1 and len(items) > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(function, items))
+    return [function(item) for item in items]
+
+
 def bootstrap_run(scores, options: UncertaintyOptions, *, prob_precision: str = DEFAULT_PROB_PRECISION,
                   calibrated_logit: float | None = None, workers: int | None = None) -> RunBootstrap:
     """Every (suite, generator) of a scores frame (scores.parquet's `suite`, `generator`, `label`,
@@ -666,12 +676,7 @@ def bootstrap_run(scores, options: UncertaintyOptions, *, prob_precision: str = 
             rows["label"].to_numpy(), rows["logit"].to_numpy(dtype=np.float64), options, f"{suite}/{generator}",
             prob_precision=prob_precision, calibrated_logit=calibrated_logit)
 
-    workers = workers or _workers()
-    if workers > 1 and len(groups) > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            done = list(pool.map(one, groups))
-    else:
-        done = [one(item) for item in groups]
+    done = _map_threads(one, groups, workers)
     shared = {}
     if "path" in scores:
         reals = scores[scores["label"] == 0]
@@ -803,10 +808,4 @@ def mean_over(parts: Sequence[tuple[str, object, object, str, float | None]], op
         key, labels, logits, precision, calibrated = part
         return bootstrap_generator(labels, logits, options, key, prob_precision=precision, calibrated_logit=calibrated)
 
-    workers = workers or _workers()
-    if workers > 1 and len(parts) > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            boots = list(pool.map(one, parts))
-    else:
-        boots = [one(part) for part in parts]
-    return mean_entries(boots, options)
+    return mean_entries(_map_threads(one, parts, workers), options)
