@@ -98,6 +98,11 @@ def test_shared_reals_run_scores_each_generator_against_the_pool(tmp_path, rando
     # the pool is counted once in the suite's mean, and a note says it is shared
     assert (metrics["mean"]["n_real"], metrics["mean"]["n_fake"]) == (5, 8)
     assert any("shared by several generators" in note for note in metrics["mean"]["notes"])
+    # the printed table names the protocol the run recorded for the folder (an own folder: the paper's resize)
+    assert json.loads((folder / "run.json").read_text())["protocol"] == {"wild": "resize256"}
+    assert main(["run", "--detector", "lfm", "--weights", str(random_lfm), "--suite", str(root),
+                 "--output", str(out), "--workers", "0"]) == 0
+    assert "### wild  (protocol resize256)\n" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------------- labels.csv

@@ -143,7 +143,9 @@ def render_metrics(result, metrics: dict, demo: bool) -> str:
                 cal = f", at the calibrated threshold {METRICS['r_acc'].render(values['r_acc_cal'])}" \
                     if "r_acc_cal" in values else ""
                 sources.append([suite, name, source, values["n_real"], METRICS["r_acc"].render(values["r_acc"]) + cal])
-        lines += ["", f"### {suite}", format_table(header, rows, right), *_format_beyond_the_mean(block, metrics)]
+        protocol = (result.info.get("protocol") or {}).get(suite)  # as run.json records it: what was done
+        heading = f"### {suite}" + (f"  (protocol {protocol})" if protocol else "")
+        lines += ["", heading, format_table(header, rows, right), *_format_beyond_the_mean(block, metrics)]
     if sources:
         lines += ["", "real images by source folder (real ACC):",
                   format_table(["suite", "generator", "source", "n real", "real ACC"], sources,
