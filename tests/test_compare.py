@@ -208,3 +208,39 @@ def test_latex_table_compiles(tmp_path):
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Overfull" not in result.stdout
+
+
+def test_a_pool_of_reals_shared_by_generators_is_matched_per_generator_and_counted_once(tmp_path):
+    """0_real/ beside 1_fake/<generator>/: each shared real is a row of every generator in scores.parquet.
+    Matching by path alone paired each such row with all of them (a generator's reals counted twice, its ACC
+    and AP moved); the rows must be each generator's own, the totals count each image once, and the mean rows
+    say that their intervals treat the pool's images as different ones."""
+    from sklearn.metrics import accuracy_score, average_precision_score
+
+    rng = np.random.default_rng(5)
+    reals = [f"0_real/r{i}.png" for i in range(12)]
+    logits = {run: {path: rng.normal(-0.5, 1.0) for path in reals} for run in "ab"}  # one logit per image and run
+    frames = {"a": [], "b": []}
+    for generator in ("g1", "g2"):
+        fakes = [f"1_fake/{generator}/f{i}.png" for i in range(12)]
+        for run in "ab":
+            logits[run].update({path: rng.normal(1.5 if run == "a" else 0.5, 1.0) for path in fakes})
+            frames[run].append(pd.DataFrame({"suite": "own", "generator": generator, "path": reals + fakes,
+                                             "label": [0] * 12 + [1] * 12,
+                                             "logit": [logits[run][p] for p in reals + fakes]}))
+    folder_a = write_run(tmp_path, "a", pd.concat(frames["a"], ignore_index=True))
+    folder_b = write_run(tmp_path, "b", pd.concat(frames["b"], ignore_index=True), detector="npr")
+    comparison = C.compare_runs(folder_a, folder_b, options=UncertaintyOptions(resamples=200))
+    assert comparison.n_both == 12 + 24 and comparison.only_a == comparison.only_b == []
+    for row in comparison.rows:
+        frame = frames["a"][0] if row.generator == "g1" else frames["a"][1] if row.generator == "g2" else None
+        if frame is None:  # the suite's mean: 12 reals once, 24 fakes
+            assert (row.n_real, row.n_fake) == (12, 24)
+            continue
+        assert (row.n_real, row.n_fake) == (12, 12)
+        if row.metric == "acc":  # float64 run: the logit's sign decides, as scikit-learn on the rows
+            assert row.a == pytest.approx(accuracy_score(frame["label"], frame["logit"] > 0))
+        if row.metric == "ap":
+            assert row.a == pytest.approx(average_precision_score(frame["label"], frame["logit"]))
+    assert comparison.shared_reals == {"own": 12}
+    assert "own: 12 real images belong to several generators" in C.render_markdown(comparison)

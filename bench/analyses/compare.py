@@ -1,7 +1,7 @@
 """Paired comparison of two runs on the same images (`bench compare RUN_A RUN_B`, `bench.api.compare`).
 
 Two detectors (or two weights, or clean vs perturbed images) scored on the same images are compared
-image by image: rows of the two runs' scores.parquet are matched by (suite, path). Images only one run
+image by image: rows of the two runs' scores.parquet are matched by (suite, generator, path). Images only one run
 scored are named, never silently dropped; with no image in common there is nothing to compare (exit 2).
 
 Per generator, on the images both runs scored:
@@ -88,6 +88,9 @@ class Comparison:
     only_b: list[str] = field(default_factory=list)
     n_both: int = 0
     prob_precision: tuple[str, str] = ("float32", "float32")
+    shared_reals: dict[str, int] = field(default_factory=dict)
+    """Per suite, how many real images belong to several generators (a pool of reals): the mean rows resample
+    them independently in each generator, so their intervals are too narrow."""
 
     @property
     def alpha(self) -> float:
@@ -107,7 +110,7 @@ class Comparison:
                   "prob_precision": self.prob_precision[1]},
             "uncertainty": {**self.options.describe(), "paired": True, "alpha": self.alpha,
                             "correction": "Holm across the generators, per metric (means not included)"},
-            "n_both": self.n_both, "only_a": self.only_a, "only_b": self.only_b,
+            "n_both": self.n_both, "only_a": self.only_a, "only_b": self.only_b, "shared_reals": self.shared_reals,
             "rows": [asdict(row) for row in self.rows],
         }
 
@@ -204,23 +207,33 @@ def _matched(a: FinishedRun, b: FinishedRun, suite: str | None) -> tuple[pd.Data
         return frame[frame["suite"] == suite] if suite else frame
 
     left, right = scores(a), scores(b)
-    merged = left.merge(right, on=["suite", "path"], how="outer", suffixes=("_a", "_b"), indicator=True)
-    only_a = sorted((merged.loc[merged["_merge"] == "left_only", "suite"] + "/" +
-                     merged.loc[merged["_merge"] == "left_only", "path"]).tolist())
-    only_b = sorted((merged.loc[merged["_merge"] == "right_only", "suite"] + "/" +
-                     merged.loc[merged["_merge"] == "right_only", "path"]).tolist())
+    # a row is an image in a generator's test set: a pool of reals shared by several generators (0_real/ beside
+    # 1_fake/<generator>/) has one row per generator, and matching by path alone would pair each with all of them
+    merged = left.merge(right, on=["suite", "generator", "path"], how="outer", suffixes=("_a", "_b"),
+                        indicator=True)
+    only_a = sorted(set(merged.loc[merged["_merge"] == "left_only", "suite"] + "/" +
+                        merged.loc[merged["_merge"] == "left_only", "path"]))
+    only_b = sorted(set(merged.loc[merged["_merge"] == "right_only", "suite"] + "/" +
+                        merged.loc[merged["_merge"] == "right_only", "path"]))
     both = merged[merged["_merge"] == "both"].copy()
     if both.empty:
         where = f" in suite {suite}" if suite else ""
         raise BenchError(f"runs {a.run_id} ({a.folder}) and {b.run_id} ({b.folder}) have no image in common{where} "
-                         f"(matched by suite and path; A scored {len(left)}, B {len(right)}): nothing to compare")
+                         f"(matched by suite, generator and path; A scored {len(left)}, B {len(right)}): nothing "
+                         "to compare")
     conflicts = both[both["label_a"] != both["label_b"]]
     if len(conflicts):
         examples = ", ".join((conflicts["suite"] + "/" + conflicts["path"]).head(3))
         raise BenchError(f"{len(conflicts)} images have different labels in {a.run_id} and {b.run_id} (e.g. "
                          f"{examples}): they are not the same test set")
-    both = both.rename(columns={"generator_a": "generator", "label_a": "label"})
+    both = both.rename(columns={"label_a": "label"})
     return both, only_a, only_b
+
+
+def _image_counts(rows: pd.DataFrame) -> tuple[int, int]:
+    """(reals, fakes) among the rows, each image once (a shared real is a row of every generator)."""
+    images = rows.drop_duplicates(["suite", "path"])
+    return int((images["label"] == 0).sum()), int((images["label"] == 1).sum())
 
 
 def _precision(run: FinishedRun) -> str:
@@ -309,13 +322,14 @@ def _row(paired: _Paired, metric: str, options: UncertaintyOptions) -> Row:
     return row
 
 
-def _mean_row(suite: str, pairs: list[_Paired], metric: str, options: UncertaintyOptions) -> Row:
+def _mean_row(suite: str, pairs: list[_Paired], metric: str, options: UncertaintyOptions,
+              counts: tuple[int, int]) -> Row:
     estimates = [p.estimate(metric) for p in pairs]
     a = float(np.mean([e[0] for e in estimates]))
     b = float(np.mean([e[1] for e in estimates]))
     test = "DeLong (variances summed)" if metric == "auc" else "paired bootstrap"
     row = Row(suite, "mean", metric, a, b, a - b, None, None, test, None,
-              n_real=sum(p.n_real for p in pairs), n_fake=sum(p.n_fake for p in pairs))
+              n_real=counts[0], n_fake=counts[1])
     lacking = [p.generator for p in pairs if p.replicates is None]
     if lacking:
         row.reason = f"no resamples for {', '.join(lacking)} (too few images), so none for the mean"
@@ -360,9 +374,9 @@ def compare_runs(run_a: str | Path | FinishedRun, run_b: str | Path | FinishedRu
         every += pairs
         for metric in COMPARED:
             rows += [_row(p, metric, options) for p in pairs]
-            rows.append(_mean_row(suite_name, pairs, metric, options))
+            rows.append(_mean_row(suite_name, pairs, metric, options, _image_counts(in_suite)))
     if len(suites) > 1:
-        rows += [_mean_row("all", every, metric, options) for metric in COMPARED]
+        rows += [_mean_row("all", every, metric, options, _image_counts(both)) for metric in COMPARED]
     for metric in COMPARED:
         family = [r for r in rows if r.metric == metric and r.generator != "mean"]
         for row, adjusted in zip(family, holm([r.p for r in family])):
@@ -372,7 +386,10 @@ def compare_runs(run_a: str | Path | FinishedRun, run_b: str | Path | FinishedRu
         row.significant = None if judged is None else bool(judged < round(1.0 - options.level, 12))
     order = {m: i for i, m in enumerate(COMPARED)}
     rows.sort(key=lambda r: (suites.index(r.suite) if r.suite in suites else len(suites), order[r.metric]))
-    return Comparison(a, b, options, rows, only_a, only_b, int(len(both)), precision)
+    reals = both[both["label"] == 0]
+    per_image = reals.groupby(["suite", "path"])["generator"].nunique()
+    shared = {name: int(n) for name, n in (per_image > 1).groupby(level=0).sum().items() if n}
+    return Comparison(a, b, options, rows, only_a, only_b, sum(_image_counts(both)), precision, shared)
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -411,7 +428,7 @@ def _notes(comparison: Comparison) -> list[str]:
     level = f"{100 * comparison.options.level:g}%"
     notes = [
         f"A = {comparison.label('a')}, run {comparison.a.run_id}; B = {comparison.label('b')}, run {comparison.b.run_id}.",
-        f"{comparison.n_both} images scored by both, matched by suite and path; values in %, on those images.",
+        f"{comparison.n_both} images scored by both, matched by suite, generator and path; values in %, on those images.",
         f"Intervals: {level} paired {comparison.options.method} bootstrap, {comparison.options.resamples} resamples "
         f"(seed {comparison.options.seed}), stratified by label within each generator. Significant: Holm-corrected "
         f"p < {comparison.alpha:g} across the generators, per metric; a mean row's own p (not corrected).",
@@ -420,6 +437,10 @@ def _notes(comparison: Comparison) -> list[str]:
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more (all listed by --json)" if len(missing) > 5 else "")
             notes.append(f"{len(missing)} images scored only by {which}, left out: {shown}.")
+    for suite, n in comparison.shared_reals.items():
+        notes.append(f"{suite}: {n} real images belong to several generators (a shared pool of reals) and are "
+                     "resampled independently in each, so the mean rows' intervals and p-values treat them as "
+                     "different images: too narrow and too small.")
     reasons = sorted({f"{r.suite}/{r.generator}: {r.reason}" for r in comparison.rows if r.reason})
     notes += [f"No interval for {reason}." for reason in reasons]
     return notes
