@@ -1,5 +1,5 @@
 """bench audit after alignment: the trivial classifier's AP on a JPEG-real/PNG-fake folder before (about 100)
-and after each --align policy (about 50 when the policy removes the shortcut), the recommended policy, the
+and after each --align policy (about the share of fakes, 50 here, when the policy removes the shortcut), the recommended policy, the
 headers the audit predicts against the files the engine's re-encoding actually writes, and the report's
 wild section."""
 
@@ -51,6 +51,16 @@ def test_trivial_ap_is_about_100_before_and_about_50_after_alignment(tmp_path, c
     out = capsys.readouterr().out
     assert "RECOMMENDED: bench run --align match-real-quality" in out
     assert "--align jpeg96                50.0  50.0          50.0  none" in out
+    # the level that means "the headers tell nothing" is the share of fakes (16 of 32 here), said beside it
+    assert "(mean over generators; 50.0, the share of fakes = the headers tell nothing)" in out
+
+
+def test_the_chance_level_named_is_the_share_of_fakes(tmp_path, capsys):
+    root = folder(tmp_path / "s", "PNG", "PNG")
+    for extra in range(8):  # 16 reals, 8 fakes: a random score's AP is 8 / 24
+        (root / "gen" / "1_fake" / f"{extra}.png").unlink()
+    assert main(["audit", "--suite", str(root), "--workers", "1"]) == 0
+    assert "(mean over generators; 33.3, the share of fakes = the headers tell nothing)" in capsys.readouterr().out
 
 
 def test_png_reals_and_jpeg_fakes_get_jpeg96(tmp_path):

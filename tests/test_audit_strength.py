@@ -125,3 +125,19 @@ def test_run_breakdown_is_quiet_when_errors_do_not_follow_the_format(tmp_path):
     rows = [(rel, label, (1.0 if label else -1.0) * (-1 if int(rel.split("_")[-1][:3]) % 3 == 0 else 1))
             for rel, label, _ in made]
     assert audit_run(write_run(tmp_path / "run", root, rows), workers=2).findings == []
+
+
+def test_run_breakdown_counts_a_pool_of_shared_reals_once(tmp_path):
+    """A pool of reals shared by two generators (0_real/ beside 1_fake/<generator>/) is a row of each in
+    scores.parquet; the breakdown counts files, so each real once (it read 60 reals for a pool of 30)."""
+    root = tmp_path / "mixed"
+    made = write_mixed(root, real_jpeg=10, real_png=6, fake_jpeg=0, fake_png=12)
+    rows = [(rel, label, 3.0 if label else -3.0) for rel, label, _ in made]
+    run = write_run(tmp_path / "run", root, rows)
+    scores = pd.read_parquet(run / "scores.parquet")
+    fakes = scores[scores["label"] == 1]
+    pooled = pd.concat([scores[scores["label"] == 0].assign(generator="g1"), fakes.iloc[:6].assign(generator="g1"),
+                        scores[scores["label"] == 0].assign(generator="g2"), fakes.iloc[6:].assign(generator="g2")])
+    pooled.to_parquet(run / "scores.parquet", index=False)
+    by = {(g.label, g.by, g.group): g.n for g in audit_run(run, workers=2).groups}
+    assert (by["real", "format", "JPEG"], by["real", "format", "PNG"], by["fake", "format", "PNG"]) == (10, 6, 12)

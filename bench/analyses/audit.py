@@ -231,6 +231,12 @@ class SuiteAudit:
         values = [s.ap for g in self.generators for s in g.shortcuts if s.prop == prop]
         return float(np.mean(values)) if values else None
 
+    def mean_chance_ap(self) -> float | None:
+        """The mean over generators of a random score's AP (each generator's share of fakes): what a trivial
+        score's mean AP reads when the headers tell nothing."""
+        values = [g.shortcuts[0].chance_ap for g in self.generators if g.shortcuts and g.shortcuts[0].chance_ap is not None]
+        return float(np.mean(values)) if values else None
+
     def to_dict(self) -> dict:
         generators = []
         for g in self.generators:
@@ -415,7 +421,9 @@ def audit_run(folder: str | Path, workers: int = 4, progress=None) -> RunAudit:
 
     run = read_run(folder)
     roots = run.info.get("suite_roots") or {}
-    scores = run.scores
+    # a real of a pool shared by several generators (0_real/ beside 1_fake/<generator>/) is a row of each, with
+    # the same logit: one file, counted once
+    scores = run.scores.drop_duplicates(["suite", "path"])
     missing_roots = sorted(set(scores["suite"]) - set(roots))
     if missing_roots:
         raise BenchError(f"{folder}: run.json records no folder for {', '.join(missing_roots)} (suite_roots), so its "

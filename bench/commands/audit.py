@@ -128,7 +128,10 @@ def render_alignment(audit) -> str:
     for policy, effect in alignment["policies"].items():
         means = effect["mean_trivial_ap"]
         rows.append([f"--align {policy}", *[_format_pct(means[p]) for p in props], ", ".join(effect["warnings"]) or "none"])
-    lines = ["trivial-score AP before and after alignment (mean over generators; about 50 = the headers tell nothing):",
+    chance = audit.mean_chance_ap()
+    at_chance = f"{_format_pct(chance)}, the share of fakes" if chance is not None else "the share of fakes"
+    lines = [f"trivial-score AP before and after alignment (mean over generators; {at_chance} = the headers tell "
+             "nothing):",
              format_table(["policy", "format", "size", "JPEG quality", "shortcuts left"], rows,
                           [False, True, True, True, False])]
     if alignment["recommended"]:
