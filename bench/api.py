@@ -51,6 +51,7 @@ _EXPORTS = {
     "stop_processes": "bench.engine.distributed:stop_processes",
     "json_safe": "bench.engine.store:json_safe",
     "list_runs": "bench.engine.results:list_runs",
+    "unreadable_note": "bench.engine.results:unreadable_note",
     "METRICS": "bench.engine.metrics:METRICS",
     "LOCALISATION_METRICS": "bench.engine.localisation:LOCALISATION_METRICS",
     "LOCALISATION_DISPLAY": "bench.engine.localisation:DISPLAY",

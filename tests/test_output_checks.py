@@ -110,3 +110,70 @@ def test_table_still_shows_readable_runs_and_names_the_unreadable_one(tmp_path, 
     captured = capsys.readouterr()
     assert f"could not be read and are left out ({broken}: cannot read {broken / 'run.json'}" in captured.err
     assert "LFM" in captured.out  # the readable run's row
+
+
+@pytest.mark.parametrize("by", ["folder", "recorded name"])
+def test_table_of_an_own_suite_names_the_unreadable_run_instead_of_no_run(tmp_path, capsys, by):
+    """`bench table --suite PATH|NAME` whose only run has a truncated metrics.json said "no finished run covers
+    it" (or "Unknown suite"), as if it had never been evaluated."""
+    from tests_support import write_suite
+
+    folder = write_suite(tmp_path / "mine", {"g": 1}, size=(8, 8))
+    run = make_run(tmp_path / "results" / "runs" / "r1", "lfm", "mine", ["g"], seed=0, n=4)
+    metrics = run / "metrics.json"
+    metrics.write_text(metrics.read_text()[:60])
+    suite = str(folder) if by == "folder" else "mine"
+    assert main(["table", "--results", str(tmp_path / "results"), "--suite", suite]) == 2
+    err = capsys.readouterr().err
+    assert f"1 run folder(s) could not be read and are left out ({run}: cannot read {metrics}" in err
+
+
+def test_table_of_an_own_suite_beside_an_unreadable_run_says_so(tmp_path, capsys):
+    good = make_run(tmp_path / "results" / "runs" / "r1", "lfm", "mine", ["g"], seed=0, n=4)
+    broken = make_run(tmp_path / "results" / "runs" / "r2", "npr", "mine", ["g"], seed=1, n=4)
+    (broken / "run.json").write_text("{")
+    assert main(["table", "--results", str(tmp_path / "results"), "--suite", "mine"]) == 0
+    captured = capsys.readouterr()
+    assert f"could not be read and are left out ({broken}: cannot read {broken / 'run.json'}" in captured.err
+    assert "LFM" in captured.out and str(good) not in captured.err
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_list_runs_names_an_unreadable_run_instead_of_listing_none(tmp_path, run_folder, capsys, as_json):
+    metrics = run_folder / "metrics.json"
+    metrics.write_text(metrics.read_text()[:60])
+    assert main(["list", "runs", "--output", str(tmp_path / "results"), *(["--json"] if as_json else [])]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: 1 run folder(s) could not be read and are left out ({run_folder}: cannot read {metrics}" \
+        in captured.err
+    if as_json:  # stdout stays machine-readable
+        assert json.loads(captured.out) == []
+
+
+@pytest.mark.parametrize("verb", ["report", "table", "explain", "embed"])
+def test_an_output_folder_the_system_refuses_is_exit_2(tmp_path, run_folder, capsys, monkeypatch, verb):
+    """The read-only test above as root, where permissions do not bind: the test write that every verb's
+    output check makes is refused by the system (EACCES), as it is for a read-only folder."""
+    import errno
+    import tempfile
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_mkstemp = tempfile.mkstemp
+
+    def refusing(*args, dir=None, **kwargs):
+        if dir is not None and os.path.realpath(dir).startswith(str(locked)):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refusing)
+    argv = {
+        "report": ["report", str(run_folder), "--output", str(locked / "r.html")],
+        "table": ["table", "--results", str(tmp_path / "results"), "--output", str(locked / "t.md")],
+        "explain": ["explain", str(run_folder), "--detector", "lfm", "--output", str(locked / "x")],
+        "embed": ["embed", "--detector", "lfm", "--suite", "demo", "--output", str(locked / "x")],
+    }[verb]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"under {locked}" in err and "Permission denied" in err and "Traceback" not in err
+    assert not [path for path in locked.rglob("*") if path.is_file()]  # nothing written (mkdir is not refused here)

@@ -190,3 +190,88 @@ def test_bench_run_recomputes_an_entry_replaced_by_a_folder(tmp_path, capsys):
     captured = capsys.readouterr()
     assert json.loads(captured.out) == first
     assert f"the score cache keeps a folder at {entry}" in captured.err
+
+
+INDEXED = pd.DataFrame({"digest": ["d1", "d2"], "path": ["a.png", "b.png"], "logit": [-1.5, 2.0],
+                        "reason": [None, None], "cropped": [pd.NA, pd.NA]})
+
+
+@pytest.mark.parametrize("where", ["image key folder is a file", "a unit's file is a folder"])
+def test_an_image_index_entry_of_the_wrong_kind_is_removed_and_rebuilt(tmp_path, caplog, where):
+    """Issue 21: the image index (results/image-index/<image key>/<unit key>.parquet) with a file where it
+    keeps a folder, or the reverse, was a traceback in mkdir or os.replace after the unit had been scored."""
+    import shutil
+
+    index = ResultsStore(tmp_path).image_index("ik")
+    index.add("unit", INDEXED)
+    if where == "image key folder is a file":
+        shutil.rmtree(index.folder)
+        index.folder.write_text("not a folder")
+    else:
+        (index.folder / "unit.parquet").unlink()
+        (index.folder / "unit.parquet" / "inside").mkdir(parents=True)
+    with caplog.at_level(logging.WARNING, logger="bench.engine.store"):
+        assert index.load().empty and not index.has("unit")  # what a run does: look up, then index
+        index.add("unit", INDEXED)
+    assert "the image index keeps a" in caplog.text and "removed it" in caplog.text
+    assert index.has("unit")
+    pd.testing.assert_frame_equal(index.load()[["digest", "path", "logit"]], INDEXED[["digest", "path", "logit"]])
+
+
+def _scored_suite(tmp_path: Path) -> list[str]:
+    import torch
+    from tests_support import write_suite
+
+    from detectors import export_state_dict, get_detector
+
+    torch.manual_seed(3)
+    detector = get_detector("lfm")
+    weights = tmp_path / "w.pth"
+    torch.save(export_state_dict(detector.build(), detector), weights)
+    suite = write_suite(tmp_path / "s", {"gen": 2}, size=(24, 24))
+    return ["--detector", "lfm", "--suite", str(suite), "--weights", str(weights), "--workers", "0", "--json"]
+
+
+def test_bench_run_rebuilds_an_image_index_folder_replaced_by_a_file(tmp_path, capsys):
+    import shutil
+
+    from bench.cli import main
+
+    argv = ["run", *_scored_suite(tmp_path), "--output", str(tmp_path / "r")]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    [entry] = [p for p in (tmp_path / "r" / "cache").iterdir() if p.is_dir()]
+    [index] = list((tmp_path / "r" / "image-index").iterdir())
+    shutil.rmtree(entry)  # the unit is scored again, and indexed again where a file stands
+    shutil.rmtree(index)
+    index.write_text("in the way")
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == first
+    assert f"the image index keeps a folder at {index}" in captured.err
+    assert index.is_dir() and len(list(index.glob("*.parquet"))) == 1
+
+
+@pytest.mark.parametrize("verb, blocked", [("run", "cache"), ("run", "image-index"), ("embed", "feature-cache"),
+                                           ("embed", "")])
+def test_a_cache_folder_that_is_a_file_is_exit_2_before_any_work(tmp_path, capsys, verb, blocked):
+    """A results root, or one of the cache folders under it, that is a file: a message naming it (the
+    option to change) and exit 2, before a model scores anything; not a traceback."""
+    from bench.cli import main
+
+    common = _scored_suite(tmp_path)
+    results = tmp_path / "r"
+    if blocked:
+        results.mkdir()
+    (results / blocked if blocked else results).write_text("in the way")
+    if verb == "run":
+        argv = ["run", *common, "--output", str(results)]
+    else:
+        argv = ["embed", *[a for a in common if a != "--json"], "--results", str(results), "--output",
+                str(tmp_path / "e")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    option = "--output" if verb == "run" else "--results"
+    assert f"cannot write results under {results / blocked if blocked else results}: it is a file, not a folder; " \
+           f"choose another {option}" in err
+    assert not list(tmp_path.glob("r/*/*")) and not (tmp_path / "e" / "embed.json").exists()

@@ -55,11 +55,12 @@ def compute_embeddings(
     import dataclasses
 
     from bench.engine.inference import pick_device
-    from bench.engine.runner import DetectorRun, score_suites
+    from bench.engine.runner import FEATURE_CACHE, DetectorRun, score_suites
     from detectors.layers import feature_module
 
     config = dataclasses.replace(config, device=str(pick_device(config.device)))
     store = store or ResultsStore(config.output)
+    store.require_writable(runs=False, caches=(FEATURE_CACHE,), option="--results")  # exit 2 before any work
     for item in loaded:
         feature_module(item.detector, item.model)  # an undeclared or wrong layer fails before any work
     runs = [DetectorRun(item, features=True) for item in loaded]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from bench.outputs.textable import format_table
 
@@ -85,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "runs":
         from bench import api
 
-        runs = api.list_runs(args.output)
+        unreadable: list = []
+        runs = api.list_runs(args.output, unreadable)
+        if unreadable:  # a truncated metrics.json is not "0 finished runs": say which folders and why
+            print(f"warning: {api.unreadable_note(unreadable)}", file=sys.stderr)
         print(json.dumps(api.json_safe(runs), indent=1) if args.json else render_runs_table(runs))
         return 0
     sections = {"detectors": render_detectors_table, "suites": render_suites_table, "weights": render_weights_table,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -156,12 +157,20 @@ def run_summary(run: FinishedRun) -> dict:
     }
 
 
-def list_runs(root: str | Path | None = None) -> list[dict]:
+def list_runs(root: str | Path | None = None, unreadable: list[tuple[Path, str]] | None = None) -> list[dict]:
     """`run_summary` of every finished run under a results root (default: $BENCH_RESULTS or ./results),
-    oldest first."""
+    oldest first; run folders that cannot be read are added to `unreadable` as (folder, why)."""
     from bench import settings
 
-    return [run_summary(run) for run in finished_runs(root if root is not None else settings.results_root())]
+    return [run_summary(run) for run in finished_runs(root if root is not None else settings.results_root(),
+                                                      unreadable)]
+
+
+def unreadable_note(unreadable: Sequence[tuple[Path, str]], shown: int = 3) -> str:
+    """One sentence naming the run folders that could not be read and why (the first `shown`)."""
+    named = "; ".join(f"{folder}: {why}" for folder, why in unreadable[:shown])
+    more = f"; and {len(unreadable) - shown} more" if len(unreadable) > shown else ""
+    return f"{len(unreadable)} run folder(s) could not be read and are left out ({named}{more})"
 
 
 def consistency_problems(run: FinishedRun) -> list[str]:

@@ -363,17 +363,37 @@ class ImageIndex:
     folder: Path
 
     def has(self, unit_key: str) -> bool:
+        self.heal()
         return (self.folder / f"{unit_key}.parquet").is_file()
+
+    def heal(self) -> None:
+        """Remove (with a warning) what stands where the index keeps a folder or a file but is the other
+        kind: this image key's folder replaced by a file, or a unit's index file replaced by a folder. The
+        index only repeats finished cache entries, so nothing is lost: their images are looked up in those
+        entries (and indexed again) or scored again, instead of a traceback from reading or writing here.
+        An image-index root that is a file is exit 2 (`ResultsStore.require_writable`)."""
+        if self.folder.exists() and not self.folder.is_dir():
+            wrong = [(self.folder, "a folder")]
+        elif self.folder.is_dir():
+            wrong = [(path, "a file") for path in self.folder.glob("*.parquet") if not path.is_file()]
+        else:
+            wrong = []
+        for path, expected in wrong:
+            logger.warning("the image index keeps %s at %s but found something else there; removed it (its "
+                           "images' scores are taken from the cache entries or computed again)", expected, path)
+            _remove(path)
 
     def add(self, unit_key: str, rows: pd.DataFrame) -> None:
         """Index a finished unit's rows (IMAGE_INDEX_COLUMNS); files that could not be read by their bytes
         (digest `unreadable:...`) are left out, as their score says nothing about any content."""
+        self.heal()
         rows = rows[~rows["digest"].str.startswith("unreadable:")][IMAGE_INDEX_COLUMNS]
         if not rows.empty:
             atomic_write_parquet(self.folder / f"{unit_key}.parquet", rows.reset_index(drop=True))
 
     def load(self) -> pd.DataFrame:
         """Every indexed image (the first of each (digest, path) kept); damaged files are passed over."""
+        self.heal()
         frames = []
         for path in sorted(self.folder.glob("*.parquet")):
             try:
@@ -388,7 +408,7 @@ class ImageIndex:
         return pd.concat(frames, ignore_index=True).drop_duplicates(["digest", "path"], keep="first")
 
 
-def require_writable_folder(folder: str | os.PathLike, what: str = "output") -> Path:
+def require_writable_folder(folder: str | os.PathLike, what: str = "output", option: str = "--output") -> Path:
     """The folder, created if need be, after a test write in it; BenchError (exit 2) naming it when it
     cannot be written (a file in the way, no permission, a full disk). Every verb that writes checks its
     output this way before its work (`bench run`'s results root, report, table, explain, embed)."""
@@ -396,7 +416,7 @@ def require_writable_folder(folder: str | os.PathLike, what: str = "output") -> 
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise BenchError(f"cannot write {what} under {folder}: it is a file, not a folder; choose another --output")
+        raise BenchError(f"cannot write {what} under {folder}: it is a file, not a folder; choose another {option}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=folder, prefix=".write-test-")
@@ -404,7 +424,7 @@ def require_writable_folder(folder: str | os.PathLike, what: str = "output") -> 
         os.unlink(temp)
     except OSError as error:
         raise BenchError(f"cannot write {what} under {folder} ({error.strerror or error}); choose another "
-                         "--output or fix its permissions or free space") from error
+                         f"{option} or fix its permissions or free space") from error
     return folder
 
 
@@ -430,11 +450,14 @@ class ResultsStore:
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
-    def require_writable(self, runs: bool = True) -> None:
-        """BenchError (exit 2) naming the folder when results cannot be written under the root (a file in
-        the way, no permission, a full disk): checked before any scoring, so no work is lost to it."""
-        for folder in (self.root, self.root / "cache", *([self.runs_dir] if runs else [])):
-            require_writable_folder(folder, "results")
+    def require_writable(self, runs: bool = True, caches: Sequence[str] = ("cache", IMAGE_INDEX),
+                         option: str = "--output") -> None:
+        """BenchError (exit 2) naming the folder when results cannot be written under the root or the cache
+        folders the work will use (`caches`: `cache` and the image index for scores, `feature-cache` for
+        features): a file in the way, no permission, a full disk. Checked before any scoring, so no work is
+        lost to it. `option` names the verb's option that chose the root."""
+        for folder in (self.root, *(self.root / cache for cache in caches), *([self.runs_dir] if runs else [])):
+            require_writable_folder(folder, "results", option)
 
     def cache_entry(self, key: str, folder: str = "cache") -> CacheEntry:
         """The unit of work `key` under `<root>/<folder>/` (`cache`: logits; `feature-cache`: logits with

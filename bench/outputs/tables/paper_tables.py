@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.engine.results import unreadable_note
 from bench.engine.store import require_writable_file, require_writable_folder
 from bench.engine.suites import DEMO_FOR_GROUP, GROUPS, PAPER_SUITES, SUITES
 from bench.engine.uncertainty import UncertaintyOptions
@@ -73,11 +74,12 @@ class PaperTables:
 
 def own_suite_tables(suite: str, models: list, root: Path, data_root: str | Path | None = None, *,
                      ci: str | None = None, spread: bool = False,
-                     uncertainty: UncertaintyOptions | None = None) -> PaperTables:
+                     uncertainty: UncertaintyOptions | None = None,
+                     unreadable: list[tuple[Path, str]] | None = None) -> PaperTables:
     """Tables of suites the paper reports nothing on (bench.outputs.tables.suite_table): a registered suite or
     group (the demo suites), a folder or labels CSV (matched to runs by where their files were and the list
     they were read from), or a suite name as the runs recorded it. Reproduced rows only; a suite no finished
-    run covers is an error."""
+    run covers is an error, which names the run folders that could not be read (`unreadable`)."""
     from bench.engine.suites import resolve_suites
 
     wanted: list[tuple[str, str | None, str | None]] = []  # (name, folder, listing) of PATH suites
@@ -88,7 +90,11 @@ def own_suite_tables(suite: str, models: list, root: Path, data_root: str | Path
         except BenchError:
             if token not in recorded:
                 known = sorted({*TABLES_FOR_SUITE, *recorded})
-                raise UnknownNameError("suite", token, known) from None
+                unknown = UnknownNameError("suite", token, known)
+                if unreadable:  # the run that recorded it may be one of those that cannot be read
+                    raise BenchError(f"{unknown} Among the runs that could be read, none names it: "
+                                     f"{unreadable_note(unreadable)}.") from None
+                raise unknown from None
             wanted.append((token, None, None))
             continue
         for r in resolved:
@@ -104,10 +110,12 @@ def own_suite_tables(suite: str, models: list, root: Path, data_root: str | Path
         table = build_suite_table(name, models, folder, ci=ci, spread=spread, uncertainty=uncertainty)
         if not table.reproduced:
             where = f" on {listing or folder}" if folder else ""
-            raise BenchError(f"no finished run under {root / 'runs'} covers {name}{where}; evaluate it with "
-                             f"`bench run --suite {listing or folder or name}` (or point --results at the results folder)")
+            damaged = f" ({unreadable_note(unreadable)})" if unreadable else ""
+            raise BenchError(f"no finished run under {root / 'runs'} covers {name}{where}{damaged}; evaluate "
+                             f"it with `bench run --suite {listing or folder or name}` (or point --results at the "
+                             "results folder)")
         tables.append(table)
-    return PaperTables(tables, tuple(name for name, _, _ in wanted))
+    return PaperTables(tables, tuple(name for name, _, _ in wanted), unreadable_note(unreadable) if unreadable else None)
 
 
 def paper_tables(suite: str | None = None, *, results: str | Path | None = None, paper: bool = False,
@@ -142,22 +150,21 @@ def paper_tables(suite: str | None = None, *, results: str | Path | None = None,
             and suite.strip().lower() not in ("diffusion1kstep", "testset5"):
         if paper:
             tables_for_suite(suite)  # an unknown name: did-you-mean among the paper's tables
-        selection = own_suite_tables(suite, reproduced_models(root, intervals=intervals), root, data_root,
-                                     ci=ci, spread=spread, uncertainty=uncertainty)
+        unreadable = []
+        selection = own_suite_tables(suite, reproduced_models(root, intervals=intervals, unreadable=unreadable), root,
+                                     data_root, ci=ci, spread=spread, uncertainty=uncertainty, unreadable=unreadable)
         if compare:
-            selection.note = (f"--compare: the paper reports no numbers on {', '.join(selection.keys)}, so there are no "
-                              "reported rows to subtract; showing the reproduced rows")
+            selection.note = "; ".join(filter(None, [
+                f"--compare: the paper reports no numbers on {', '.join(selection.keys)}, so there are no reported "
+                "rows to subtract; showing the reproduced rows", selection.note]))
         return selection
     # the paper's tables are on the files as published, each suite under its own protocol: aligned runs and
     # runs under another resolution policy are rows of the wild tables and the report, not of these
     unreadable: list[tuple[Path, str]] = []
     models = [] if paper else [m for m in reproduced_models(root, unreadable=unreadable, intervals=intervals)
                                if m.align == "raw" and m.resolution is None]
-    damaged = ""
-    if unreadable:  # said, not passed over: a truncated metrics.json is not "no runs"
-        shown = "; ".join(f"{folder}: {why}" for folder, why in unreadable[:3])
-        more = f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
-        damaged = f"{len(unreadable)} run folder(s) could not be read and are left out ({shown}{more})"
+    # said, not passed over: a truncated metrics.json is not "no runs"
+    damaged = unreadable_note(unreadable) if unreadable else ""
     note = None
     if not paper and not models:
         message = (f"no readable finished run under {root / 'runs'}: {damaged}" if damaged else
