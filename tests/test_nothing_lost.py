@@ -106,4 +106,13 @@ def test_a_run_with_one_empty_suite_among_good_ones_is_exit_2_too(tmp_path, weig
         (folder / "x.png").write_bytes(b"")
     assert run(f"{good},{tmp_path / 'bad'}", weights, tmp_path / "r") == 2
     assert "nothing was scored on bad" in capsys.readouterr().err
-    assert run(str(good), weights, tmp_path / "r") == 0  # the good suite's scores were kept: reused
+    # no finished work lost: the good suite's unit is a finished cache entry holding every one of its files
+    finished = {entry: pd.read_parquet(entry) for entry in (tmp_path / "r" / "cache").glob("*/scores.parquet")}
+    [(entry, rows)] = [(e, r) for e, r in finished.items() if r["reason"].isna().all()]
+    assert sorted(rows["path"]) == sorted(str(p.relative_to(good)) for p in good.rglob("*.png"))
+    stamp = entry.stat().st_mtime_ns
+    assert run(str(good), weights, tmp_path / "r") == 0
+    assert entry.stat().st_mtime_ns == stamp  # reused as it was, not scored again
+    scores = pd.read_parquet(only_run(tmp_path / "r") / "scores.parquet")
+    assert sorted(scores["path"]) == sorted(rows["path"]) and list(scores["logit"]) == list(
+        rows.set_index("path").loc[scores["path"], "logit"])

@@ -4,6 +4,7 @@ skipped with a reason, and no verb hangs, crashes or claims a result it did not 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -165,6 +166,14 @@ def test_run_scores_a_file_whose_name_is_not_utf8_and_records_it_escaped(tmp_pat
     assert len(scores) == 5  # 2 + 3 fakes; the broken file is listed, not lost
     skipped = pd.read_csv(folder / "skipped.csv")
     assert list(skipped["path"]) == ["s/gen/0_real/broken\\xff.png"]
+    capsys.readouterr()
+    # bench audit --run finds the file by the escaped name the run stored (it said "no longer where the run
+    # read them" and counted it unreadable)
+    assert main(["audit", "--suite", str(suite), "--run", str(folder), "--json"]) == 0
+    [audited] = json.loads(capsys.readouterr().out)["runs"]
+    assert audited["missing"] == 0
+    fakes = {g["group"]: g["n"] for g in audited["groups"] if (g["label"], g["by"]) == ("fake", "format")}
+    assert fakes == {"PNG": 3}
 
 
 @linux_only

@@ -412,6 +412,19 @@ def follows(groups: Sequence[GroupAccuracy]) -> tuple[float, float] | None:
     return float(chi2_contingency(table).pvalue), float(gap)
 
 
+def _paths_on_disk(roots: dict, suites: Sequence[str], relatives: Sequence[str]) -> list[Path]:
+    """Each scored file's path: its suite's folder joined with the relative path the run stored. A name that
+    is not valid UTF-8 was stored as text with backslash escapes (`relative_text`), which is not its name on
+    disk: where such a path is not found, the suite's folder is listed once and its files matched by the
+    text they are stored as."""
+    paths = [Path(roots[suite]) / rel for suite, rel in zip(suites, relatives)]
+    lost = {suite for suite, path in zip(suites, paths) if not path.exists()}
+    by_text = {suite: {relative_text(found, roots[suite]): found for found in Path(roots[suite]).rglob("*")}
+               for suite in lost if Path(roots[suite]).is_dir()}
+    return [by_text.get(suite, {}).get(rel, path) if suite in lost else path
+            for suite, rel, path in zip(suites, relatives, paths)]
+
+
 def audit_run(folder: str | Path, workers: int = 4, progress=None) -> RunAudit:
     """One finished run folder: each scored file's header (where run.json says the suite was) and its stored
     logit under the run's probability convention give the run's accuracy per class, format and size bucket."""
@@ -436,7 +449,7 @@ def audit_run(folder: str | Path, workers: int = 4, progress=None) -> RunAudit:
         values, threshold = scores_and_threshold(logits, precision)
         predicted_fake = values > threshold
     correct = predicted_fake == (scores["label"].to_numpy() == 1)
-    paths = [Path(roots[suite]) / rel for suite, rel in zip(scores["suite"], scores["path"])]
+    paths = _paths_on_disk(roots, scores["suite"], scores["path"])
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         facts = []
         for result in pool.map(lambda item: inspect_file(item[0], item[1], item[2]),
