@@ -177,3 +177,18 @@ def test_an_output_folder_the_system_refuses_is_exit_2(tmp_path, run_folder, cap
     err = capsys.readouterr().err
     assert f"under {locked}" in err and "Permission denied" in err and "Traceback" not in err
     assert not [path for path in locked.rglob("*") if path.is_file()]  # nothing written (mkdir is not refused here)
+
+
+def test_a_sweep_whose_sweeps_folder_is_a_file_is_exit_2_before_scoring(tmp_path, capsys):
+    """It was a NotADirectoryError traceback after every level had been scored."""
+    from tests_support import write_suite
+
+    suite = write_suite(tmp_path / "s", {"gen": 1}, size=(24, 24))
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / "sweeps").write_text("in the way")
+    code = main(["sweep", "--detector", "lfm", "--weights", "demo", "--suite", str(suite), "--output", str(results),
+                 "--workers", "0", "--perturb", "noise:std=1"])
+    assert code == 2
+    assert f"cannot write sweeps under {results / 'sweeps'}: it is a file, not a folder" in capsys.readouterr().err
+    assert not list(results.glob("cache/*"))  # refused before any level was scored

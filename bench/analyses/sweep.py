@@ -205,10 +205,12 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
     from bench import settings
     from bench.engine import evaluation
     from bench.engine.config import EvalConfig
-    from bench.engine.store import atomic_write_json, json_safe
+    from bench.engine.store import ResultsStore, atomic_write_json, json_safe, require_writable_folder
     from bench.engine.suites import discover, scored_generators
 
     config = config or EvalConfig()
+    # where the sweep folder goes, checked as bench run checks its results root: before any level is scored
+    require_writable_folder(ResultsStore(config.output).root / "sweeps", "sweeps")
     selection = suites if isinstance(suites, evaluation.SuiteSelection) else evaluation.select_suites(suites, config.data_root, config.weights)
     default = "demo" if selection.demo else None
     names = [d.strip() for d in detectors.split(",")] if isinstance(detectors, str) else list(detectors)
