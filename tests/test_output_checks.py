@@ -192,3 +192,28 @@ def test_a_sweep_whose_sweeps_folder_is_a_file_is_exit_2_before_scoring(tmp_path
     assert code == 2
     assert f"cannot write sweeps under {results / 'sweeps'}: it is a file, not a folder" in capsys.readouterr().err
     assert not list(results.glob("cache/*"))  # refused before any level was scored
+
+
+@pytest.mark.parametrize("verb", ["train", "profile"])
+def test_train_and_profile_check_their_output_before_the_work(tmp_path, capsys, verb):
+    """A file where `bench train --output` or `<results>/profile` should be a folder was a FileExistsError
+    traceback (train: after loading the data and building the model; profile: after the timing)."""
+    from test_train import make_folder
+
+    blocker = tmp_path / "file"
+    blocker.write_text("in the way")
+    if verb == "train":
+        train = make_folder(tmp_path / "data" / "train", 1, 48)
+        make_folder(tmp_path / "data" / "val", 1, 48)
+        argv = ["train", "--detector", "lfm-k4", "--train-set", str(train), "--resize", "none", "--crop", "40",
+                "--epochs", "1", "--batch-size", "2", "--workers", "0", "--output", str(blocker), "--data-root",
+                str(tmp_path / "root")]
+        where, what = blocker, "the training run"
+    else:
+        (tmp_path / "r").mkdir()
+        (tmp_path / "r" / "profile").write_text("in the way")
+        argv = ["profile", "--detector", "npr", "--repeats", "1", "--warmup", "0", "--batch-size", "1",
+                "--input-size", "32", "--output", str(tmp_path / "r")]
+        where, what = tmp_path / "r" / "profile", "profiles"
+    assert main(argv) == 2
+    assert f"cannot write {what} under {where}: it is a file, not a folder" in capsys.readouterr().err

@@ -355,7 +355,7 @@ def profile_detectors(names: str, *, device: str = "auto", output: str | None = 
     `<results>/profile/<detector>.json`, where `bench table` reads reproduced rows' FLOPs and Params.
     `progress(text)` hears what is being timed. Returns (figures, the file they were stored in) per detector."""
     from bench.engine.inference import pick_device
-    from bench.engine.store import ResultsStore, atomic_write_json, file_stem
+    from bench.engine.store import ResultsStore, atomic_write_json, file_stem, require_writable_folder
     from detectors import get_detectors
 
     detectors = get_detectors(names)
@@ -363,6 +363,7 @@ def profile_detectors(names: str, *, device: str = "auto", output: str | None = 
     if amp != "off" and torch_device.type != "cuda":
         log.warning("--amp %s applies to CUDA only; %s runs in float32", amp, torch_device)
     store = ResultsStore(output)
+    require_writable_folder(Path(store.root) / "profile", "profiles")  # before the timing, not after it
     results = []
     for detector in detectors:
         result = profile_detector(

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from bench.engine.provenance import git_commit, now_iso
-from bench.engine.store import atomic_write_bytes, atomic_write_json
+from bench.engine.store import atomic_write_bytes, atomic_write_json, require_writable_folder
 from bench.errors import BenchError
 from bench.train.batches import EpochBatches, TrainData, TrainImages, resolve_data
 from bench.train.parallel import Processes, convert_batchnorm, start_processes
@@ -199,6 +199,9 @@ def setup(config: TrainConfig, procs: Processes, device: torch.device, resume: b
             f"the training images under {train_data.root} are not the ones the run in {folder} started with "
             "(files added, removed or renamed); it cannot be resumed exactly. Start a new run."
         )
+    # a file in the way or a read-only folder: exit 2 before the model is built, not a traceback at the first
+    # write (after the data's checks, so that a refused data set leaves no folder behind)
+    require_writable_folder(folder, "the training run")
     from detectors.loading import load_backbone, locate_backbone
 
     backbone = locate_backbone(detector)  # a frozen backbone's file (UnivFD's CLIP) must be here, or exit 2
