@@ -97,3 +97,29 @@ def test_single_level_families_plot_by_spec(tmp_path):
     table = robustness_table(result, result.grids[0], "demo")
     assert [g.label for g in table.groups] == ["clean", "chain:social"]
     assert parse("chain:social") == result.grids[0].levels[0]
+
+
+def test_whiskers_span_each_levels_recorded_interval_and_acc_and_ap_stay_apart():
+    """The figure that bench sweep saves and bench report embeds (one function, from sweep.json's content):
+    each level's whisker runs from its run's recorded low to high (in %), not around the value; a level's
+    ACC and AP whiskers stand at different x so that neither hides the other; the title names the suites."""
+    from matplotlib.collections import LineCollection
+
+    from bench.outputs.robustness_plot import robustness_figure
+
+    result = known_result()
+    bounds = {"jpeg:q=100": {"ap": (0.91, 0.96), "acc": (0.75, 0.84)}, "jpeg:q=70": {"ap": (0.62, 0.80)}}
+    for spec, metrics in bounds.items():
+        result.values[spec]["lfm"]["intervals"] = {m: {"low": lo, "high": hi} for m, (lo, hi) in metrics.items()}
+    figure = robustness_figure(result.to_dict(), ("#111111", "#222222"))
+    jpeg = figure.axes[0]
+    assert jpeg.get_title() == "jpeg on demo-gan"
+    segments = [segment for collection in jpeg.collections if isinstance(collection, LineCollection)
+                for segment in collection.get_segments()]
+    drawn = sorted((round(float(s[0][1]), 6), round(float(s[1][1]), 6), float(s[0][0])) for s in segments)
+    expected = sorted([(91.0, 96.0), (75.0, 84.0), (62.0, 80.0)])
+    assert [(low, high) for low, high, _ in drawn] == expected
+    x_of = {(low, high): x for low, high, x in drawn}
+    assert x_of[91.0, 96.0] != x_of[75.0, 84.0]  # the same level, two metrics: apart
+    assert abs(x_of[91.0, 96.0] - 100) < 2 and abs(x_of[62.0, 80.0] - 70) < 2  # each at its own level
+    assert not [s for c in figure.axes[1].collections if isinstance(c, LineCollection) for s in c.get_segments()]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.engine.metrics import METRICS as METRIC_SET
-from bench.engine.perturb import MILDER_WHEN_LARGER, Grid, Perturbation
+from bench.engine.perturb import Grid, Perturbation
 from bench.outputs.tables.assemble import Cell, HeaderGroup, Row, Table, format_value
 
 logger = logging.getLogger(__name__)
@@ -47,12 +47,6 @@ class SweepResult:
         entry = self.values.get(CLEAN if level is None else level.spec, {}).get(detector)
         value = None if entry is None else entry.get(name)
         return None if value is None or value != value else value  # NaN (undefined) prints as a dash
-
-    def interval(self, detector: str, level: Perturbation | None, name: str) -> tuple[float, float] | None:
-        """The mean's interval (low, high) as the level's run recorded it, or None."""
-        entry = self.values.get(CLEAN if level is None else level.spec, {}).get(detector) or {}
-        bounds = (entry.get("intervals") or {}).get(name) or {}
-        return None if bounds.get("low") is None else (bounds["low"], bounds["high"])
 
     def to_dict(self) -> dict:
         return {
@@ -116,61 +110,18 @@ def render_tables(result: SweepResult, fmt: str, suite_label: str) -> str:
     return "\n".join(render(robustness_table(result, grid, suite_label), fmt) for grid in result.grids)
 
 
-def plot(result: SweepResult, stem: Path, metrics: tuple[str, ...] = METRICS) -> list[Path]:
-    """``stem``.png and ``stem``.pdf: a panel per perturbation, metric (%) vs level, a line per detector."""
-    import matplotlib
+def plot(result: SweepResult, stem: Path) -> list[Path]:
+    """``stem``.png and ``stem``.pdf: the figure `bench report` shows too (bench.outputs.robustness_plot),
+    drawn from the sweep.json content."""
+    from bench.outputs.html_report.charts import PALETTE
+    from bench.outputs.robustness_plot import robustness_figure
 
-    matplotlib.use("Agg")  # files only; no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    panels = len(result.grids)
-    width = max(5.6, 3.6 * panels + 0.4)
-    figure, axes = plt.subplots(1, panels, figsize=(width, 3.4), squeeze=False, sharey=True)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = {"ap": "-", "acc": "--"}
-    for axis, grid in zip(axes[0], result.grids, strict=True):
-        numeric = grid.parameter is not None
-        xs = [grid.value(level) if numeric else i for i, level in enumerate(grid.levels)]
-        for d, detector in enumerate(result.detectors):
-            colour = colours[d % len(colours)]
-            for name in metrics:
-                ys = [_pct(result.metric(detector, level, name)) for level in grid.levels]
-                points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
-                if points:
-                    axis.plot(*zip(*points, strict=True), styles.get(name, "-"), marker="o", markersize=3,
-                              color=colour, label=f"{result.labels.get(detector, detector)} {name.upper()}")
-                # each level's confidence interval of the mean, as its run recorded it
-                bars = [(x, y, result.interval(detector, level, name)) for x, y, level in zip(xs, ys, grid.levels)]
-                bars = [(x, y, b) for x, y, b in bars if y is not None and b is not None]
-                if bars:  # from low to high, not around the value: a percentile interval need not contain it
-                    axis.vlines([x for x, _, _ in bars], [100 * b[0] for _, _, b in bars],
-                                [100 * b[1] for _, _, b in bars], color=colour, linewidth=0.8, alpha=0.8)
-                clean = _pct(result.metric(detector, None, name))
-                if clean is not None and name == metrics[-1]:
-                    axis.axhline(clean, color=colour, linestyle=":", linewidth=0.8)
-        if numeric:
-            axis.set_xlabel(f"{grid.family} {grid.parameter}")
-            if grid.parameter in MILDER_WHEN_LARGER:
-                axis.invert_xaxis()
-        else:
-            axis.set_xticks(xs, [level.spec for level in grid.levels], rotation=20, fontsize=7)
-        axis.set_title(grid.family)
-        axis.grid(alpha=0.3)
-    whiskers = any(result.interval(d, level, m) for d in result.detectors for g in result.grids
-                   for level in g.levels for m in metrics)
-    axes[0][0].set_ylabel("% (dotted: clean " + metrics[-1].upper() + ")")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    columns = max(1, min(len(labels), int(width // 2.6)))  # legend entries that fit side by side
-    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False,
-                  title="whiskers: each level's confidence interval of the mean (its run's metrics.json)"
-                  if whiskers else None, title_fontsize=7)
-    figure.tight_layout(rect=(0, 0.05 + 0.045 * (-(-len(labels) // columns) + whiskers), 1, 1))
+    figure = robustness_figure(result.to_dict(), PALETTE)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     for path in paths:
         # fixed metadata so that the same numbers give the same files
         metadata = {"Software": None} if path.suffix == ".png" else {"CreationDate": None, "Creator": None, "Producer": None}
         figure.savefig(path, dpi=100, metadata=metadata)
-    plt.close(figure)
     return paths
 
 

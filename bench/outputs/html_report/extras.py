@@ -17,11 +17,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matplotlib.figure import Figure
 from PIL import Image
 
 from bench.errors import BenchError
 from bench.outputs.html_report import charts
+from bench.outputs.robustness_plot import robustness_figure
 
 MAX_SIDE = 1600
 """Longest side (px) of an embedded figure; larger PNGs are downscaled (a page is ~1200 px wide)."""
@@ -80,56 +80,10 @@ def _pct(value) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * float(value):.1f}"
 
 
-def _level_value(level: dict):
-    value = level.get("value")
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def robustness_figure(sweep: dict) -> Figure:
-    """One panel per swept perturbation: AP (solid) and ACC (dashed) against the level, a line per detector,
-    the clean AP as a dotted line."""
-    from bench.engine.perturb import MILDER_WHEN_LARGER
-
-    grids = sweep.get("grids") or []
-    figure = Figure(figsize=(max(4.2, 3.9 * len(grids)), 3.5), layout="constrained")
-    axes = figure.subplots(1, max(len(grids), 1), squeeze=False)[0]
-    values = sweep.get("values") or {}
-    for axis, grid in zip(axes, grids):
-        levels = grid.get("levels") or []
-        numeric = all(_level_value(level) is not None for level in levels)
-        xs = [_level_value(level) if numeric else i for i, level in enumerate(levels)]
-        for index, detector in enumerate(sweep.get("detectors") or []):
-            label = (sweep.get("labels") or {}).get(detector, detector)
-            for metric, style in (("ap", "-"), ("acc", "--")):
-                ys = [values.get(level["spec"], {}).get(detector, {}).get(metric) for level in levels]
-                points = [(x, 100 * y) for x, y in zip(xs, ys) if y is not None and not math.isnan(y)]
-                if points:
-                    axis.plot(*zip(*points), style, marker="o", markersize=3, color=charts.colour(index),
-                              label=f"{label} {metric.upper()}")
-            clean = values.get("clean", {}).get(detector, {}).get("ap")
-            if clean is not None and not math.isnan(clean):
-                axis.axhline(100 * clean, color=charts.colour(index), linestyle=":", linewidth=0.9)
-        if numeric:
-            axis.set_xlabel(f"{grid.get('family')} {grid.get('parameter')}", fontsize=9)
-            if grid.get("parameter") in MILDER_WHEN_LARGER:
-                axis.invert_xaxis()  # milder levels on the left, harsher to the right
-        else:
-            axis.set_xticks(xs, [level["spec"] for level in levels], rotation=20, fontsize=7)
-        axis.set_title(str(grid.get("family")), fontsize=10)
-        axis.set_ylim(0, 102)
-        axis.grid(alpha=0.3)
-        axis.tick_params(labelsize=8)
-    axes[0].set_ylabel("% (dotted: clean AP)", fontsize=9)
-    handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
-        axes[0].legend(handles, labels, fontsize=7, loc="lower left")
-    return figure
-
-
 def sweep_extra(folder: Path) -> Extra:
     sweep = _read_json(folder / "sweep.json")
     extra = Extra("sweep", f"Robustness: {' + '.join(sweep.get('suites') or [])}", folder)
-    extra.pictures.append(Picture(charts.data_uri(robustness_figure(sweep)),
+    extra.pictures.append(Picture(charts.data_uri(robustness_figure(sweep, charts.PALETTE)),
                                   f"{sweep.get('metric', 'mean over generators')}; AP solid, ACC dashed, "
                                   "dotted: clean AP"))
     values = sweep.get("values") or {}
