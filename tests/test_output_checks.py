@@ -34,7 +34,7 @@ def test_report_refuses_a_run_whose_scores_lost_rows(tmp_path, run_folder, capsy
     assert main(["report", str(run_folder), "--output", str(tmp_path / "r.html")]) == 2
     err = capsys.readouterr().err
     assert "its files disagree, so it is not rendered" in err
-    assert "forensynths: run.json counts 48 scored images, scores.parquet holds 41 rows" in err
+    assert "forensynths: run.json counts 48 scored images, scores.parquet holds 41 (41 rows)" in err
     assert "forensynths/biggan: metrics.json has n_fake 12, scores.parquet 5 rows" in err
     assert not (tmp_path / "r.html").exists()
 

@@ -99,7 +99,13 @@ def test_shared_reals_run_scores_each_generator_against_the_pool(tmp_path, rando
     assert (metrics["mean"]["n_real"], metrics["mean"]["n_fake"]) == (5, 8)
     assert any("shared by several generators" in note for note in metrics["mean"]["notes"])
     # the printed table names the protocol the run recorded for the folder (an own folder: the paper's resize)
-    assert json.loads((folder / "run.json").read_text())["protocol"] == {"wild": "resize256"}
+    info = json.loads((folder / "run.json").read_text())
+    assert info["protocol"] == {"wild": "resize256"}
+    assert info["n_images"] == {"wild": 5 + 8} and len(scores) == 2 * 5 + 8  # images, not rows
+    assert main(["report", str(folder), "--output", str(tmp_path / "report.html")]) == 0  # files agree
+    capsys.readouterr()
+    assert main(["list", "runs", "--output", str(out), "--json"]) == 0
+    assert [run["n_images"] for run in json.loads(capsys.readouterr().out)] == [13]
     assert main(["run", "--detector", "lfm", "--weights", str(random_lfm), "--suite", str(root),
                  "--output", str(out), "--workers", "0"]) == 0
     assert "### wild  (protocol resize256)\n" in capsys.readouterr().out

@@ -761,7 +761,8 @@ def assemble_run(run: DetectorRun, suites: list[ResolvedSuite], config: EvalConf
     info.update(
         status="finished",
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        n_images={s: int((scored["suite"] == s).sum()) for s in suite_names},
+        # images, not rows: a real of a pool shared by several generators is a row of each
+        n_images={s: int(scored.loc[scored["suite"] == s, "path"].nunique()) for s in suite_names},
         n_skipped=int(len(skipped)),
         n_cropped_to_even=int(len(cropped["rows"])),
         cropped_unknown=cropped["unknown"],
