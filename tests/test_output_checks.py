@@ -217,3 +217,20 @@ def test_train_and_profile_check_their_output_before_the_work(tmp_path, capsys, 
         where, what = tmp_path / "r" / "profile", "profiles"
     assert main(argv) == 2
     assert f"cannot write {what} under {where}: it is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", ["audit", "table --ci"])
+def test_a_truncated_scores_file_is_exit_2_naming_it(tmp_path, run_folder, capsys, verb):
+    """Verbs that read a run's scores.parquet (the audit's breakdown, intervals computed from the scores) gave
+    pyarrow's ArrowInvalid traceback on a truncated one."""
+    from tests_support import write_suite
+
+    suite = write_suite(tmp_path / "forensynths", {"progan": 1}, size=(8, 8))
+    info = json.loads((run_folder / "run.json").read_text())
+    (run_folder / "run.json").write_text(json.dumps({**info, "suite_roots": {"forensynths": str(suite)}}))
+    scores = run_folder / "scores.parquet"
+    scores.write_bytes(scores.read_bytes()[:200])
+    argv = (["audit", "--suite", str(suite), "--run", str(run_folder)] if verb == "audit" else
+            ["table", "--results", str(tmp_path / "results"), "--suite", "forensynths", "--ci"])
+    assert main(argv) == 2
+    assert f"cannot read {scores}: " in capsys.readouterr().err

@@ -81,7 +81,13 @@ class FinishedRun:
 
     @cached_property
     def scores(self) -> pd.DataFrame:
-        return pd.read_parquet(self.folder / "scores.parquet")
+        """scores.parquet; BenchError (exit 2) naming it when it cannot be read (truncated, not parquet)."""
+        path = self.folder / "scores.parquet"
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+            raise BenchError(f"cannot read {path}: {error}; rerun the evaluation (its cached scores are reused) "
+                             "for a whole run folder") from error
 
     @cached_property
     def skipped(self) -> pd.DataFrame:
@@ -183,8 +189,8 @@ def consistency_problems(run: FinishedRun) -> list[str]:
     problems = []
     try:
         scores = run.scores
-    except (OSError, ValueError) as error:
-        return [f"scores.parquet cannot be read ({error})"]
+    except BenchError as error:
+        return [f"scores.parquet cannot be read ({error.__cause__})"]
     missing = [c for c in ("suite", "generator", "label") if c not in scores.columns]
     if missing:
         return [f"scores.parquet has no column {', '.join(missing)}"]
