@@ -177,6 +177,26 @@ def test_run_scores_a_file_whose_name_is_not_utf8_and_records_it_escaped(tmp_pat
 
 
 @linux_only
+def test_run_takes_suite_and_generator_folders_whose_names_are_not_utf8(tmp_path, weights, capsys):
+    """A suite or generator is named after its folder: a name that is not valid UTF-8 was a UnicodeEncodeError
+    traceback from pyarrow after the first batch was scored. Such names are written with escapes, as paths are."""
+    import pandas as pd
+
+    suite = write_suite(tmp_path / os.fsdecode(b"suite\xff"), {os.fsdecode(b"gen\xfe"): 2}, size=(24, 24))
+    results = tmp_path / "r"
+    assert main(["run", "--detector", "lfm", "--suite", str(suite), "--weights", str(weights), "--output",
+                 str(results), "--workers", "0", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["lfm"]
+    assert list(metrics["suites"]) == ["suite\\xff"]
+    assert list(metrics["suites"]["suite\\xff"]["generators"]) == ["gen\\xfe"]
+    [folder] = (results / "runs").iterdir()
+    scores = pd.read_parquet(folder / "scores.parquet")
+    assert len(scores) == 4 and set(scores["generator"]) == {"gen\\xfe"}
+    assert "gen\\xfe/1_fake/img_000.png" in set(scores["path"])
+    assert main(["report", str(folder), "--output", str(tmp_path / "r.html")]) == 0
+
+
+@linux_only
 def test_explain_titles_a_file_whose_name_is_not_utf8_with_escapes(tmp_path, weights, capsys):
     import json
 

@@ -53,7 +53,12 @@ def file_problem(path: str | os.PathLike) -> str | None:
 def path_text(path: str | os.PathLike) -> str:
     """A path as printable, UTF-8-safe text with `/` separators: bytes of the name that are not valid
     UTF-8 are shown as backslash escapes (`\\xff`)."""
-    text = PurePath(os.fsdecode(path)).as_posix()
+    return name_text(PurePath(os.fsdecode(path)).as_posix())
+
+
+def name_text(text: str) -> str:
+    """A name read from the file system (a folder's name naming a suite or generator) as UTF-8-safe text:
+    bytes that are not valid UTF-8 as backslash escapes, as `path_text` writes them; any other name as it is."""
     try:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate no file system decoding makes: escape it as it is

@@ -45,6 +45,7 @@ from typing import Protocol
 
 from bench.demo.build import DEMO_SUITES
 from bench.demo.local import LOCAL_SUITES
+from bench.engine.files import name_text
 from bench.errors import BenchError, UnknownNameError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
@@ -130,6 +131,11 @@ class GeneratorFiles:
         yield from ((path, 1) for path in self.fake)
     missing: list[Path] = field(default_factory=list)
     """Files a suite's list names that are not on disk (a list layout: SynthWildX's list.csv); not scored."""
+
+    def __post_init__(self) -> None:
+        # named after a folder: a name that is not valid UTF-8 becomes text with escapes (files.name_text), as
+        # relative paths do, so that it can be written to parquet, JSON and tables (the files keep their paths)
+        self.name = name_text(self.name)
 
 
 EXPECTED_LAYOUT = (
@@ -355,7 +361,7 @@ def suite_for_path(path: Path) -> Suite:
         if ends_with_folder or same_test_folder:
             return replace(suite, folder=str(path))
     return Suite(
-        name=path.name or str(path), aliases=(), folder=str(path), generators=(), resize=256,
+        name=name_text(path.name or str(path)), aliases=(), folder=str(path), generators=(), resize=256,
         title=f"folder {path}", source="a local folder",
     )
 
@@ -365,7 +371,7 @@ def suite_for_listing(path: Path) -> Suite:
     file name, after the file (`mine/test.csv` -> `test`); evaluated at 256x256 like any other folder."""
     path = path.absolute()
     name = path.parent.name if path.stem.lower() == "labels" else path.stem
-    return Suite(name=name or "labels", aliases=(), folder=str(path.parent), generators=(), resize=256,
+    return Suite(name=name_text(name or "labels"), aliases=(), folder=str(path.parent), generators=(), resize=256,
                  title=f"list {path}", source="a local list of images", listing=str(path))
 
 
@@ -425,7 +431,8 @@ def distinct_names(resolved: list[ResolvedSuite]) -> list[ResolvedSuite]:
         if len(indices) < 2:
             continue
         # the folders above the one the name comes from (a labels CSV's suite is named after the file)
-        parents = [[_name_part(p) for p in (r.root.parts[:-1] if r.root.name == name else r.root.parts) if _name_part(p)]
+        parents = [[_name_part(p) for p in (r.root.parts[:-1] if name_text(r.root.name) == name else r.root.parts)
+                    if _name_part(p)]
                    for r in (resolved[i] for i in indices)]
         labels = [str(i) for i in range(1, len(indices) + 1)]  # folders that differ in no parent name
         for depth in range(1, max(len(p) for p in parents) + 1):
