@@ -146,14 +146,18 @@ def image_folder_names(files: list[Path]) -> list[str]:
 def explain_files(
     paths, detectors: str, *, weights: str | None = None, output: str | Path, method: str = "gradcam",
     target: str = "predicted", protocol: str = "resize256", device: str = "auto", on_skip=None,
+    progress: bool = True,
 ) -> dict:
     """Class-activation maps of each detector on image files (or folders of them), each image decoded as
     scoring decodes it. Writes under `output`, per image, `<image>/<detector>.png` (overlay),
     `<image>/<detector>.npy` (the map), `<image>/panel.png` (input | detector a | ...) and `explain.json`,
     whose content is returned. `on_skip(path, detector, reason)` hears each image a detector could not
-    explain; no image explained at all is an error."""
+    explain; no image explained at all is an error. `progress`: a bar with an ETA on stderr (on a terminal)."""
+    import sys
+
     import numpy as np
     from PIL import Image
+    from tqdm import tqdm
 
     from bench.engine.evaluation import collect_images, weights_per_detector
     from bench.engine.inference import pick_device
@@ -173,7 +177,10 @@ def explain_files(
     records, explanations = [], []
     stream = explain_images(loaded, files, resize=protocol_resize(protocol), method=method, target=target,
                             device=torch_device)
+    bar = tqdm(total=len(files), unit="img", desc=f"explaining ({method}, {', '.join(names)})", file=sys.stderr,
+               disable=not progress or None)
     for folder_name, explanation in zip(folders, stream):
+        bar.update(1)
         folder = output / folder_name
         folder.mkdir(parents=True, exist_ok=True)
         record = {"path": path_text(explanation.path), "folder": folder_name, "truth": explanation.truth,
@@ -201,6 +208,7 @@ def explain_files(
             record["panel"] = f"{folder_name}/panel.png"
         records.append(record)
         explanations.append(explanation)
+    bar.close()
     document = {
         "method": method, "target": target, "protocol": protocol, "device": str(torch_device),
         "detectors": {item.detector.name: {"weights": item.weights.label, "sha256": item.weights.sha256,

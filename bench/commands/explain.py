@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from bench.api import PROTOCOLS, WEIGHTS_RULE
 from bench.errors import BenchError
@@ -41,15 +42,18 @@ def run(args: argparse.Namespace) -> int:
     def print_skip(path, detector, reason) -> None:
         print(f"skipped {api.show_path(path)} for {detector}: {reason}", file=sys.stderr)
 
+    started = time.perf_counter()
     document = api.explain(args.paths, args.detector, weights=args.weights, output=args.output,
                            method=args.method, target=args.target, protocol=args.protocol, device=args.device,
-                           on_skip=print_skip)
+                           on_skip=print_skip, progress=not args.quiet)
     records = document["images"]
     if args.json:
         print(json.dumps(document, indent=1))
     else:
         print_tables(document)
-        print(f"wrote {len(records)} image folders and explain.json under {args.output}")
+        explained = sum(1 for record in records if record["detectors"])
+        print(f"done: {explained} of {len(records)} images explained by {len(document['detectors'])} detector(s) in "
+              f"{time.perf_counter() - started:.1f} s; wrote their folders and explain.json under {args.output}")
     if not any(r["detectors"] for r in records):
         raise BenchError("none of the given files could be explained (see the reasons above)")
     return 0

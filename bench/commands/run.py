@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         payload = {policy: {name: r.metrics for name, r in each.runs.items()} for policy, each in by_align.items()}
         # one policy: the metrics per detector as always; several: per policy, then per detector
         print(json.dumps(api.json_safe(payload if len(by_align) > 1 else payload[result.align]), indent=1))
+        if not args.quiet:
+            print(result.summary(), file=sys.stderr)
         return 0
     for policy, each in by_align.items():
         for item in each.runs.values():
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"run folder: {item.folder}\n")
     if len(by_align) > 1:
         print(render_paired(by_align))
-    print(f"done in {result.seconds:.1f}s on {result.device}")
+    print(result.summary())
     return 0
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
 from bench.demo import DEMO_NOTE
 from bench.engine.calibration import Calibration, fit_calibration
@@ -195,6 +197,9 @@ class DetectorResult:
     """run.json content (provenance)."""
     folder: Path | None = None
     """The run folder (None when the evaluation was asked not to write one)."""
+    counts: dict = field(default_factory=dict)
+    """How this call got its images' scores: {"scored": scored now, "cached": from finished cache entries or
+    an interrupted run's part files, "reused": by their bytes from the image index}."""
 
 
 @dataclass(eq=False)
@@ -229,6 +234,20 @@ class RunResult(Mapping):
 
     def __len__(self) -> int:
         return len(self.runs)
+
+    def summary(self) -> str:
+        """One line: images and detectors, how many were scored now and taken from the cache, the time, the
+        device and where the run folders are."""
+        runs = [run for each in (self.by_align.values() if self.by_align else [self]) for run in each.runs.values()]
+        images = sum(len(run.scores) + len(run.skipped) for run in runs)
+        counts = {key: sum(run.counts.get(key, 0) for run in runs) for key in ("scored", "cached", "reused")}
+        folders = [str(run.folder) for run in runs if run.folder is not None]
+        where = (f"; results in {folders[0]}" if len(folders) == 1 else
+                 f"; results in {len(folders)} run folders under {Path(folders[0]).parent}" if folders else "")
+        reused = f", {counts['reused']:,} reused by their bytes" if counts["reused"] else ""
+        return (f"done: {images:,} image scores from {len(runs)} detector run(s) on {', '.join(self.suites)} "
+                f"({counts['scored']:,} scored now, {counts['cached']:,} from the cache{reused}) in "
+                f"{self.seconds:.1f} s on {self.device}{where}")
 
 
 def _loaded_detectors(detectors, weights: str | None, demo: bool) -> list[LoadedDetector]:
@@ -307,7 +326,7 @@ def evaluate(
         results[run.name] = DetectorResult(
             detector=run.name, display_name=run.loaded.detector.display_name, weights=run.loaded.weights.label,
             weights_sha256=run.loaded.weights.sha256, metrics=assembled.metrics, scores=assembled.scored,
-            skipped=assembled.skipped, info=assembled.info, folder=folder,
+            skipped=assembled.skipped, info=assembled.info, folder=folder, counts=dict(run.counts),
         )
     return RunResult(results, selection.names, selection.demo, selection.note, config.device,
                      time.perf_counter() - started, align=config.align)
@@ -382,6 +401,8 @@ class PredictResult:
     predictions: list[Prediction] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(path, reason) of every file that could not be scored."""
+    seconds: float = 0.0
+    """Wall time of the scoring (decoding included, loading the model not)."""
 
 
 def collect_images(paths: Iterable[str | Path]) -> list[Path]:
@@ -411,9 +432,11 @@ def predict(
     protocol: str = "resize256",
     device: str = "auto",
     batch_size: int = 32,
+    progress: bool = True,
 ) -> PredictResult:
     """Score image files (or folders of them) with one detector under a test protocol
-    (`resize256`, the paper's, or `native`). Unusable files are listed in `skipped`, not fatal."""
+    (`resize256`, the paper's, or `native`). Unusable files are listed in `skipped`, not fatal.
+    `progress`: a bar with an ETA on stderr (on a terminal); `seconds` says how long it took."""
     if batch_size < 1:
         raise BenchError("--batch-size must be at least 1")
     try:
@@ -429,8 +452,11 @@ def predict(
                                    max_pixels=default_max_pixels())
     result = PredictResult(loaded, protocol)
     name = loaded.detector.name
+    started = time.perf_counter()
+    bar = tqdm(total=len(files), unit="img", desc=f"scoring with {name}", file=sys.stderr,
+               disable=not progress or None)
     for rows in score_images([(f, -1) for f in files], {name: scorer}, spec, device=torch_device,
-                             batch_size=batch_size):
+                             batch_size=batch_size, progress=bar.update):
         for row in rows:
             path = str(files[row.index])
             logit = row.values.get(name)
@@ -442,5 +468,7 @@ def predict(
                 raise BenchError(f"detector {name} with weights {loaded.weights.label} ({loaded.weights.path}) gave a "
                                  f"non-finite logit ({logit}) on {path}: the checkpoint or the model is broken")
             result.predictions.append(Prediction(path, logit, probability(logit), row.cropped))
+    bar.close()
+    result.seconds = time.perf_counter() - started
     return result
 

@@ -105,6 +105,9 @@ class DetectorRun:
     features: bool = False
     """Also keep each image's pooled feature vector (the detector's declared `feature_layer`, from the same
     forward pass as its logit) in a `features` column; such units are cached apart, under FEATURE_CACHE."""
+    counts: dict[str, int] = field(default_factory=lambda: {"scored": 0, "cached": 0, "reused": 0})
+    """Images of this evaluation scored now, taken from finished cache entries (or an interrupted run's
+    part files), and reused by their bytes from the image index: the run's summary line."""
     alignments: dict[tuple[str, str], dict] = field(default_factory=dict)
     """What the alignment did per (suite, generator) (`Alignment.describe`), when there is one."""
     not_scored: dict[str, list[str]] = field(default_factory=dict)
@@ -120,12 +123,15 @@ class DetectorRun:
 
 
 def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | None = None,
-                only=None, not_scored: dict[str, list[str]] | None = None) -> list[WorkUnit]:
+                only=None, not_scored: dict[str, list[str]] | None = None, progress: bool = False) -> list[WorkUnit]:
     """The units of work: one per (suite, generator), with its file list (the first `limit` of each class,
     or UnivFD's seeded `sample`, when asked); `only`: these generator names (an unknown one is an error
     naming those available). `not_scored` collects, per suite, the generators a paper suite leaves out
-    (`bench.engine.suites.scored_generators`)."""
+    (`bench.engine.suites.scored_generators`). `progress`: a bar on stderr while the files' bytes are hashed
+    (the cache key)."""
     units = []
+    hashing = tqdm(total=0, unit="file", desc="hashing the files (the cache key)", leave=False, file=sys.stderr,
+                   disable=not (progress and distributed.current().is_main) or None)
     for resolved in suites:
         generators = discover(resolved.root, resolved.suite)
         # nothing to score, a misspelt 0_real/1_fake or a missing folder of a complete suite: exit 2
@@ -153,10 +159,14 @@ def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | No
             items = [(p, 0) for p in real] + [(p, 1) for p in fake]
             relative = [relative_text(p, resolved.root) for p, _ in items]  # text even for non-UTF-8 names
             # keyed by the bytes: a file replaced by other content of the same size is scored again
+            hashing.total += len(items)
+            hashing.refresh()
             digests = file_digests([p for p, _ in items])
+            hashing.update(len(items))
             fingerprint = content_fingerprint([(rel, label, p) for rel, (p, label) in zip(relative, items)],
                                               digests=digests)
             units.append(WorkUnit(resolved, generator, items, relative, fingerprint, digests))
+    hashing.close()
     if only:
         available = sorted({unit.generator.name for unit in units})
         unknown = [g for g in only if g not in available]
@@ -363,14 +373,15 @@ def score_suites(
     (suite, generator), from the cache where its key matches, else through the one scoring loop
     (bench.engine.scoring). `generators`: only these generators."""
     not_scored: dict[str, list[str]] = {}
-    units = build_units(suites, config.limit, config.sample, generators, not_scored)
+    units = build_units(suites, config.limit, config.sample, generators, not_scored, progress=config.progress)
     for run in detector_runs:
         run.not_scored = not_scored
     scorers: dict[str, Scorer] = {}
     indexes = ImageIndexes(store)
-    for unit in units:
+    aligns = [unit_alignment(unit, config) for unit in units]
+    bar, counted = overall_bar(units, aligns, detector_runs, store, config)
+    for unit, align in zip(units, aligns):
         uid = (unit.suite.suite.name, unit.generator.name)
-        align = unit_alignment(unit, config)
         # detectors whose decode specs are equal decode each image once
         pending: dict[DecodeSpec, list[DetectorRun]] = {}
         for run in detector_runs:
@@ -383,6 +394,7 @@ def score_suites(
             cached = None if config.fresh else entry.read_complete(unit.relative)
             if cached is not None:
                 run.frames[uid] = cached
+                run.counts["cached"] += len(unit.relative)
                 if indexable(run, fields) and distributed.current().is_main:
                     indexes.add(fields, unit, cached)  # a cache from before the index: indexed on first read
                 continue
@@ -400,8 +412,14 @@ def score_suites(
                         cached = entry.read_complete(unit.relative)
                         if cached is not None:
                             run.frames[uid] = cached
+                            run.counts["cached"] += len(unit.relative)
                             runs.remove(run)
+                if (uid, spec) not in counted:  # its entry looked finished before and was found damaged
+                    counted.add((uid, spec))
+                    bar.total += len(unit.relative)
+                    bar.refresh()
                 if not runs:
+                    bar.update(len(unit.relative))  # another process finished it while this one waited
                     continue
                 for run in runs:
                     if (run.name, run.features) not in scorers:
@@ -412,11 +430,35 @@ def score_suites(
                             scorer = logits_and_features(run.loaded.detector, scorer, scorer.model)
                         scorers[(run.name, run.features)] = scorer
                 frames = score_unit(unit, runs, {run.name: scorers[(run.name, run.features)] for run in runs}, spec,
-                                    store, config, indexes)
+                                    store, config, indexes, bar)
             for run in runs:
                 run.frames[uid] = frames[run.name]
                 if indexable(run, run.key_fields[uid]) and distributed.current().is_main:
                     indexes.add(run.key_fields[uid], unit, frames[run.name], replace=config.fresh)
+    bar.close()
+
+
+def overall_bar(units: list[WorkUnit], aligns: list[Alignment | None], detector_runs: list[DetectorRun],
+                store: ResultsStore, config: EvalConfig) -> tuple[tqdm, set]:
+    """One progress bar (stderr, with an ETA) over the images this evaluation has to score: each unit's files
+    once per group of detectors that decode them alike and whose cache entry is not finished (a stat per
+    entry). Returns the bar and the (suite, generator), decode spec pairs its total counts, so that an entry
+    found damaged later is added to the total then. Hidden off a terminal, with -q and when there is nothing
+    to score."""
+    total, counted = 0, set()
+    for unit, align in zip(units, aligns):
+        uid = (unit.suite.suite.name, unit.generator.name)
+        for run in detector_runs:
+            spec = decode_spec(unit, run.loaded, config, align)
+            fields = unit_key_fields(unit, run.loaded, config, spec, run.features)
+            if (uid, spec) not in counted and (
+                    config.fresh or not store.cache_entry(work_key(fields), run.cache_folder).is_complete()):
+                counted.add((uid, spec))
+                total += len(unit.relative)
+    names = ", ".join(run.name for run in detector_runs)
+    bar = tqdm(total=total, unit="img", desc=f"scoring {names}", file=sys.stderr, dynamic_ncols=True,
+               disable=not (config.progress and distributed.current().is_main and total) or None)
+    return bar, counted
 
 
 def unit_entry(store: ResultsStore, run: DetectorRun, uid: tuple[str, str]):
@@ -430,7 +472,7 @@ def _say_waiting(entry) -> None:
 
 def score_unit(
     unit: WorkUnit, runs: list[DetectorRun], scorers: dict[str, Scorer], spec: DecodeSpec,
-    store: ResultsStore, config: EvalConfig, indexes: ImageIndexes | None = None,
+    store: ResultsStore, config: EvalConfig, indexes: ImageIndexes | None = None, bar=None,
 ) -> dict[str, pd.DataFrame]:
     """Score one generator for detectors sharing a decode spec; rows stream to the cache's part files, so
     a killed run resumes where it stopped.
@@ -442,6 +484,7 @@ def score_unit(
     uid = (unit.suite.suite.name, unit.generator.name)
     entries = {}
     done: dict[str, pd.DataFrame] = {}
+    reused_here: dict[str, int] = {}
     for run in runs:
         entry = unit_entry(store, run, uid)
         if config.fresh and procs.is_main:
@@ -450,6 +493,8 @@ def score_unit(
             # the same bytes scored the same way in another unit (another folder, generator or file name)
             entry.ensure(run.key_fields[uid])
             reused = reuse_indexed(unit, run, entry, indexes, config.batch_size)
+            run.counts["reused"] += reused
+            reused_here[run.name] = reused
             if reused:
                 log.info("%s | %s/%s: reusing the scores of %d of %d images whose bytes were scored before",
                          run.name, *uid, reused, len(unit.relative))
@@ -477,14 +522,19 @@ def score_unit(
         start += len(block)
     buffers: dict[str, list[dict]] = {name: [] for name in entries}
     suite_name, generator = uid
+    for run in runs:  # scored by an interrupted run (part files): counted as from the cache
+        run.counts["cached"] += len(set(done[run.name]["path"])) - reused_here.get(run.name, 0)
+    if bar is None:
+        bar = tqdm(total=len(unit.relative), unit="img", leave=False, file=sys.stderr,
+                   disable=not (config.progress and procs.is_main) or None)
+    ranks = f" [rank 0's share, {procs.world} processes]" if procs.distributed else ""
+    bar.set_postfix_str(f"{suite_name}/{generator}{ranks}", refresh=False)
+    bar.update(len(unit.relative) - len(todo))  # finished before (part files, the image index)
+    if procs.distributed:  # the other ranks' shares are not seen here: count them as done when they are
+        bar.update(len(todo) - len(share))
+    for run in runs:
+        run.counts["scored"] += len(todo)
     if share:
-        names = ", ".join(run.name for run in runs)
-        ranks = f" [rank 0's share, {procs.world} processes]" if procs.distributed else ""
-        bar = tqdm(
-            total=len(unit.relative) - len(todo) + len(share), initial=len(unit.relative) - len(todo), unit="img",
-            leave=False, desc=f"{names} | {suite_name}/{generator}{ranks}",
-            disable=not (config.progress and procs.is_main) or None, file=sys.stderr,
-        )
         since_flush = 0
         part_every = settings.part_every()
         batches = score_images(
@@ -509,7 +559,6 @@ def score_unit(
                     entry.append_part(pd.DataFrame(buffers[name]), tag=procs.tag())
                     buffers[name] = []
                 since_flush = 0
-        bar.close()
     log.debug("%s%s/%s: scored %d of %d images (%d scored before)",
               f"rank {procs.rank} of {procs.world}: " if procs.distributed else "", suite_name, generator,
               len(share), len(unit.relative), len(unit.relative) - len(todo))
