@@ -20,12 +20,10 @@ Weights are left randomly initialised: neither counts nor timings depend on thei
 from __future__ import annotations
 
 import copy
-import ctypes
-import gc
 import logging
+import math
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -37,8 +35,10 @@ import thop
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
 
-from bench.engine.inference import autocast_context, pick_device, prepare_scorer
+from bench.analyses.process_memory import PeakMemory, fresh_process_peak
+from bench.engine.inference import CPU_MICRO_BATCH, autocast_context, pick_device, prepare_scorer
 from bench.errors import BenchError
 from detectors import get_detector
 
@@ -115,19 +115,48 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+ANNOUNCE_AFTER_SECONDS = 5.0
+"""`time_calls` says how long its calls should take when they take longer than this."""
+
+
+def planned_calls(seconds_per_call: float, warmup: int, repeats: int, max_seconds: float, min_repeats: int) -> int:
+    """How many calls `time_calls` makes when each takes `seconds_per_call`: the warm-up, then timed calls
+    until `repeats` or until `max_seconds` of them have run (never fewer than `min_repeats`)."""
+    timed = repeats if seconds_per_call <= 0 else min(repeats, max(min_repeats, math.ceil(max_seconds / seconds_per_call)))
+    return warmup + timed
+
+
 def time_calls(
-    call, device: torch.device, warmup: int = 2, repeats: int = 10, max_seconds: float = 15.0, min_repeats: int = 3
+    call, device: torch.device, warmup: int = 2, repeats: int = 10, max_seconds: float = 15.0, min_repeats: int = 3,
+    bar=None, say=None,
 ) -> Timing:
     """Run ``call()`` ``warmup`` times untimed, then time up to ``repeats`` calls.
 
     Stops early once ``max_seconds`` of timed calls have run (but never before ``min_repeats``), so that
     a slow detector on a CPU does not take minutes. On CUDA every call is bracketed by CUDA events and
-    followed by a synchronisation, so the time is the device's, not the launch's.
+    followed by a synchronisation, so the time is the device's, not the launch's. ``bar`` (a tqdm bar) counts
+    the calls, its total set from the first call's duration (`planned_calls`), so it shows an ETA; ``say``
+    hears that estimate in words.
     """
     device = torch.device(device)
-    for _ in range(warmup):
+    first = time.perf_counter()
+
+    def tick(done: int) -> None:
+        if done == 1:
+            per_call = time.perf_counter() - first
+            planned = planned_calls(per_call, warmup, repeats, max_seconds, min_repeats)
+            if bar is not None:
+                bar.total = planned
+            if say is not None and per_call * planned > ANNOUNCE_AFTER_SECONDS:
+                say(f"  one call takes {per_call:.1f} s: about {per_call * (planned - 1):.0f} s more "
+                    f"({planned - 1} calls)")
+        if bar is not None:
+            bar.update(1)
+
+    for index in range(warmup):
         call()
-    synchronize(device)
+        synchronize(device)
+        tick(index + 1)
     seconds: list[float] = []
     started = time.perf_counter()
     while len(seconds) < repeats:
@@ -142,82 +171,26 @@ def time_calls(
             t0 = time.perf_counter()
             call()
             seconds.append(time.perf_counter() - t0)
+        tick(warmup + len(seconds))
         if len(seconds) >= min_repeats and time.perf_counter() - started > max_seconds:
             break
+    if bar is not None:
+        bar.total = bar.n
+        bar.refresh()
     return Timing(tuple(seconds))
 
 
 # ---------------------------------------------------------------------------------------------- memory
 
 
-class PeakMemory:
-    """Peak memory of the code run between ``start()`` and ``stop()``, in MiB.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` (weights, input and activations).
-    CPU: growth of the process's resident-set high-water mark over the resident set at ``start()``
-    (activations and workspace; the weights and input are already resident). Linux lets a process reset
-    its high-water mark (``/proc/self/clear_refs``); freed heap memory is handed back to the system first
-    (``malloc_trim``), so memory left over from warm-up calls does not hide the peak. Where the mark cannot
-    be reset, ``getrusage``'s lifetime maximum is used and the figure is only a lower bound.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = torch.device(device)
-        self.method = ""
-        self._baseline_kb = 0
-
-    def start(self) -> None:
-        gc.collect()
-        if self.device.type == "cuda":
-            synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.method = "torch.cuda.max_memory_allocated (weights, input and activations)"
-            return
-        _trim_heap()
-        if _reset_rss_high_water_mark():
-            self._baseline_kb = _proc_status_kb("VmRSS")
-            self.method = "growth of the process RSS high-water mark (VmHWM, reset before the batch runs)"
-        else:
-            self._baseline_kb = _ru_maxrss_kb()
-            self.method = "growth of getrusage ru_maxrss (lifetime maximum: a lower bound)"
-
-    def stop(self) -> float:
-        if self.device.type == "cuda":
-            synchronize(self.device)
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
-        peak_kb = _proc_status_kb("VmHWM") if "VmHWM" in self.method else _ru_maxrss_kb()
-        return max(0, peak_kb - self._baseline_kb) / 1024.0
-
-
-def _trim_heap() -> None:
-    # glibc keeps freed blocks mapped; without this the warm-up's activations count in the baseline
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass  # not glibc: the baseline may be higher, the figure then lower
-
-
-def _reset_rss_high_water_mark() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # 5 = reset the peak resident set size (Linux >= 4.0)
-        return True
-    except OSError:
-        return False
-
-
-def _proc_status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"/proc/self/status has no {field}")
-
-
-def _ru_maxrss_kb() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux
+MEMORY_LABELS = {
+    "cuda": "torch.cuda.max_memory_allocated over a batch of {batch} (weights, input and activations)",
+    "cpu": ("the peak resident set (VmHWM) of a fresh Python process scoring one batch of {batch}: the runtime "
+            "(Python, torch's libraries), weights, input and the batch's activations and workspace; "
+            "settings.activations_mb is the growth over the batch alone (bench run's CPU scorer runs a batch "
+            f"in pieces of {CPU_MICRO_BATCH} images, so it hardly grows with the batch)"),
+}
+"""What `peak_memory_mb` measures on each device: the label `bench profile` prints beside the figure."""
 
 
 # ---------------------------------------------------------------------------------------------- device
@@ -255,10 +228,12 @@ def profile_detector(
     repeats: int = 10,
     max_seconds: float = 15.0,
     progress=None,
+    bars: bool = False,
 ) -> dict:
     """All figures of one registered detector as the dict stored in ``<results>/profile/<name>.json``.
 
-    ``progress`` is an optional ``callable(str)`` told what is being measured.
+    ``progress`` is an optional ``callable(str)`` told what is being measured and, once a call's duration
+    is known, how long the rest should take; ``bars``: tqdm bars (stderr, on a terminal) counting the calls.
     """
     say = progress or (lambda text: None)
     if batch_size < 1 or input_size < 2 or warmup < 0 or repeats < 1:
@@ -293,19 +268,36 @@ def profile_detector(
                 return scorer(pixels)
         return call
 
-    say(f"{name}: timing batch 1 on {device}" + (" (the first call compiles)" if compile else ""))
-    latency = time_calls(runner(images(1)), device, warmup, repeats, max_seconds)
+    def bar(what: str):
+        return tqdm(total=warmup + repeats, unit="call", desc=f"{name}: {what}", file=sys.stderr, leave=False,
+                    disable=not bars or None)
 
-    say(f"{name}: timing batch {batch_size}")
+    say(f"{name}: timing batch 1 on {device} ({warmup} warm-up + up to {repeats} timed calls, at most about "
+        f"{max_seconds:.0f} s of timed calls)" + (" (the first call compiles)" if compile else ""))
+    with bar("latency, batch 1") as progress_bar:
+        latency = time_calls(runner(images(1)), device, warmup, repeats, max_seconds, bar=progress_bar, say=say)
+
+    say(f"{name}: timing batch {batch_size} (throughput; {warmup} warm-up + up to {repeats} timed calls)")
     batch = images(batch_size)
     batch_call = runner(batch)
-    for _ in range(warmup):  # before the memory baseline: compilation is not inference memory
-        batch_call()
-    memory = PeakMemory(device)
-    memory.start()
-    # one cold call after the reset so the peak is seen, then the timed ones
-    throughput = time_calls(batch_call, device, warmup=1, repeats=repeats, max_seconds=max_seconds)
-    peak_mb = memory.stop()
+    with bar(f"throughput, batch {batch_size}") as progress_bar:
+        if device.type == "cuda":
+            for _ in range(warmup):  # before the memory baseline: compilation is not inference memory
+                batch_call()
+            memory = PeakMemory(device)
+            memory.start()
+            # one cold call after the reset so the peak is seen, then the timed ones
+            throughput = time_calls(batch_call, device, warmup=1, repeats=repeats, max_seconds=max_seconds,
+                                    bar=progress_bar, say=say)
+            peak_mb, memory_method = memory.stop(), MEMORY_LABELS["cuda"].format(batch=batch_size)
+        else:
+            throughput = time_calls(batch_call, device, warmup, repeats, max_seconds, bar=progress_bar, say=say)
+    if device.type != "cuda":
+        say(f"{name}: peak memory of one batch {batch_size} in a fresh process (about the time of one call, "
+            f"{throughput.median:.1f} s, plus starting Python and building the model)")
+        fresh = fresh_process_peak(name, batch_size, input_size, channels_last)
+        peak_mb = fresh["resident_mb"] + fresh["growth_mb"]
+        memory_method = MEMORY_LABELS["cpu"].format(batch=batch_size) + (" (uncompiled)" if compile else "")
 
     lat_q1, lat_q3 = latency.quartiles()
     thr_q1, thr_q3 = throughput.quartiles()
@@ -326,7 +318,9 @@ def profile_detector(
         "timing": "median of timed calls after warm-up; "
         + ("CUDA events with synchronisation" if device.type == "cuda" else "time.perf_counter"),
         "input": "random uint8 images already on the device, through the fast scorer of bench run",
-        "memory": memory.method + f", batch {batch_size}",
+        "memory": memory_method,
+        **({"activations_mb": fresh["growth_mb"], "resident_before_batch_mb": fresh["resident_mb"],
+            "memory_reading": fresh["method"]} if device.type != "cuda" else {}),
         "macs_convention": MACS_CONVENTION,
         "flops_counter": FLOPS_COUNTER,
         "weights": "random init (counts and timings do not depend on the values)",
@@ -350,10 +344,11 @@ def profile_detector(
 def profile_detectors(names: str, *, device: str = "auto", output: str | None = None, batch_size: int = 32,
                       input_size: int = 256, amp: str = "off", channels_last: bool | None = None,
                       compile: bool = False, warmup: int = 2, repeats: int = 10,
-                      progress=None) -> list[tuple[dict, Path]]:
+                      progress=None, bars: bool = False) -> list[tuple[dict, Path]]:
     """Profile each named detector (every name checked first) and store each result as
     `<results>/profile/<detector>.json`, where `bench table` reads reproduced rows' FLOPs and Params.
-    `progress(text)` hears what is being timed. Returns (figures, the file they were stored in) per detector."""
+    `progress(text)` hears what is being timed and how long it should take; `bars`: tqdm bars of the calls.
+    Returns (figures, the file they were stored in) per detector."""
     from bench.engine.inference import pick_device
     from bench.engine.store import ResultsStore, atomic_write_json, file_stem, require_writable_folder
     from detectors import get_detectors
@@ -365,10 +360,17 @@ def profile_detectors(names: str, *, device: str = "auto", output: str | None = 
     store = ResultsStore(output)
     require_writable_folder(Path(store.root) / "profile", "profiles")  # before the timing, not after it
     results = []
+    if progress is not None:
+        progress(f"profiling {len(detectors)} detector(s) on {torch_device}: per detector, params and MACs/FLOPs at "
+                 f"batch 1, then latency (batch 1) and throughput (batch {batch_size}), each {warmup} warm-up and up "
+                 f"to {repeats} timed calls (stopping early after about 15 s of timed calls), then peak "
+                 "memory" + (" of one batch in a fresh process" if torch_device.type != "cuda" else "")
+                 + "; a large model on a CPU takes minutes (the estimate follows the first call)")
     for detector in detectors:
         result = profile_detector(
             detector.name, torch_device, batch_size=batch_size, input_size=input_size, amp=amp,
             channels_last=channels_last, compile=compile, warmup=warmup, repeats=repeats, progress=progress,
+            bars=bars,
         )
         path = Path(store.root) / "profile" / f"{file_stem(detector.name)}.json"
         atomic_write_json(path, result)

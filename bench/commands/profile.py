@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from bench.errors import BenchError
 
@@ -37,25 +38,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench import api
 
+    started = time.perf_counter()
     profiled = api.profile(
         args.detector, device=args.device, output=args.output, batch_size=args.batch_size,
         input_size=args.input_size, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
-        warmup=args.warmup, repeats=args.repeats, progress=lambda text: print(text, file=sys.stderr, flush=True),
+        warmup=args.warmup, repeats=args.repeats, bars=not args.quiet,
+        progress=None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True)),
     )
     results = [figures for figures, _ in profiled]
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
-    for _, path in profiled:
-        print(f"stored {path}", file=sys.stderr)
     print(render(results))
+    print(f"done: {len(profiled)} detector(s) profiled in {time.perf_counter() - started:.1f} s; stored "
+          + ", ".join(str(path) for _, path in profiled), file=sys.stderr)
     return 0
 
 
 def render(results: list[dict]) -> str:
     from bench.outputs.textable import format_table
 
-    header = ["detector", "params", "MACs (G)", "FLOPs (G)", "latency ms (b=1)", "img/s", "peak MB"]
+    s = results[0]["settings"] if results else {}
+    cuda = s.get("device_type") == "cuda"
+    peak = "GPU peak MB" if cuda else "process peak MB"
+    header = ["detector", "params", "MACs (G)", "FLOPs (G)", "latency ms (b=1)", "img/s", peak,
+              *([] if cuda else ["of which batch MB"])]
     rows = []
     for r in results:
         s = r["settings"]
@@ -65,6 +72,7 @@ def render(results: list[dict]) -> str:
             r["detector"], f"{r['params']:,}", f"{r['macs'] / 1e9:.4f}", f"{r['flops'] / 1e9:.3f}",
             f"{r['latency_ms']:.2f} [{q1:.2f}-{q3:.2f}]",
             f"{r['throughput_img_s']:.1f} [{t1:.1f}-{t3:.1f}]", f"{r['peak_memory_mb']:.0f}",
+            *([] if cuda else [f"{s.get('activations_mb', float('nan')):.0f}"]),
         ])
     if not results:
         raise BenchError("nothing was profiled")
@@ -75,10 +83,10 @@ def render(results: list[dict]) -> str:
         f"compile {s['compile']}",
         "latency and img/s: median [quartiles] of timed calls after warm-up; "
         "MACs: thop convention (the paper's 'FLOPs'); FLOPs: torch.utils.flop_counter",
-        f"peak MB: {s['memory']}",
+        f"{peak}: {s['memory']}",
     ]
     other_sizes = [f"{r['detector']} {r['settings']['input_size']}x{r['settings']['input_size']}"
                    for r in results if r["settings"]["input_size"] != s["input_size"]]
     if other_sizes:  # detectors that take one input size only (a ViT with learned position embeddings)
         notes.append("fixed input sizes: " + ", ".join(other_sizes))
-    return format_table(header, rows, [False] + [True] * 6) + "\n\n" + "\n".join(notes)
+    return format_table(header, rows, [False] + [True] * (len(header) - 1)) + "\n\n" + "\n".join(notes)
