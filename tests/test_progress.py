@@ -127,6 +127,13 @@ def test_profile_timing_estimates_its_calls_from_the_first(monkeypatch):
     match = re.fullmatch(r"  one call takes ([\d.]+) s: about (\d+) s more \((\d+) calls\)", estimate)
     assert match and int(match.group(3)) == bar.totals[0] - 1
 
+    # a slow first call (compilation, caches) plans too few calls: the bar's total follows what ran
+    durations = iter([0.2] + [0.0] * 20)
+    bar = Recorder()
+    timing = time_calls(lambda: time.sleep(next(durations)), "cpu", warmup=1, repeats=10, max_seconds=0.2,
+                        min_repeats=3, bar=bar)
+    assert bar.totals[0] == 1 + 3 and len(timing.seconds) == 10 and bar.n == bar.totals[-1] == 11
+
 
 @pytest.mark.slow  # a ResNet-18 built twice and a fresh Python process: about 6 s alone, 14 s at load 6
 def test_profile_says_what_it_times_and_its_memory_is_what_its_label_says(tmp_path):
