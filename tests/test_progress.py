@@ -29,10 +29,12 @@ def stderr_as(monkeypatch, stream: io.StringIO) -> io.StringIO:
     return stream
 
 
-def bar_frames(text: str, unit: str = "img") -> list[tuple[str, int, int]]:
+def bar_frames(text: str, unit: str = "img", eta: bool = True) -> list[tuple[str, int, int]]:
     """(description, n, total) of every frame of a tqdm bar counting `unit` that shows the time left
-    (`desc: 40%|####  | 4/10 [00:01<00:02, 3.1img/s]`)."""
-    frame = re.compile(r"([^\r\n]*?): +\d+%\|[^|]*\| (\d+)/(\d+) \[\d\d:\d\d<\d\d:\d\d, "
+    (`desc: 40%|####  | 4/10 [00:01<00:02, 3.1img/s]`); `eta=False`: also the first frame, drawn before the
+    first step, when the time left is not known yet (`<?`; a quick bar may show no other)."""
+    left = r"(?:\d\d:\d\d|\?)" if not eta else r"\d\d:\d\d"
+    frame = re.compile(r"([^\r\n]*?): +\d+%\|[^|]*\| (\d+)/(\d+) \[\d\d:\d\d<" + left + ", "
                        rf" *(?:[\d.]+{unit}/s|\?{unit}/s|[\d.]+s/{unit})")
     frames = [(m.group(1).strip(), int(m.group(2)), int(m.group(3))) for m in frame.finditer(text)]
     return frames
@@ -151,3 +153,49 @@ def test_profile_says_what_it_times_and_its_memory_is_what_its_label_says(tmp_pa
     assert "VmHWM" in settings["memory_reading"] and "fresh Python process" in settings["memory"]
     assert any(text.startswith("timm:resnet18: timing batch 1 on cpu (1 warm-up + up to 1 timed calls") for text in said)
     assert any(text.startswith("timm:resnet18: peak memory of one batch 2 in a fresh process") for text in said)
+
+
+def test_data_check_and_audit_show_bars_unless_quiet_and_end_with_a_summary(tmp_path, monkeypatch, capsys):
+    suite = write_suite(tmp_path / "mine", {"a": 3, "b": 2}, size=(32, 32))
+    terminal = stderr_as(monkeypatch, Terminal())
+    assert main(["data", "check", "--suite", str(suite), "--workers", "1"]) == 0
+    assert {total for desc, _, total in bar_frames(terminal.getvalue(), "file", eta=False) if desc == "checking mine"} == {10}
+    assert re.search(r"summary: 1 of 1 suites usable \(checked in [\d.]+ s; nothing written\)", capsys.readouterr().out)
+    terminal = stderr_as(monkeypatch, Terminal())
+    assert main(["audit", "--suite", str(suite), "--workers", "1"]) == 0
+    assert {total for desc, _, total in bar_frames(terminal.getvalue(), "file", eta=False) if desc == "audit mine"} == {10}
+    assert re.search(r"done: 10 files of 1 suite\(s\) and 0 run\(s\) audited in [\d.]+ s$", capsys.readouterr().out.strip())
+
+    for verb in (["data", "check"], ["audit"]):
+        terminal = stderr_as(monkeypatch, Terminal())
+        assert main([*verb, "-q", "--suite", str(suite), "--workers", "1"]) == 0
+        assert "\r" not in terminal.getvalue() and "file/s" not in terminal.getvalue(), verb
+
+
+@pytest.mark.slow  # a sweep of two levels, a report on its runs and an embedding: about 30 s on 2 busy cores
+def test_sweep_report_and_embed_show_bars_and_summaries(tmp_path, monkeypatch, capsys):
+    suite = write_suite(tmp_path / "mine", {"a": 2}, size=(64, 64))
+    results = tmp_path / "r"
+    terminal = stderr_as(monkeypatch, Terminal())
+    assert main(["sweep", "--detector", "lfm", "--weights", "demo", "--suite", str(suite), "--perturb", "jpeg:q=70",
+                 "--output", str(results), "--workers", "0"]) == 0
+    frames = [f for f in bar_frames(terminal.getvalue(), "generator", eta=False) if f[0] == "sweep"]
+    assert {total for _, _, total in frames} == {2} and frames[-1][1] == 2  # clean and q=70, one generator each
+    # each level's scoring bar counts that level's 4 images
+    assert {total for desc, _, total in bar_frames(terminal.getvalue(), eta=False) if desc == "scoring lfm"} == {4}
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(r"done: 2 levels x 1 detector\(s\) on mine, 8 image scores \(8 scored now, 0 from the cache\) "
+                        rf"in [\d.]+ s; sweep folder {re.escape(str(results))}/sweeps/.*", last), last
+
+    runs = sorted(str(p) for p in (results / "runs").iterdir())
+    terminal = stderr_as(monkeypatch, Terminal())
+    assert main(["report", *runs, "--output", str(tmp_path / "report.html")]) == 0
+    assert {total for desc, _, total in bar_frames(terminal.getvalue(), "folder", eta=False) if desc == "report: reading"} == {2}
+    assert re.search(r"done: 2 folder\(s\) reported in [\d.]+ s", capsys.readouterr().out)
+
+    terminal = stderr_as(monkeypatch, Terminal())
+    assert main(["embed", "--detector", "lfm", "--weights", "demo", "--suite", str(suite), "--results", str(results),
+                 "--output", str(tmp_path / "e"), "--workers", "0"]) == 0
+    assert {total for desc, _, total in bar_frames(terminal.getvalue(), "panel", eta=False) if desc == "t-SNE and separation"} == {1}
+    assert re.search(r"done: 4 image embeddings \(1 detector\(s\) x 1 generator\(s\)\) in [\d.]+ s .*under "
+                     + re.escape(str(tmp_path / "e")), capsys.readouterr().out)

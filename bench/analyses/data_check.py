@@ -90,8 +90,9 @@ def requested_suites(specs: list[str] | None, data_root: Path) -> list:
 
 
 def check_files(generators, resize: int | None, full: bool, workers: int, label: str, *, min_side: int = 2,
-                max_pixels: int | None = None) -> list[GeneratorReport]:
-    """Open (and verify, or fully decode) every image file; collect the unusable ones per generator."""
+                max_pixels: int | None = None, progress: bool = True) -> list[GeneratorReport]:
+    """Open (and verify, or fully decode) every image file; collect the unusable ones per generator.
+    `progress`: a bar with an ETA on stderr (on a terminal)."""
     from tqdm import tqdm
 
     from bench.engine.decode import UnusableImage, check_image
@@ -111,7 +112,7 @@ def check_files(generators, resize: int | None, full: bool, workers: int, label:
     reports = []
     total = sum(len(g.real) + len(g.fake) for g in generators)
     with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(
-        total=total, unit="file", desc=label, file=sys.stderr, leave=False, disable=None
+        total=total, unit="file", desc=f"checking {label}", file=sys.stderr, leave=False, disable=not progress or None
     ) as bar:
         for g in generators:
             report = GeneratorReport(g.name, len(g.real), len(g.fake), g.extra)
@@ -254,8 +255,8 @@ def report_suite(resolved, full: bool, workers: int, limits: Limits | None = Non
     return usable, lines
 
 
-def report_suite_counts(resolved, full: bool, workers: int,
-                        limits: Limits | None = None) -> tuple[bool, list[str], bool]:
+def report_suite_counts(resolved, full: bool, workers: int, limits: Limits | None = None,
+                        progress: bool = True) -> tuple[bool, list[str], bool]:
     """(usable?, report lines, counts as published?) for one suite."""
     from bench.engine.decode import MASK_KINDS, default_max_pixels
     from bench.engine.suites import (
@@ -295,7 +296,7 @@ def report_suite_counts(resolved, full: bool, workers: int,
         shown_limit = "none" if limits.max_pixels is None else f"{limits.max_pixels / 1e6:.1f} MP"
         lines.append(f"native-size limits: at least {native['min_side']} px a side ({limits.detector}), "
                      f"at most {shown_limit}")
-    reports = check_files(generators, suite.resize, full, workers, suite.name, **native)
+    reports = check_files(generators, suite.resize, full, workers, suite.name, **native, progress=progress)
     scored, left_out = scored_generators(suite, generators)
     unscored = {g.name for g in left_out}
     rows = [
@@ -384,6 +385,8 @@ class SuiteCheck:
 class DataCheck:
     data_root: Path
     suites: list[SuiteCheck] = field(default_factory=list)
+    seconds: float = 0.0
+    """Wall time of the check."""
 
     @property
     def n_usable(self) -> int:
@@ -404,9 +407,13 @@ class DataCheck:
 
 def check_data(data_root: str | Path | None = None, suites: list[str] | None = None, *, full: bool = False,
                workers: int | None = None, detector: str = "lfm", max_pixels: str | None = None,
-               on_suite: Callable[[SuiteCheck], None] | None = None) -> DataCheck:
+               on_suite: Callable[[SuiteCheck], None] | None = None, progress: bool = True) -> DataCheck:
     """Check every requested suite under the data root (`suites`: names, groups or paths; None: the paper
-    suites plus the demo and training sets present). `on_suite` sees each suite's report as it is done."""
+    suites plus the demo and training sets present). `on_suite` sees each suite's report as it is done;
+    `progress`: a bar per suite with an ETA on stderr (on a terminal) while its files are opened."""
+    import time
+
+    started = time.perf_counter()
     from bench.engine.decode import default_max_pixels, parse_max_pixels
     from bench.engine.suites import default_data_root
     from detectors import get_detector
@@ -419,8 +426,9 @@ def check_data(data_root: str | Path | None = None, suites: list[str] | None = N
     root = (Path(data_root).expanduser() if data_root else default_data_root()).absolute()
     result = DataCheck(root)
     for resolved, explicit in requested_suites(suites, root):
-        usable, lines, as_published = report_suite_counts(resolved, full, workers, limits)
+        usable, lines, as_published = report_suite_counts(resolved, full, workers, limits, progress)
         result.suites.append(SuiteCheck(resolved, explicit, usable, lines, as_published))
         if on_suite is not None:
             on_suite(result.suites[-1])
+    result.seconds = time.perf_counter() - started
     return result

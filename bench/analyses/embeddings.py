@@ -99,12 +99,16 @@ def _caption(numbers) -> str:
 def embed(detectors: str, suites: str, *, output: str | Path, generators: str | list[str] | None = None,
           weights: str | None = None, data_root: str | None = None, results: str | None = None,
           limit: int | None = None, seed: int = 0, device: str = "auto", batch_size: int = 64,
-          workers: int | None = None, fresh: bool = False, on_note=None) -> dict:
+          workers: int | None = None, fresh: bool = False, on_note=None, progress: bool = True) -> dict:
     """Each detector's pooled features on the suites (cached like scores), with per (detector, generator)
     the silhouette, the k-NN accuracy and a t-SNE. Writes `tsne.png`, `points.csv` and `embed.json` under
     `output` and returns embed.json's content. `on_note(text)` hears the suite selection's note (the demo
-    fallback) before the work."""
+    fallback) before the work. `progress`: bars with an ETA on stderr (on a terminal) while features are
+    extracted and while each (detector, generator) is projected."""
+    import sys
     import time
+
+    from tqdm import tqdm
 
     from bench.engine.config import EvalConfig
     from bench.engine.evaluation import select_suites, weights_per_detector
@@ -114,7 +118,7 @@ def embed(detectors: str, suites: str, *, output: str | Path, generators: str | 
 
     output = require_writable_folder(output, "embeddings")  # before the features are computed
     config = EvalConfig(data_root=data_root, output=results, device=device, batch_size=batch_size,
-                        workers=workers, limit=limit, fresh=fresh)
+                        workers=workers, limit=limit, fresh=fresh, progress=progress)
     selection = select_suites(suites, data_root, weights)
     if selection.note and on_note is not None:
         on_note(selection.note)
@@ -128,7 +132,8 @@ def embed(detectors: str, suites: str, *, output: str | Path, generators: str | 
                                     store=ResultsStore(results))
     extracted = time.perf_counter() - started
     panels, rows, records, points = [], [], [], []
-    for embedding in embeddings:
+    for embedding in tqdm(embeddings, unit="panel", desc="t-SNE and separation", file=sys.stderr, leave=False,
+                          disable=not progress or None):
         row_key = f"{embedding.suite}/{embedding.generator}"
         if row_key not in rows:
             rows.append(row_key)

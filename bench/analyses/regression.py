@@ -521,7 +521,7 @@ def _check_logits(path, baseline, loaded, options) -> CheckOutcome:
             fresh[n] = "unusable: file not found"
     if present:
         result = predict(loaded, [folder / n for n in present], protocol=baseline.get("protocol", "resize256"),
-                         device=options.device)
+                         device=options.device, progress=options.progress)
         for prediction in result.predictions:
             file_name = Path(prediction.path).name
             expected = expected_logits[file_name]
@@ -556,10 +556,12 @@ def updated_baseline(baseline: dict, outcome: CheckOutcome) -> dict:
 
 def check_baselines(baselines: list[str] | None = None, *, tolerance: float | None = None, update: bool = False,
                     data_root: str | Path | None = None, output: str | None = None, device: str = "auto",
-                    workers: int | None = None, fresh: bool = False, on_outcome=None) -> list[CheckOutcome]:
+                    workers: int | None = None, fresh: bool = False, on_outcome=None,
+                    progress: bool = True) -> list[CheckOutcome]:
     """Check every baseline (files or folders; None: `<results>/baselines/*.json`) and return the
     outcomes in order; `on_outcome(outcome, baseline)` sees each as it is done. With `update`, each
-    baseline whose fresh values differ is rewritten (`outcome.updated` is then True)."""
+    baseline whose fresh values differ is rewritten (`outcome.updated` is then True). `progress`: the
+    scoring's bars with an ETA on stderr (on a terminal)."""
     from bench.engine.config import EvalConfig
     from bench.engine.store import ResultsStore, atomic_write_json
     from bench.engine.suites import default_data_root
@@ -568,7 +570,8 @@ def check_baselines(baselines: list[str] | None = None, *, tolerance: float | No
         raise BenchError("--tolerance must be >= 0 (points)")
     store = ResultsStore(output)
     root = Path(data_root) if data_root else default_data_root()
-    options = EvalConfig(output=output, device=device, workers=workers, fresh=fresh, write_run=False)
+    options = EvalConfig(output=output, device=device, workers=workers, fresh=fresh, write_run=False,
+                         progress=progress)
     outcomes = []
     for path in baseline_files(baselines, store.root):
         baseline = load_baseline(path)

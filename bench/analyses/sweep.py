@@ -42,6 +42,19 @@ class SweepResult:
     grids: list[Grid]
     values: dict[str, dict[str, dict]] = field(default_factory=dict)
     """level spec (or "clean") -> detector -> {"acc", "ap", "run"}."""
+    seconds: float = 0.0
+    """Wall time of the sweep (not in sweep.json)."""
+    counts: dict[str, int] = field(default_factory=lambda: {"images": 0, "scored": 0, "cached": 0, "reused": 0})
+    """Image scores over every level and detector: scored now, from the cache, reused by bytes (not in sweep.json)."""
+
+    def summary(self, folder: Path | None) -> str:
+        """One line: levels, image scores (scored now / from the cache), time, where the sweep went."""
+        c = self.counts
+        reused = f", {c['reused']:,} reused by their bytes" if c["reused"] else ""
+        where = f"; sweep folder {folder}" if folder is not None else ""
+        return (f"done: {len(self.values)} levels x {len(self.detectors)} detector(s) on {', '.join(self.suites)}, "
+                f"{c['images']:,} image scores ({c['scored']:,} scored now, {c['cached']:,} from the cache{reused}) "
+                f"in {self.seconds:.1f} s{where}")
 
     def metric(self, detector: str, level: Perturbation | None, name: str) -> float | None:
         entry = self.values.get(CLEAN if level is None else level.spec, {}).get(detector)
@@ -150,6 +163,7 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
     the sweep folder, and the others get None as the folder."""
     import dataclasses
     import sys
+    import time
 
     from tqdm import tqdm
 
@@ -176,8 +190,10 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
         labels={item.detector.name: f"{item.detector.display_name} ({item.weights.label})" for item in loaded},
         suites=selection.names, grids=grids,
     )
+    started = time.perf_counter()
+    # -q (config.progress False) hides this bar as it hides the scoring bars of each level
     with tqdm(total=len(levels) * n_generators, unit="generator", desc="sweep", file=sys.stderr,
-              disable=not progress or settings.torchrun_layout()["rank"] != 0 or None) as bar:
+              disable=not (progress and config.progress) or settings.torchrun_layout()["rank"] != 0 or None) as bar:
         for level in levels:
             spec = None if level is None else level.spec
             bar.set_postfix_str(spec or CLEAN)
@@ -189,7 +205,12 @@ def run_sweep(detectors, suites, grids: list[Grid], *, config=None, progress: bo
                        "run": None if item.folder is None else str(item.folder)}
                 for name, item in run.runs.items()
             }
+            for item in run.runs.values():
+                result.counts["images"] += len(item.scores) + len(item.skipped)
+                for key in ("scored", "cached", "reused"):
+                    result.counts[key] += item.counts.get(key, 0)
             bar.update(n_generators)
+    result.seconds = time.perf_counter() - started
     from bench.engine.distributed import current
 
     if not current().is_main:  # under torchrun every process scored its share; rank 0 writes the sweep

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 from bench.errors import EXIT_OK
 
@@ -172,6 +173,7 @@ def render_run(audit) -> str:
 def run(args: argparse.Namespace) -> int:
     from bench import api
 
+    started = time.perf_counter()
     suites = args.suite or (None if args.run_dirs else "demo")
     audits = [] if suites is None else api.audit(suites, args.data_root, workers=args.workers,
                                                  progress=not args.quiet, quiet=args.json)
@@ -187,4 +189,7 @@ def run(args: argparse.Namespace) -> int:
                                        else suites_json), indent=1))
         return EXIT_OK
     print("\n\n".join([*(render(a) for a in audits), *(render_run(r) for r in runs)]))
+    files = sum(g.real.n + g.fake.n for a in audits for g in a.generators)
+    print(f"\ndone: {files:,} files of {len(audits)} suite(s) and {len(runs)} run(s) audited in "
+          f"{time.perf_counter() - started:.1f} s" + (f"; written to {args.output}" if args.output else ""))
     return EXIT_OK

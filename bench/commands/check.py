@@ -8,6 +8,7 @@ baselines on purpose and prints what changed.
 from __future__ import annotations
 
 import argparse
+import time
 
 from bench.errors import EXIT_CHECK_FAILED, EXIT_USAGE
 
@@ -43,13 +44,15 @@ def run(args: argparse.Namespace) -> int:
         if outcome.updated:
             print(f"updated   {outcome.baseline}" + ("" if outcome.status == "ok" else " (the values above are now expected)"))
 
+    started = time.perf_counter()
     outcomes = api.check(args.baseline, tolerance=args.tolerance, update=args.update, data_root=args.data_root,
                          output=args.output, device=args.device, workers=args.workers, fresh=args.fresh,
-                         on_outcome=print_outcome)
+                         on_outcome=print_outcome, progress=not args.quiet)
     if any(o.status == "error" for o in outcomes):
         return EXIT_USAGE
     if not args.update and any(o.status in ("regression", "weights-changed") for o in outcomes):
         return EXIT_CHECK_FAILED
     skipped = sum(o.status == "skipped" for o in outcomes)
-    print(f"{len(outcomes) - skipped} baseline(s) checked" + (f", {skipped} skipped" if skipped else ""))
+    print(f"{len(outcomes) - skipped} baseline(s) checked" + (f", {skipped} skipped" if skipped else "")
+          + f" in {time.perf_counter() - started:.1f} s" + ("; baselines updated in place" if args.update else ""))
     return 0

@@ -42,14 +42,17 @@ def run(args: argparse.Namespace) -> int:
     document = api.embed(args.detector, args.suite, output=args.output, generators=args.generators,
                          weights=args.weights, data_root=args.data_root, results=args.results, limit=args.limit,
                          seed=args.seed, device=args.device, batch_size=args.batch_size, workers=args.workers,
-                         fresh=args.fresh, on_note=say)
+                         fresh=args.fresh, on_note=say, progress=not args.quiet)
     if args.json:
         print(json.dumps(document, indent=1))
         return 0
     print_table(document["results"])
     seconds = document["seconds"]
-    print(f"wrote tsne.png, points.csv and embed.json under {args.output} "
-          f"(features {seconds['features']:.1f}s, t-SNE and numbers {seconds['tsne_and_numbers']:.1f}s)")
+    images = sum(record["n_real"] + record["n_fake"] for record in document["results"])
+    print(f"done: {images:,} image embeddings ({len(document['detectors'])} detector(s) x "
+          f"{len(document['results']) // max(1, len(document['detectors']))} generator(s)) in "
+          f"{seconds['features'] + seconds['tsne_and_numbers']:.1f} s (features {seconds['features']:.1f}s, t-SNE and "
+          f"numbers {seconds['tsne_and_numbers']:.1f}s); wrote tsne.png, points.csv and embed.json under {args.output}")
     return 0
 
 

@@ -9,6 +9,7 @@ run folders (e.g. one per detector) are compared side by side:
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 
@@ -21,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench import api
 
-    path = api.report([Path(p) for p in args.runs], args.output, title=args.title)
+    started = time.perf_counter()
+    path = api.report([Path(p) for p in args.runs], args.output, title=args.title, progress=not args.quiet)
     print(f"report: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    print(f"done: {len(args.runs)} folder(s) reported in {time.perf_counter() - started:.1f} s")
     return 0

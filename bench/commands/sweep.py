@@ -36,12 +36,14 @@ def run(args: argparse.Namespace) -> int:
     selection = api.select_suites(args.suite, config.data_root, config.weights)
     if selection.note:
         print(selection.note, file=sys.stderr if args.json else sys.stdout, flush=True)
-    # the sweep has its own bar over levels x generators; the per-generator bars stay too (leave=False)
+    # the sweep has its own bar over levels x generators; each level's scoring bar clears itself (leave=False)
     result, folder = api.run_sweep(args.detector, selection, grids, config=config)
     files = {name: str(folder / name) for name in
              ("sweep.json", "robustness.md", "robustness.tex", "robustness.png", "robustness.pdf")}
     if args.json:
         print(json.dumps(api.json_safe({**result.to_dict(), "folder": str(folder), "files": files}), indent=1))
+        if not args.quiet:
+            print(result.summary(folder), file=sys.stderr)
         return 0
     print(api.render_tables(result, "markdown", " + ".join(result.suites)))
     print("AP change vs clean (points):")
@@ -50,4 +52,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nsweep folder: {folder}")
     for path in files.values():
         print(f"  {path}")
+    print(result.summary(folder))
     return 0

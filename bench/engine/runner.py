@@ -130,7 +130,7 @@ def build_units(suites: list[ResolvedSuite], limit: int | None, sample: int | No
     (`bench.engine.suites.scored_generators`). `progress`: a bar on stderr while the files' bytes are hashed
     (the cache key)."""
     units = []
-    hashing = tqdm(total=0, unit="file", desc="hashing the files (the cache key)", leave=False, file=sys.stderr,
+    hashing = tqdm(total=0, unit="file", desc="hashing the files (the cache key)", leave=False, file=sys.stderr, delay=1,
                    disable=not (progress and distributed.current().is_main) or None)
     for resolved in suites:
         generators = discover(resolved.root, resolved.suite)
@@ -456,7 +456,8 @@ def overall_bar(units: list[WorkUnit], aligns: list[Alignment | None], detector_
                 counted.add((uid, spec))
                 total += len(unit.relative)
     names = ", ".join(run.name for run in detector_runs)
-    bar = tqdm(total=total, unit="img", desc=f"scoring {names}", file=sys.stderr, dynamic_ncols=True,
+    # leave=False: the caller's summary line replaces it, and a sweep's levels do not stack a bar each
+    bar = tqdm(total=total, unit="img", desc=f"scoring {names}", file=sys.stderr, dynamic_ncols=True, leave=False,
                disable=not (config.progress and distributed.current().is_main and total) or None)
     return bar, counted
 

@@ -379,8 +379,10 @@ def finish_epoch(run: Run, train_loss: float, metrics: dict, seconds: float) -> 
         }
         atomic_write_bytes(run.folder / "state.pt", torch_bytes(state))
         flag = " (best)" if improved else ""
-        log.info("epoch %d/%d  lr %.3g  loss %.4f  val acc %.4f ap %.4f%s  %.1fs", run.epoch, run.config.epochs,
-                 record["lr"], train_loss, metrics["acc"], metrics["ap"], flag, seconds)
+        left = run.config.epochs - run.epoch  # the epochs' bars show each epoch's ETA; this line the run's
+        log.info("epoch %d/%d  lr %.3g  loss %.4f  val acc %.4f ap %.4f%s  %.1fs%s", run.epoch, run.config.epochs,
+                 record["lr"], train_loss, metrics["acc"], metrics["ap"], flag, seconds,
+                 f"  (about {left * seconds:.0f}s left)" if left else "")
     return record
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 
 import jinja2
+from tqdm import tqdm
 
 import bench
 from bench.engine.metrics import CALIBRATED_KEYS, METRICS, TIE_NOTE_PREFIX
@@ -349,8 +351,9 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_report(folders: list[str | Path], title: str | None = None) -> str:
-    """The HTML text of the report on these run folders (in this order)."""
+def render_report(folders: list[str | Path], title: str | None = None, progress: bool = False) -> str:
+    """The HTML text of the report on these run folders (in this order). `progress`: bars with an ETA on
+    stderr (on a terminal) while the folders are read and each suite's section is drawn."""
     runs, extras, audits = [], [], []
     unique: dict[Path, Path] = {}
     for folder in map(Path, folders):
@@ -358,7 +361,8 @@ def render_report(folders: list[str | Path], title: str | None = None) -> str:
             log.warning("%s is given twice (as %s): shown once", folder, unique[folder.resolve()])
             continue
         unique[folder.resolve()] = folder
-    for folder in unique.values():
+    for folder in tqdm(list(unique.values()), unit="folder", desc="report: reading", file=sys.stderr, leave=False,
+                       disable=not progress or None):
         kind = folder_kind(folder)
         if kind in (None, "run"):
             runs.append(read_report_run(folder))  # says what is wrong when it is not a run folder
@@ -370,7 +374,9 @@ def render_report(folders: list[str | Path], title: str | None = None) -> str:
     for index, run in enumerate(runs):
         run.colour = charts.colour(index)
     suites = _suite_order(runs)
-    sections = [_suite_section(suite, runs) for suite in suites]
+    sections = [_suite_section(suite, runs) for suite in tqdm(suites, unit="suite", desc="report: drawing",
+                                                              file=sys.stderr, leave=False,
+                                                              disable=not progress or None)]
     wild = wild_section(runs, audits, set(WILD_SUITES))
     if title is None:
         title = "lfm-bench report: " + ", ".join([run.label for run in runs] + [extra.title for extra in extras])
@@ -392,9 +398,11 @@ def render_report(folders: list[str | Path], title: str | None = None) -> str:
     )
 
 
-def write_report(folders: list[str | Path], output: str | Path, title: str | None = None) -> Path:
+def write_report(folders: list[str | Path], output: str | Path, title: str | None = None,
+                 progress: bool = True) -> Path:
+    """Write the report on these run folders to `output` (see render_report); returns its path."""
     output = require_writable_file(output, "report")  # before reading anything, as bench run checks its output
-    html = render_report(folders, title)
+    html = render_report(folders, title, progress)
     atomic_write_bytes(output, html.encode("utf-8"))
     log.debug("wrote %s (%.1f MB)", output, output.stat().st_size / 1e6)
     return output
