@@ -408,3 +408,16 @@ def test_cli_dispatches_to_table(capsys):
     assert "| LFM (ours) | 78.6 | 94.7 |" in capsys.readouterr().out
     assert main(["table", "--suite", "nope"]) == 2
     assert "bench table: error: Unknown suite 'nope'" in capsys.readouterr().err
+
+
+def test_the_reported_numbers_are_cited_from_the_folder_that_holds_them():
+    """Tables, their LaTeX comments, the committed results/tables and the report's notes and footer name the
+    folder of the transcribed numbers; it moved to bench/outputs/reported (issue 20) and they kept saying
+    bench/reported."""
+    cited = []
+    for path in [*REPO.glob("bench/**/templates/*.j2"), *REPO.glob("results/tables/*")]:
+        for match in re.finditer(r"transcribed in\s+(?:<code>)?([\w/.]+?)(?:</code>)?[.\s]", path.read_text()):
+            cited.append((path.relative_to(REPO), match.group(1)))
+    assert len({str(p) for p, _ in cited if p.parts[0] == "bench"}) == 3  # the Markdown, LaTeX and report templates
+    for path, folder in cited:
+        assert (REPO / folder).is_dir() and list((REPO / folder).glob("*.csv")), (path, folder)
