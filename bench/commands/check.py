@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     outcomes = api.check(args.baseline, tolerance=args.tolerance, update=args.update, data_root=args.data_root,
                          output=args.output, device=args.device, workers=args.workers, fresh=args.fresh,
-                         on_outcome=print_outcome, progress=not args.quiet)
+                         on_outcome=print_outcome, progress=not getattr(args, "quiet", False))
     if any(o.status == "error" for o in outcomes):
         return EXIT_USAGE
     if not args.update and any(o.status in ("regression", "weights-changed") for o in outcomes):

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     root = api.data_root(args.data_root)
     print(f"data root: {api.show_path(root)}" + ("" if root.is_dir() else " (does not exist)"))
     result = api.check_data(root, args.suite, full=args.full, workers=args.workers, detector=args.detector,
-                            max_pixels=args.max_pixels, progress=not args.quiet,
+                            max_pixels=args.max_pixels, progress=not getattr(args, "quiet", False),
                             on_suite=lambda suite: print("\n" + "\n".join(suite.lines), flush=True))
     print(f"\nsummary: {result.n_usable} of {len(result.suites)} suites usable (checked in {result.seconds:.1f} s"
           f"{', every file fully decoded' if args.full else ''}; nothing written)")

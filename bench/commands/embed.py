@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     document = api.embed(args.detector, args.suite, output=args.output, generators=args.generators,
                          weights=args.weights, data_root=args.data_root, results=args.results, limit=args.limit,
                          seed=args.seed, device=args.device, batch_size=args.batch_size, workers=args.workers,
-                         fresh=args.fresh, on_note=say, progress=not args.quiet)
+                         fresh=args.fresh, on_note=say, progress=not getattr(args, "quiet", False))
     if args.json:
         print(json.dumps(document, indent=1))
         return 0

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     document = api.explain(args.paths, args.detector, weights=args.weights, output=args.output,
                            method=args.method, target=args.target, protocol=args.protocol, device=args.device,
-                           on_skip=print_skip, progress=not args.quiet)
+                           on_skip=print_skip, progress=not getattr(args, "quiet", False))
     records = document["images"]
     if args.json:
         print(json.dumps(document, indent=1))

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from bench import api
 
     result = api.predict(args.detector, args.paths, weights=args.weights, protocol=args.protocol,
-                         device=args.device, batch_size=args.batch_size, progress=not args.quiet)
+                         device=args.device, batch_size=args.batch_size, progress=not getattr(args, "quiet", False))
     for path, reason in result.skipped:
         print(f"skipped {api.show_path(path)}: {reason}", file=sys.stderr)
     if args.json:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         print_table(result)
     if not result.predictions:
         raise BenchError("none of the given files could be scored (see the reasons above)")
-    if not args.quiet:
+    if not getattr(args, "quiet", False):
         print(f"done: {len(result.predictions):,} of {len(result.predictions) + len(result.skipped):,} files scored "
               f"({len(result.skipped)} skipped) with {result.detector.detector.name} "
               f"({result.detector.weights.label}) in {result.seconds:.1f} s", file=sys.stderr)

@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     profiled = api.profile(
         args.detector, device=args.device, output=args.output, batch_size=args.batch_size,
         input_size=args.input_size, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
-        warmup=args.warmup, repeats=args.repeats, bars=not args.quiet,
-        progress=None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True)),
+        warmup=args.warmup, repeats=args.repeats, bars=not getattr(args, "quiet", False),
+        progress=None if getattr(args, "quiet", False) else (lambda text: print(text, file=sys.stderr, flush=True)),
     )
     results = [figures for figures, _ in profiled]
     if args.json:

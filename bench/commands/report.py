@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from bench import api
 
     started = time.perf_counter()
-    path = api.report([Path(p) for p in args.runs], args.output, title=args.title, progress=not args.quiet)
+    path = api.report([Path(p) for p in args.runs], args.output, title=args.title, progress=not getattr(args, "quiet", False))
     print(f"report: {path} ({path.stat().st_size / 1e6:.2f} MB)")
     print(f"done: {len(args.runs)} folder(s) reported in {time.perf_counter() - started:.1f} s")
     return 0

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         payload = {policy: {name: r.metrics for name, r in each.runs.items()} for policy, each in by_align.items()}
         # one policy: the metrics per detector as always; several: per policy, then per detector
         print(json.dumps(api.json_safe(payload if len(by_align) > 1 else payload[result.align]), indent=1))
-        if not args.quiet:
+        if not getattr(args, "quiet", False):
             print(result.summary(), file=sys.stderr)
         return 0
     for policy, each in by_align.items():

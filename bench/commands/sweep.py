@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
              ("sweep.json", "robustness.md", "robustness.tex", "robustness.png", "robustness.pdf")}
     if args.json:
         print(json.dumps(api.json_safe({**result.to_dict(), "folder": str(folder), "files": files}), indent=1))
-        if not args.quiet:
+        if not getattr(args, "quiet", False):
             print(result.summary(folder), file=sys.stderr)
         return 0
     print(api.render_tables(result, "markdown", " + ".join(result.suites)))

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from bench import api
 
     config = config_from_args(args)
-    result = api.train(config, resume=args.resume, progress=not (args.json or args.quiet))
+    result = api.train(config, resume=args.resume, progress=not (args.json or getattr(args, "quiet", False)))
     if not result.is_main:
         return 0
     if args.json:
