@@ -435,6 +435,7 @@ def score_suites(
                 run.frames[uid] = frames[run.name]
                 if indexable(run, run.key_fields[uid]) and distributed.current().is_main:
                     indexes.add(run.key_fields[uid], unit, frames[run.name], replace=config.fresh)
+    bar.refresh()  # the final count, drawn once before leave=False clears it (tqdm skips updates within 0.1 s)
     bar.close()
 
 
