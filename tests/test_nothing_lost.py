@@ -9,22 +9,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
-from tests_support import write_suite
+from tests_support import random_lfm_weights, write_suite
 
 from bench.cli import main
 from bench.engine.suites import ResolvedSuite, distinct_names, suite_for_path
-from detectors import export_state_dict, get_detector
 
 
 @pytest.fixture
 def weights(tmp_path) -> Path:
     """Random LFM weights: these tests are about which images are scored, not about their scores."""
-    torch.manual_seed(3)
-    detector = get_detector("lfm")
-    path = tmp_path / "weights.pth"
-    torch.save(export_state_dict(detector.build(), detector), path)
-    return path
+    return random_lfm_weights(tmp_path / "weights.pth", seed=3)
 
 
 def run(suite: str, weights: Path, results: Path) -> int:

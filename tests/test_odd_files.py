@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from tests_support import png_header, run_bench, write_suite
+from tests_support import png_header, random_lfm_weights, run_bench, write_suite
 
 from bench.analyses.audit import inspect_file
 from bench.cli import main
@@ -133,15 +133,7 @@ def test_path_text_shows_undecodable_bytes_as_escapes():
 @pytest.fixture
 def weights(tmp_path):
     """Random LFM weights: these tests are about which files are read, not about the scores."""
-    import torch
-
-    from detectors import export_state_dict, get_detector
-
-    torch.manual_seed(3)
-    detector = get_detector("lfm")
-    path = tmp_path / "weights.pth"
-    torch.save(export_state_dict(detector.build(), detector), path)
-    return path
+    return random_lfm_weights(tmp_path / "weights.pth", seed=3)
 
 
 def bad_name(folder) -> str:

@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
+from tests_support import random_lfm_weights
 
 from bench.cli import main
 from bench.engine.suites import discover, layout_of, resolve_suites
 from bench.errors import BenchError
-from detectors import export_state_dict, get_detector
 
 
 def write_image(path: Path, seed: int, size=(32, 32), upsampled: bool = False, fmt: str = "PNG") -> Path:
@@ -41,11 +41,7 @@ def shared_reals_folder(root: Path, n_real=4, generators=("gen-b", "gen-a"), n_f
 @pytest.fixture
 def random_lfm(tmp_path) -> Path:
     """A randomly initialised LFM, saved: the layout tests need a fixed model, not a trained one."""
-    torch.manual_seed(0)
-    detector = get_detector("lfm")
-    path = tmp_path / "random_lfm.pth"
-    torch.save(export_state_dict(detector.build(), detector), path)
-    return path
+    return random_lfm_weights(tmp_path / "random_lfm.pth", seed=0)
 
 
 # ------------------------------------------------------------------------------------ shared reals

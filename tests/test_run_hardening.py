@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from tests_support import write_suite
+from tests_support import random_lfm_weights, write_suite
 
 from bench.cli import main
 from detectors import export_state_dict, get_detector
@@ -25,11 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def weights(tmp_path) -> Path:
-    torch.manual_seed(3)
-    detector = get_detector("lfm")
-    path = tmp_path / "weights.pth"
-    torch.save(export_state_dict(detector.build(), detector), path)
-    return path
+    return random_lfm_weights(tmp_path / "weights.pth", seed=3)
 
 
 def run_args(suite: Path, weights: Path, results: Path) -> list[str]:

@@ -9,23 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
-from tests_support import write_suite
+from tests_support import random_lfm_weights, write_suite
 
 import bench.engine.decode
 import bench.engine.runner
 import bench.engine.store
 from bench.cli import main
-from detectors import export_state_dict, get_detector
 
 
 @pytest.fixture
 def weights(tmp_path) -> Path:
-    torch.manual_seed(5)
-    detector = get_detector("lfm")
-    path = tmp_path / "weights.pth"
-    torch.save(export_state_dict(detector.build(), detector), path)
-    return path
+    return random_lfm_weights(tmp_path / "weights.pth", seed=5)
 
 
 def args_for(suite: Path, weights: Path, results: Path) -> list[str]:

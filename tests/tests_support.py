@@ -75,3 +75,16 @@ def write_synthwildx(root: Path, typs=("real", "real", "dalle3", "firefly", "mid
         Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(root / name, format="JPEG")
     (root / "list.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def random_lfm_weights(path: Path, seed: int) -> Path:
+    """A randomly initialised LFM saved as a checkpoint at `path`, for tests about which images are read
+    and scored and where results go, not about the scores (a fixed model: same seed, same weights)."""
+    import torch
+
+    from detectors import export_state_dict, get_detector
+
+    torch.manual_seed(seed)
+    detector = get_detector("lfm")
+    torch.save(export_state_dict(detector.build(), detector), path)
+    return path
