@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.engine.metrics import METRICS, scores_and_threshold
+from bench.engine.metrics import METRICS, scores_and_threshold, shared_reals
 from bench.engine.results import FinishedRun, finished_runs, read_run
 from bench.engine.uncertainty import (
     UncertaintyOptions,
@@ -386,10 +386,7 @@ def compare_runs(run_a: str | Path | FinishedRun, run_b: str | Path | FinishedRu
         row.significant = None if judged is None else bool(judged < round(1.0 - options.level, 12))
     order = {m: i for i, m in enumerate(COMPARED)}
     rows.sort(key=lambda r: (suites.index(r.suite) if r.suite in suites else len(suites), order[r.metric]))
-    reals = both[both["label"] == 0]
-    per_image = reals.groupby(["suite", "path"])["generator"].nunique()
-    shared = {name: int(n) for name, n in (per_image > 1).groupby(level=0).sum().items() if n}
-    return Comparison(a, b, options, rows, only_a, only_b, sum(_image_counts(both)), precision, shared)
+    return Comparison(a, b, options, rows, only_a, only_b, sum(_image_counts(both)), precision, shared_reals(both))
 
 
 # ------------------------------------------------------------------------------------------ rendering

@@ -417,3 +417,12 @@ def metrics_from_scores(rows, *, prob_precision: str = DEFAULT_PROB_PRECISION,
     if sources:
         result["real_sources"] = sources
     return result
+
+
+def shared_reals(scores) -> dict[str, int]:
+    """Per suite, how many real images belong to more than one generator (a pool of reals, `0_real/` beside
+    `1_fake/<generator>/`, is a row of each generator in scores.parquet); suites without such images are
+    left out. `scores`: rows with suite, generator, path and label."""
+    reals = scores[scores["label"] == 0]
+    per_image = reals.groupby(["suite", "path"])["generator"].nunique()
+    return {suite: int(n) for suite, n in (per_image > 1).groupby(level=0).sum().items() if n}

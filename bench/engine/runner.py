@@ -42,6 +42,7 @@ from bench.engine.metrics import (
     mean_metrics,
     metrics_from_scores,
     probability,
+    shared_reals,
 )
 from bench.engine.protocol import parse_resolution
 from bench.engine.provenance import git_commit
@@ -628,7 +629,7 @@ def metrics_for(scores: pd.DataFrame, suite_order: list[str], generator_order: d
         mean = mean_metrics(list(per_generator.values()))
         in_suite = scores[scores["suite"] == suite]
         _count_distinct(mean, in_suite)
-        shared = _shared_real_count(in_suite)
+        shared = shared_reals(in_suite).get(suite, 0)
         if shared:
             mean["notes"].append(f"{shared} real images are shared by several generators (one pool of reals): each "
                                  "generator's metrics compare its fakes with them, and n_real counts them once")
@@ -661,13 +662,6 @@ def _count_distinct(mean: dict, rows: pd.DataFrame) -> None:
     for key, label in (("n_real", 0), ("n_fake", 1)):
         of_class = rows[rows["label"] == label]
         mean[key] = int(len(of_class[["suite", "path"]].drop_duplicates()))
-
-
-def _shared_real_count(rows: pd.DataFrame) -> int:
-    """How many real images of a suite belong to more than one generator."""
-    reals = rows[rows["label"] == 0]
-    per_path = reals.groupby("path")["generator"].nunique()
-    return int((per_path > 1).sum())
 
 
 def collect_scores(run: DetectorRun, suite_names: list[str]) -> pd.DataFrame:

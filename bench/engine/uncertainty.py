@@ -58,6 +58,7 @@ from bench.engine.metrics import (
     METRIC_KEYS,
     METRICS,
     scores_and_threshold,
+    shared_reals,
 )
 from bench.errors import BenchError
 
@@ -677,12 +678,7 @@ def bootstrap_run(scores, options: UncertaintyOptions, *, prob_precision: str = 
             prob_precision=prob_precision, calibrated_logit=calibrated_logit)
 
     done = _map_threads(one, groups, workers)
-    shared = {}
-    if "path" in scores:
-        reals = scores[scores["label"] == 0]
-        per_path = reals.groupby(["suite", "path"])["generator"].nunique()
-        shared = {suite: int(n) for suite, n in (per_path > 1).groupby(level=0).sum().items() if n}
-    return RunBootstrap(options, dict(done), shared)
+    return RunBootstrap(options, dict(done), shared_reals(scores) if "path" in scores else {})
 
 
 def attach_intervals(metrics: dict, blocks: dict, options: UncertaintyOptions) -> dict:
