@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.engine.metrics import METRICS, scores_and_threshold, shared_reals
+from bench.engine.metrics import METRICS, distinct_images, scores_and_threshold, shared_reals
 from bench.engine.results import FinishedRun, finished_runs, read_run
 from bench.engine.uncertainty import (
     UncertaintyOptions,
@@ -230,12 +230,6 @@ def _matched(a: FinishedRun, b: FinishedRun, suite: str | None) -> tuple[pd.Data
     return both, only_a, only_b
 
 
-def _image_counts(rows: pd.DataFrame) -> tuple[int, int]:
-    """(reals, fakes) among the rows, each image once (a shared real is a row of every generator)."""
-    images = rows.drop_duplicates(["suite", "path"])
-    return int((images["label"] == 0).sum()), int((images["label"] == 1).sum())
-
-
 def _precision(run: FinishedRun) -> str:
     return run.metrics.get("prob_precision") or "float64"  # folders before it was recorded used float64
 
@@ -374,9 +368,9 @@ def compare_runs(run_a: str | Path | FinishedRun, run_b: str | Path | FinishedRu
         every += pairs
         for metric in COMPARED:
             rows += [_row(p, metric, options) for p in pairs]
-            rows.append(_mean_row(suite_name, pairs, metric, options, _image_counts(in_suite)))
+            rows.append(_mean_row(suite_name, pairs, metric, options, distinct_images(in_suite)))
     if len(suites) > 1:
-        rows += [_mean_row("all", every, metric, options, _image_counts(both)) for metric in COMPARED]
+        rows += [_mean_row("all", every, metric, options, distinct_images(both)) for metric in COMPARED]
     for metric in COMPARED:
         family = [r for r in rows if r.metric == metric and r.generator != "mean"]
         for row, adjusted in zip(family, holm([r.p for r in family])):
@@ -386,7 +380,7 @@ def compare_runs(run_a: str | Path | FinishedRun, run_b: str | Path | FinishedRu
         row.significant = None if judged is None else bool(judged < round(1.0 - options.level, 12))
     order = {m: i for i, m in enumerate(COMPARED)}
     rows.sort(key=lambda r: (suites.index(r.suite) if r.suite in suites else len(suites), order[r.metric]))
-    return Comparison(a, b, options, rows, only_a, only_b, sum(_image_counts(both)), precision, shared_reals(both))
+    return Comparison(a, b, options, rows, only_a, only_b, sum(distinct_images(both)), precision, shared_reals(both))
 
 
 # ------------------------------------------------------------------------------------------ rendering

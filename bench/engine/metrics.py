@@ -426,3 +426,10 @@ def shared_reals(scores) -> dict[str, int]:
     reals = scores[scores["label"] == 0]
     per_image = reals.groupby(["suite", "path"])["generator"].nunique()
     return {suite: int(n) for suite, n in (per_image > 1).groupby(level=0).sum().items() if n}
+
+
+def distinct_images(rows) -> tuple[int, int]:
+    """(reals, fakes) among score rows, each image (suite, path) once: a real of a shared pool is a row of
+    every generator, and summing per-generator counts would count it once per generator."""
+    images = rows.drop_duplicates(["suite", "path"])
+    return int((images["label"] == 0).sum()), int((images["label"] == 1).sum())

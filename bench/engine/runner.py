@@ -39,6 +39,7 @@ from bench.engine.metrics import (
     DEFAULT_PROB_PRECISION,
     EXACT_ORDER_KEYS,
     TIE_NOTE_PREFIX,
+    distinct_images,
     mean_metrics,
     metrics_from_scores,
     probability,
@@ -657,11 +658,8 @@ def caveats(suites: dict) -> list[str]:
 
 
 def _count_distinct(mean: dict, rows: pd.DataFrame) -> None:
-    """A mean's n_real / n_fake: the distinct images (suite, path) of each class, so that a pool of reals
-    shared by several generators is counted once (per-generator counts summed would count it per generator)."""
-    for key, label in (("n_real", 0), ("n_fake", 1)):
-        of_class = rows[rows["label"] == label]
-        mean[key] = int(len(of_class[["suite", "path"]].drop_duplicates()))
+    """A mean's n_real / n_fake: the distinct images of each class (a shared pool of reals counted once)."""
+    mean["n_real"], mean["n_fake"] = distinct_images(rows)
 
 
 def collect_scores(run: DetectorRun, suite_names: list[str]) -> pd.DataFrame:
