@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,6 +22,16 @@ GENERATORS = ["progan", "biggan"]
 @pytest.fixture
 def run_folder(tmp_path):
     return make_run(tmp_path / "results" / "runs" / "r1", "lfm", "forensynths", GENERATORS, seed=0, n=12)
+
+
+def writing_under(folder: Path, verb: str, run_folder: Path, results: Path) -> list[str]:
+    """The arguments of `verb` with its output under `folder`."""
+    return {
+        "report": ["report", str(run_folder), "--output", str(folder / "r.html")],
+        "table": ["table", "--results", str(results), "--output", str(folder / "t.md")],
+        "explain": ["explain", str(run_folder), "--detector", "lfm", "--output", str(folder / "x")],
+        "embed": ["embed", "--detector", "lfm", "--suite", "demo", "--output", str(folder / "x")],
+    }[verb]
 
 
 def test_a_consistent_run_has_no_problem(run_folder):
@@ -61,13 +72,7 @@ def test_report_of_the_same_run_twice_shows_it_once(tmp_path, run_folder, capsys
 def test_an_output_under_a_file_is_exit_2_before_any_work(tmp_path, run_folder, capsys, verb):
     blocker = tmp_path / "file"
     blocker.write_text("in the way")
-    target = str(blocker / "out.html")
-    argv = {
-        "report": ["report", str(run_folder), "--output", target],
-        "table": ["table", "--results", str(tmp_path / "results"), "--output", str(blocker / "t.md")],
-        "explain": ["explain", str(run_folder), "--detector", "lfm", "--output", str(blocker / "x")],
-        "embed": ["embed", "--detector", "lfm", "--suite", "demo", "--output", str(blocker / "x")],
-    }[verb]
+    argv = writing_under(blocker, verb, run_folder, tmp_path / "results")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "cannot write" in err and str(blocker) in err and "Traceback" not in err
@@ -167,12 +172,7 @@ def test_an_output_folder_the_system_refuses_is_exit_2(tmp_path, run_folder, cap
         return real_mkstemp(*args, dir=dir, **kwargs)
 
     monkeypatch.setattr(tempfile, "mkstemp", refusing)
-    argv = {
-        "report": ["report", str(run_folder), "--output", str(locked / "r.html")],
-        "table": ["table", "--results", str(tmp_path / "results"), "--output", str(locked / "t.md")],
-        "explain": ["explain", str(run_folder), "--detector", "lfm", "--output", str(locked / "x")],
-        "embed": ["embed", "--detector", "lfm", "--suite", "demo", "--output", str(locked / "x")],
-    }[verb]
+    argv = writing_under(locked, verb, run_folder, tmp_path / "results")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"under {locked}" in err and "Permission denied" in err and "Traceback" not in err
